@@ -1,0 +1,1 @@
+"""The stemlink engine: model registry, apply layer, samplers, tasks, server, training."""

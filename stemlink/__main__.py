@@ -1,0 +1,3 @@
+from stemlink.cli import main
+
+raise SystemExit(main())

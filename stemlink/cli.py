@@ -1,0 +1,48 @@
+"""The `stemlink` console script.
+
+Each subcommand lives in its own module under `stemlink/commands/` and exposes
+`register(subparsers)`; the module's `run(args) -> int` does the work. Modules are discovered,
+so adding a command never edits this file. Errors derived from `StemlinkError` are printed as
+one line (`error: ...`) with exit code 2, never as a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from stemlink import __version__
+from stemlink.errors import StemlinkError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stemlink", description="Stems in, stems out: separate, accompany, generate, score.")
+    parser.add_argument("--version", action="version", version=f"stemlink {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    import stemlink.commands as commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"stemlink.commands.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.run(args) or 0)
+    except StemlinkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
