@@ -43,3 +43,181 @@ class TaskResult:
     params: dict[str, Any] = field(default_factory=dict)  # the parameters actually used
     seed: int = 0
     info: dict[str, Any] = field(default_factory=dict)  # timings, window count, ...
+
+
+# --- run_task: validation, then the capability through the apply layer -------------------
+
+INPUTS = {"separate": ("mix",), "extract": ("mix",), "remove": ("mix",), "accompany": ("context",), "generate": (), "score": ("a", "b")}
+CAPABILITY = {"separate": "Separator", "extract": "Separator", "remove": "Separator", "accompany": "Accompanist", "generate": "Generator", "score": "Scorer"}
+MIN_RATE, MAX_RATE, MAX_CHANNELS, MAX_CANDIDATES = 8000, 384000, 16, 16
+
+
+def validate_request(model: Any, request: TaskRequest) -> None:
+    """Check a request against a model. Raises `UnknownTask` / `InvalidInput` naming the field.
+
+    Inputs: float32 numpy (C, N), 1 <= C <= 16 (5.1 = 6 channels), N > 0, finite samples;
+    sample_rate an integer in 8000..384000; seed an integer in 0..2**63-1.
+    """
+    from stemlink.engine.models import base
+    from stemlink.errors import InvalidInput, UnknownTask
+
+    if request.task not in INPUTS:
+        raise UnknownTask(f"task {request.task!r} is not known; allowed: {', '.join(INPUTS)}", field="task")
+    capability = getattr(base, CAPABILITY[request.task])
+    if request.task not in model.tasks or not isinstance(model, capability):
+        raise UnknownTask(f"model {model.name!r} does not serve task {request.task!r}; its tasks: {', '.join(model.tasks)}", field="task")
+    rate = request.sample_rate
+    if not _is_int(rate) or not MIN_RATE <= rate <= MAX_RATE:
+        raise InvalidInput(f"sample_rate must be an integer in {MIN_RATE}..{MAX_RATE} Hz, got {rate!r}", field="sample_rate")
+    if not _is_int(request.seed) or not 0 <= request.seed < 2**63:
+        raise InvalidInput(f"seed must be an integer in 0..2**63-1, got {request.seed!r}", field="seed")
+    wanted = INPUTS[request.task]
+    extra = set(request.inputs) - set(wanted)
+    if extra:
+        raise InvalidInput(f"task {request.task!r} takes inputs {list(wanted) or 'none'}, got unexpected {sorted(extra)}", field=f"inputs.{sorted(extra)[0]}")
+    for name in wanted:
+        if name not in request.inputs:
+            raise InvalidInput(f"task {request.task!r} needs input {name!r}", field=f"inputs.{name}")
+        _check_audio(request.inputs[name], f"inputs.{name}")
+    for name in (*request.stems, *request.context_stems):
+        if name not in model.stems:
+            raise InvalidInput(f"stem {name!r} is not one of model {model.name!r}'s stems: {', '.join(model.stems)}", field="stems")
+    if request.task == "generate":
+        if not _is_int(request.frames) or request.frames <= 0:
+            raise InvalidInput(f"generate needs frames > 0 (output length at the host rate), got {request.frames!r}", field="frames")
+        if not _is_int(request.channels) or not 0 <= request.channels <= MAX_CHANNELS:
+            raise InvalidInput(f"channels must be an integer in 1..{MAX_CHANNELS} (0 = stereo), got {request.channels!r}", field="channels")
+    if not _is_int(request.candidates) or not 1 <= request.candidates <= MAX_CANDIDATES:
+        raise InvalidInput(f"candidates must be an integer in 1..{MAX_CANDIDATES}, got {request.candidates!r}", field="candidates")
+    if request.candidates > 1 and request.task != "accompany":
+        raise InvalidInput(f"candidates > 1 is only for accompany, not {request.task!r}", field="candidates")
+    if request.task in ("extract", "remove") and not request.stems:
+        raise InvalidInput(f"task {request.task!r} needs the stem name(s) in `stems`", field="stems")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_audio(audio: Any, field_name: str) -> None:
+    from stemlink.errors import InvalidInput
+
+    if not isinstance(audio, np.ndarray):
+        raise InvalidInput(f"{field_name} must be a numpy array, got {type(audio).__name__}", field=field_name)
+    if audio.dtype != np.float32:
+        raise InvalidInput(f"{field_name} must be float32, got {audio.dtype}", field=field_name)
+    if audio.ndim != 2 or not 1 <= audio.shape[0] <= MAX_CHANNELS or audio.shape[1] <= 0:
+        raise InvalidInput(f"{field_name} must be (channels, frames) with 1..{MAX_CHANNELS} channels and frames > 0, got shape {audio.shape}", field=field_name)
+    if not np.isfinite(audio).all():
+        bad = int(np.size(audio) - np.count_nonzero(np.isfinite(audio)))
+        raise InvalidInput(f"{field_name} has {bad} NaN/inf sample(s); audio must be finite", field=field_name)
+
+
+def run_task(model: Any, request: TaskRequest, *, callback: Any = None, scorer: Any = None, config: Any = None) -> TaskResult:
+    """Run one task on one loaded model, at the request's host rate. Returns a `TaskResult`.
+
+    separate -> all model stems (or `request.stems`); extract -> the requested stems plus
+    "residual" (mix minus them); remove -> "mix" without the requested stems;
+    accompany -> `request.stems` (default: model stems not in `context_stems`);
+    generate -> `request.stems` or all, `frames` x `channels` (0 = 2);
+    score -> scores {"score": mean similarity, "windows": n}.
+    accompany with `candidates=N>1` and a `scorer` (the registry's default score model):
+    candidates use seeds seed, seed+1, ...; each is scored against the context and the best
+    returned, all scores in `scores` ("candidate_0", ...; "best"). Without a scorer only
+    candidate 0 is made (ranking needs a score model) and `info["ranked"]` is False.
+    `callback(done, total)` gets progress; raising from it cancels (the exception propagates).
+    """
+    import time
+    from dataclasses import asdict, is_dataclass
+
+    from stemlink.engine.apply import ApplyConfig
+
+    validate_request(model, request)
+    config = config or ApplyConfig()
+    params = model.parse_params(request.task, request.params) if request.task != "score" else None
+    started = time.perf_counter()
+    result = TaskResult(
+        task=request.task, model=model.name, model_version=model.spec.version, model_sha256=model.spec.sha256,
+        stems={}, params=asdict(params) if is_dataclass(params) else dict(request.params), seed=request.seed,
+    )
+    runner = {"score": _score, "accompany": _accompany, "generate": _generate}.get(request.task, _separate)
+    runner(model, request, params, callback, scorer, config, result)
+    result.info["seconds"] = time.perf_counter() - started
+    result.info["apply"] = {"overlap": config.overlap, "batch": config.batch}
+    return result
+
+
+def _fill(blocks: Any, stems: int, channels: int, frames: int) -> np.ndarray:
+    """Write a block stream (S, C, n) into one preallocated (S, C, frames) array."""
+    out = np.empty((stems, channels, frames), dtype=np.float32)
+    pos = 0
+    for block in blocks:
+        out[..., pos : pos + block.shape[-1]] = block
+        pos += block.shape[-1]
+    assert pos == frames, (pos, frames)
+    return out
+
+
+def _separate(model, request, params, callback, scorer, config, result) -> None:
+    from stemlink.engine.apply import separate_stream
+    from stemlink.engine.audio_io import ArraySource
+
+    mix = request.inputs["mix"]
+    source = ArraySource(mix, request.sample_rate)
+    out = _fill(separate_stream(model, source, params=params, seed=request.seed, callback=callback, config=config), len(model.stems), *mix.shape)
+    stems = dict(zip(model.stems, out))
+    if request.task == "separate":
+        result.stems = {s: stems[s] for s in (request.stems or model.stems)}
+    elif request.task == "extract":
+        result.stems = {s: stems[s] for s in request.stems}
+        result.stems["residual"] = mix - np.sum([stems[s] for s in request.stems], axis=0, dtype=np.float32)
+    else:  # remove
+        result.stems = {"mix": mix - np.sum([stems[s] for s in request.stems], axis=0, dtype=np.float32)}
+
+
+def _accompany(model, request, params, callback, scorer, config, result) -> None:
+    from stemlink.engine.apply import accompany_stream, score
+    from stemlink.engine.audio_io import ArraySource
+    from stemlink.errors import InvalidInput
+
+    context = request.inputs["context"]
+    wanted = request.stems or tuple(s for s in model.stems if s not in request.context_stems)
+    if not wanted:
+        raise InvalidInput(f"nothing to accompany: context_stems {list(request.context_stems)} cover all model stems", field="stems")
+    count = request.candidates if scorer is not None else 1
+    source = ArraySource(context, request.sample_rate)
+    best, best_score = None, -np.inf
+    for i in range(count):
+        seed = (request.seed + i) % 2**63
+        sub = None if callback is None else (lambda d, t, i=i: callback(i * t + d, count * t))
+        out = _fill(accompany_stream(model, source, context_stems=request.context_stems, params=params, seed=seed, callback=sub, config=config), len(model.stems), *context.shape)
+        stems = {s: out[model.stems.index(s)] for s in wanted}
+        if count == 1:
+            best = stems
+            break
+        part = np.sum(list(stems.values()), axis=0, dtype=np.float32)
+        value, _ = score(scorer, ArraySource(part, request.sample_rate), source, config=config)
+        result.scores[f"candidate_{i}"] = value
+        if value > best_score:
+            best, best_score, result.info["best_candidate"] = stems, value, i
+    if count > 1:
+        result.scores["best"] = float(best_score)
+    result.info["ranked"] = count > 1
+    result.stems = best
+
+
+def _generate(model, request, params, callback, scorer, config, result) -> None:
+    from stemlink.engine.apply import generate_stream
+
+    channels = request.channels or 2
+    out = _fill(generate_stream(model, request.frames, request.sample_rate, channels, params=params, seed=request.seed, callback=callback, config=config), len(model.stems), channels, request.frames)
+    result.stems = {s: out[model.stems.index(s)] for s in (request.stems or model.stems)}
+
+
+def _score(model, request, params, callback, scorer, config, result) -> None:
+    from stemlink.engine.apply import score
+    from stemlink.engine.audio_io import ArraySource
+
+    a, b = (ArraySource(request.inputs[k], request.sample_rate) for k in ("a", "b"))
+    value, windows = score(model, a, b, callback=callback, config=config)
+    result.scores = {"score": value, "windows": windows}
