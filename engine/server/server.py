@@ -1,0 +1,253 @@
+"""The engine server: one ZeroMQ ROUTER socket, a bounded job queue, worker threads.
+
+Only the I/O thread touches the ROUTER socket. It decodes and validates every request (a bad
+one gets an `error` reply, never an exception), answers hello/ping/status/cancel itself,
+queues submits (a full queue answers BUSY at once), forwards the workers' replies from an
+inproc PULL socket, and sends a `heartbeat` for every unfinished job each
+`heartbeat_interval`, so a client notices a dead engine within its heartbeat timeout.
+
+Shutdown (`request_stop()`, or SIGTERM/SIGINT in `stemlink serve`): queued jobs get an
+ENGINE_UNAVAILABLE error, running jobs are cancelled (or allowed to finish for
+`shutdown_grace` seconds when `finish_running`), their final replies are forwarded, and the
+sockets close with linger 0.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from stemlink import __version__
+from stemlink.bridge.protocol import (
+    Accepted, Cancel, Capabilities, Error, Heartbeat, Hello, Limits, Message, ModelInfo, Ping, Pong, Status,
+    StatusRequest, Submit, decode, encode,
+)
+from stemlink.engine.registry import ModelRegistry
+from stemlink.engine.server.jobs import Job, JobQueue
+from stemlink.engine.server.worker import Worker
+from stemlink.errors import Cancelled, EngineUnavailable, ProtocolError, StemlinkError, UnknownTask
+
+log = logging.getLogger("stemlink.engine.server")
+DEFAULT_BIND = "tcp://127.0.0.1:5555"
+SHUTDOWN_LINGER_MS = 200
+UNKNOWN_ID = "-"  # id of error replies to messages whose own id could not be read
+
+
+@dataclass
+class ServerConfig:
+    bind: str = DEFAULT_BIND
+    exports_dir: Path | None = None
+    workers: int = 1
+    queue_size: int = 8
+    heartbeat_interval: float = 0.5
+    shutdown_grace: float = 5.0
+    finish_running: bool = False  # on shutdown: let running jobs finish (else cancel them)
+    device: str | None = None
+    threads: int | None = None
+    limits: Limits = field(default_factory=Limits)
+
+
+def model_infos(registry: ModelRegistry) -> list[ModelInfo]:
+    """One `ModelInfo` per model name, formats merged (preferred format's metadata)."""
+    infos = []
+    for name in registry.names():
+        spec = registry.spec(name)
+        formats = tuple(s.format for s in registry.list() if s.name == name)
+        infos.append(ModelInfo(
+            name=name, version=spec.version, family=spec.family, tasks=spec.tasks, formats=formats,
+            sample_rate=spec.sample_rate, stems=spec.stems, window=spec.window, delay=spec.delay, sha256=spec.sha256,
+        ))
+    return infos
+
+
+class Server:
+    """A stemlink engine bound to one address. `start()` runs it in a thread; `serve()`
+    runs it in the calling thread until `request_stop()`."""
+
+    def __init__(self, config: ServerConfig | None = None, *, context: zmq.Context | None = None, registry: ModelRegistry | None = None):
+        self.config = config or ServerConfig()
+        if self.config.queue_size != self.config.limits.queue_size:
+            self.config.limits = Limits(**{**self.config.limits.to_header(), "queue_size": self.config.queue_size})
+        self.context = context or zmq.Context.instance()
+        self.registry = registry or ModelRegistry(self.config.exports_dir, device=self.config.device, threads=self.config.threads)
+        self.queue = JobQueue(self.config.queue_size)
+        self.address: str | None = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._started = time.monotonic()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, timeout: float = 10.0) -> "Server":
+        """Bind and serve in a background thread; returns once bound (address set)."""
+        self._thread = threading.Thread(target=self.serve, name="stemlink-io", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise EngineUnavailable(f"engine did not bind {self.config.bind} within {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def request_stop(self) -> None:
+        """Ask the I/O loop to shut down (thread- and signal-safe)."""
+        self._stop.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def uptime(self) -> float:
+        return time.monotonic() - self._started
+
+    def serve(self) -> None:
+        """Run the I/O loop in this thread until `request_stop()`."""
+        router = self.context.socket(zmq.ROUTER)
+        router.linger = 0
+        router.maxmsgsize = self.config.limits.max_message_bytes + self.config.limits.max_header_bytes
+        pull = self.context.socket(zmq.PULL)
+        pull.linger = 0
+        reply_address = f"inproc://stemlink-replies-{uuid.uuid4().hex}"
+        try:
+            router.bind(self.config.bind)
+            pull.bind(reply_address)
+            self.address = router.getsockopt_string(zmq.LAST_ENDPOINT)
+        except zmq.ZMQError as exc:
+            self._error = EngineUnavailable(f"cannot bind {self.config.bind!r}: {exc}", field="bind")
+            router.close(linger=0)
+            pull.close(linger=0)
+            self._ready.set()
+            raise self._error from exc
+        workers = [
+            Worker(i, self.context, reply_address, self.queue, self.registry, self._stop)
+            for i in range(max(1, self.config.workers))
+        ]
+        for w in workers:
+            w.start()
+        self._ready.set()
+        log.info("stemlink engine %s serving %d model(s) on %s", __version__, len(self.registry.names()), self.address)
+        try:
+            self._loop(router, pull)
+            self._shutdown(router, pull, workers)
+        finally:
+            # A short bounded linger lets the final error replies of the shutdown go out;
+            # nothing ever waits on it longer than that.
+            router.close(linger=SHUTDOWN_LINGER_MS)
+            pull.close(linger=0)
+
+    # ------------------------------------------------------------------ I/O loop
+
+    def _loop(self, router: zmq.Socket, pull: zmq.Socket) -> None:
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(pull, zmq.POLLIN)
+        interval = self.config.heartbeat_interval
+        next_beat = time.monotonic() + interval
+        while not self._stop.is_set():
+            events = dict(poller.poll(timeout=min(100, int(interval * 1000))))
+            if pull in events:
+                self._forward(router, pull)
+            if router in events:
+                for _ in range(64):
+                    try:
+                        frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    self._handle(router, frames)
+            if time.monotonic() >= next_beat:
+                self._heartbeats(router)
+                next_beat = time.monotonic() + interval
+
+    def _forward(self, router: zmq.Socket, pull: zmq.Socket) -> None:
+        while True:
+            try:
+                frames = pull.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            router.send_multipart(frames, copy=False)
+
+    def _send(self, router: zmq.Socket, identity: bytes, msg: Message) -> None:
+        router.send_multipart([identity, *encode(msg)], copy=False)
+
+    def _heartbeats(self, router: zmq.Socket) -> None:
+        for job in self.queue.active():
+            state = "running" if job.state == "running" else "queued"
+            self._send(router, job.identity, Heartbeat(id=job.id, state=state, done=job.done, total=job.total))
+
+    def _handle(self, router: zmq.Socket, frames: list[Any]) -> None:
+        identity = frames[0].bytes
+        try:
+            msg = decode(frames[1:], "request", self.config.limits)
+            reply = self._dispatch(identity, msg)
+        except StemlinkError as exc:
+            reply = Error.from_exception(getattr(exc, "request_id", "") or UNKNOWN_ID, exc)
+        if reply is not None:
+            self._send(router, identity, reply)
+
+    def _dispatch(self, identity: bytes, msg: Message) -> Message | None:
+        if isinstance(msg, Submit):
+            return self._submit(identity, msg)
+        if isinstance(msg, Ping):
+            return Pong(id=msg.id, uptime=self.uptime)
+        if isinstance(msg, Hello):
+            return self.capabilities(msg.id)
+        if isinstance(msg, StatusRequest):
+            return self.status(msg.id)
+        if isinstance(msg, Cancel):
+            job = self.queue.cancel(identity, msg.job)
+            if job is not None:
+                return Error.from_exception(job.id, Cancelled(f"job {job.id!r} was cancelled before it started", field="job"))
+            return None  # the running job's worker replies CANCELLED
+        raise ProtocolError(f"unexpected request type {msg.TYPE!r}", field="type")
+
+    def _submit(self, identity: bytes, msg: Submit) -> Message:
+        name = msg.model or self.registry.default_for(msg.task)
+        spec = self.registry.spec(name)
+        if msg.task not in spec.tasks:
+            raise UnknownTask(f"model {name!r} does not do task {msg.task!r}; its tasks: {', '.join(spec.tasks)}", field="task")
+        position = self.queue.put(Job(identity=identity, submit=msg, model=name))
+        return Accepted(id=msg.id, position=position)
+
+    def capabilities(self, msg_id: str) -> Capabilities:
+        defaults = {}
+        for task in {t for s in self.registry.list() for t in s.tasks}:
+            defaults[task] = self.registry.default_for(task)
+        return Capabilities(
+            id=msg_id, engine_version=__version__, models=model_infos(self.registry), limits=self.config.limits,
+            workers=max(1, self.config.workers), defaults=defaults,
+        )
+
+    def status(self, msg_id: str) -> Status:
+        running = [
+            {"job": j.id, "task": j.submit.task, "model": j.model, "done": j.done, "total": j.total}
+            for j in self.queue.running()
+        ]
+        return Status(
+            id=msg_id, queue_depth=self.queue.depth(), queue_size=self.queue.size, running=running, uptime=self.uptime,
+            jobs_done=self.queue.jobs_done, jobs_failed=self.queue.jobs_failed,
+        )
+
+    # ------------------------------------------------------------------ shutdown
+
+    def _shutdown(self, router: zmq.Socket, pull: zmq.Socket, workers: list[Worker]) -> None:
+        for job in self.queue.drain():
+            self._send(router, job.identity, Error.from_exception(job.id, EngineUnavailable("engine is shutting down; job was not started", field="job")))
+        if not self.config.finish_running:
+            self.queue.cancel_running()
+        deadline = time.monotonic() + self.config.shutdown_grace
+        while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
+            if pull.poll(50):
+                self._forward(router, pull)
+        self._forward(router, pull)
+        for job in self.queue.running():  # still running after the grace period
+            self._send(router, job.identity, Error.from_exception(job.id, EngineUnavailable("engine shut down before the job finished", field="job")))
+        log.info("stemlink engine on %s stopped", self.address)

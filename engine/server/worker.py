@@ -1,0 +1,104 @@
+"""Worker threads: take a job, run it with `run_task`, hand replies back to the I/O thread.
+
+Workers never touch the ROUTER socket: each owns a PUSH socket connected to the I/O thread's
+inproc PULL socket and sends `[client identity, *message frames]`; the I/O thread forwards
+them unchanged (zero-copy). Progress is sent after each model step (throttled); a set cancel
+flag makes the progress callback raise `Cancelled`, so cancellation lands within one step.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+import zmq
+
+from stemlink.bridge.protocol import Error, Message, Progress, Result, encode
+from stemlink.engine.registry import ModelRegistry
+from stemlink.engine.server.jobs import Job, JobQueue
+from stemlink.errors import Cancelled, StemlinkError
+
+log = logging.getLogger("stemlink.engine.server")
+PROGRESS_MIN_INTERVAL = 0.02  # seconds between progress messages of one job (last one always sent)
+
+
+def _accepts_scorer(run_task: Callable[..., Any]) -> bool:
+    return "scorer" in inspect.signature(run_task).parameters
+
+
+class Worker(threading.Thread):
+    """Runs jobs from `queue` until `stop` is set."""
+
+    def __init__(self, index: int, context: zmq.Context, reply_address: str, queue: JobQueue, registry: ModelRegistry, stop: threading.Event):
+        super().__init__(name=f"stemlink-worker-{index}", daemon=True)
+        self.context = context
+        self.reply_address = reply_address
+        self.queue = queue
+        self.registry = registry
+        self.stop_event = stop
+
+    def run(self) -> None:
+        out = self.context.socket(zmq.PUSH)
+        out.linger = 1000  # inproc: let the last reply reach the I/O thread after close
+        out.connect(self.reply_address)
+        try:
+            while not self.stop_event.is_set():
+                job = self.queue.get(timeout=0.1)
+                if job is not None:
+                    self._run_job(job, out)
+        finally:
+            out.close(linger=0)
+
+    def _send(self, out: zmq.Socket, job: Job, msg: Message) -> None:
+        out.send_multipart([job.identity, *encode(msg)], copy=False)
+
+    def _callback(self, job: Job, out: zmq.Socket) -> Callable[[int, int], None]:
+        last = [0.0]
+
+        def callback(done: int, total: int) -> None:
+            if job.cancel.is_set():
+                raise Cancelled(f"job {job.id!r} was cancelled", field="job")
+            job.done, job.total = int(done), int(total)
+            now = time.monotonic()
+            if done >= total or now - last[0] >= PROGRESS_MIN_INTERVAL:
+                last[0] = now
+                self._send(out, job, Progress(id=job.id, done=job.done, total=job.total, stage="run"))
+
+        return callback
+
+    def _run_job(self, job: Job, out: zmq.Socket) -> None:
+        from stemlink.engine.tasks import run_task
+
+        request = job.submit.to_request()
+        ok = False
+        outcome = "ok"
+        try:
+            model = self.registry.get(job.model)
+            kwargs: dict[str, Any] = {}
+            if request.task == "accompany" and request.candidates > 1 and _accepts_scorer(run_task):
+                kwargs["scorer"] = self._scorer()
+            result = run_task(model, request, callback=self._callback(job, out), **kwargs)
+            reply: Message = Result.from_result(job.id, result)
+            ok = True
+        except StemlinkError as exc:
+            reply, outcome = Error.from_exception(job.id, exc), exc.code
+        except Exception as exc:  # a bug in a model or task must not kill the worker
+            log.exception("job %s failed", job.id)
+            reply, outcome = Error.from_exception(job.id, exc), "INTERNAL"
+        try:
+            self._send(out, job, reply)
+        except StemlinkError as exc:  # e.g. a result the protocol cannot carry
+            self._send(out, job, Error.from_exception(job.id, exc))
+            ok, outcome = False, exc.code
+        self.queue.finish(job, ok)
+        frames = next((a.shape[-1] for a in request.inputs.values()), request.frames)
+        log.info("job %s task=%s model=%s frames=%d -> %s in %.2fs", job.id, request.task, job.model, frames, outcome, time.monotonic() - job.started)
+
+    def _scorer(self) -> Any:
+        """The default "score" model, to rank accompaniment candidates (None if none)."""
+        try:
+            return self.registry.get(self.registry.default_for("score"))
+        except StemlinkError:
+            return None
