@@ -1,0 +1,1 @@
+"""Evaluation protocols: coherence (COCOLA K-pair accuracy, score distributions), separation metrics."""
