@@ -1,0 +1,155 @@
+"""Shared pieces of the host's CLI commands (separate, accompany, generate, run, play).
+
+Options common to region commands, `--param KEY=VALUE` parsing, a stderr progress bar, and
+`run_jobs`: open one `Client` (embedded engine unless `--engine ADDR`), run the jobs, print
+the written files, optionally audition them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any, Sequence
+
+from stemlink.errors import InvalidInput, MissingDependency
+
+
+def add_engine_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", metavar="ADDR", help="engine address (tcp://HOST:PORT, ipc://PATH); default: embedded engine")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the engine to accept a request")
+
+
+def add_job_args(parser: argparse.ArgumentParser) -> None:
+    """Preset, model, seed, params, output and playback options (every job command)."""
+    parser.add_argument("--preset", help="task preset name (presets/NAME.toml) or path")
+    parser.add_argument("--model", help="model name (default: the preset's, else the engine's default for the task)")
+    parser.add_argument("--seed", type=int, help="random seed (same request + seed -> same audio)")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="model/sampler parameter, e.g. steps=30 (repeatable)")
+    parser.add_argument("--out", default="stems", help="output folder (default: ./stems)")
+    parser.add_argument("--format", choices=("float32", "pcm24"), help="WAV sample format (default float32)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: refuse)")
+    parser.add_argument("--play", action="store_true", help="audition the result through the default audio device")
+    add_engine_args(parser)
+
+
+def add_region_args(parser: argparse.ArgumentParser) -> None:
+    """FILE plus the region in seconds or samples, and its timeline position."""
+    parser.add_argument("file", help="input audio file (WAV, FLAC, AIFF, MP3, any rate and channel count)")
+    parser.add_argument("--start", type=float, help="region start in the file, seconds (default 0)")
+    parser.add_argument("--end", type=float, help="region end in the file, seconds (default: end of file)")
+    parser.add_argument("--start-sample", type=int, help="region start in the file, samples")
+    parser.add_argument("--end-sample", type=int, help="region end in the file, samples")
+    parser.add_argument("--timeline", type=float, help="region position on the DAW timeline, seconds (default: = start)")
+    parser.add_argument("--timeline-sample", type=int, help="region position on the timeline, samples at --session-rate")
+    parser.add_argument("--session-rate", type=int, help="DAW session sample rate (default: the file's rate)")
+    parser.add_argument("--channels", help="file channels to use, e.g. 0,1 (default: all)")
+    parser.add_argument("--name", help="region name for output files (default: start sample)")
+    parser.add_argument("--track", help="track name for output files (default: the file name)")
+
+
+def parse_params(items: Sequence[str]) -> dict[str, Any]:
+    """["steps=30", "likelihood=gaussian"] -> {"steps": 30, "likelihood": "gaussian"} (TOML scalars)."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"--param must be KEY=VALUE, got {item!r}", field="param")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()  # a bare word: a string
+        params[key.strip()] = value
+    return params
+
+
+def region_from_args(args: argparse.Namespace):
+    from stemlink.plugin_host.region import Region
+
+    channels = None
+    if args.channels:
+        try:
+            channels = tuple(int(c) for c in args.channels.split(","))
+        except ValueError as exc:
+            raise InvalidInput(f"--channels must be comma-separated indices, got {args.channels!r}", field="channels") from exc
+    return Region.from_times(
+        Path(args.file), start=args.start, end=args.end, start_sample=args.start_sample, end_sample=args.end_sample,
+        timeline=args.timeline, timeline_sample=args.timeline_sample, session_rate=args.session_rate,
+        channels=channels, name=args.name, track=args.track,
+    )
+
+
+def preset_from_args(args: argparse.Namespace, task: str, **overrides: Any):
+    """The preset (named or the task's default) with CLI overrides; its task must be `task`."""
+    from stemlink.plugin_host.presets import default_preset, load_preset
+
+    preset = load_preset(args.preset) if args.preset else default_preset(task)
+    if preset.task != task:
+        raise InvalidInput(f"preset {preset.name!r} is for task {preset.task!r}, not {task!r}", field="preset")
+    params = {**preset.params, **parse_params(args.param)} if args.param else None
+    return preset.with_overrides(model=args.model, seed=args.seed, format=args.format, params=params, **overrides)
+
+
+class ProgressBar:
+    """`label [######----] 60%` on stderr, redrawn at most every 0.1 s."""
+
+    def __init__(self, label: str, stream=sys.stderr, width: int = 30):
+        self.label, self.stream, self.width, self.last = label, stream, width, 0.0
+
+    def __call__(self, done: int, total: int, stage: str = "") -> None:
+        now = time.monotonic()
+        if done < total and now - self.last < 0.1:
+            return
+        self.last = now
+        frac = 0.0 if total <= 0 else min(max(done / total, 0.0), 1.0)
+        fill = int(round(frac * self.width))
+        self.stream.write(f"\r{self.label} [{'#' * fill}{'-' * (self.width - fill)}] {frac * 100:3.0f}%")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def run_jobs(args: argparse.Namespace, jobs: Sequence[Any]) -> int:
+    """Run jobs with one client; print written paths; `--play` auditions the last job's stems."""
+    from stemlink.bridge import Client
+    from stemlink.plugin_host.jobs import run_job
+
+    taken: set[Path] = set()
+    outputs = []
+    with Client(args.engine, timeout=args.timeout) as client:
+        for job in jobs:
+            label = f"{job.preset.task} {job.track or (job.region.path.name if job.region else '')}".strip()
+            bar = ProgressBar(label)
+            try:
+                outputs.append(run_job(client, job, progress=bar, taken=taken))
+            finally:
+                bar.close()
+            for stem, path in outputs[-1].stems.items():
+                print(path)
+            for key, value in outputs[-1].scores.items():
+                print(f"{key}: {value:.4f}", file=sys.stderr)
+    if getattr(args, "play", False) and outputs:
+        _play(outputs[-1])
+    return 0
+
+
+def _play(output: Any) -> None:
+    import numpy as np
+
+    from stemlink.plugin_host.audition import play
+
+    mix = np.sum(list(output.audio.values()), axis=0)
+    try:
+        play(mix, output.sample_rate)
+    except MissingDependency as exc:
+        print(f"warning: --play skipped: {exc.message}", file=sys.stderr)
+
+
+def split_names(text: str | None) -> tuple[str, ...] | None:
+    """"bass, drums" -> ("bass", "drums"); None stays None (keep the preset's value)."""
+    if text is None:
+        return None
+    return tuple(s.strip() for s in text.split(",") if s.strip())
