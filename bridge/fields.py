@@ -85,12 +85,12 @@ class HeaderReader:
         self.used.add(key)
         if key not in self.header:
             if default is _REQUIRED:
-                raise ProtocolError(f"{self.where}: required field {key!r} is missing", field=self.prefix + key)
+                raise ProtocolError(f"{self.where}: required field {self.prefix + key!r} is missing", field=self.prefix + key)
             return default
         return self.header[key]
 
     def _type_error(self, key: str, allowed: str) -> ProtocolError:
-        return ProtocolError(f"{self.where}: field {key!r} must be {allowed}, got {short_repr(self.header.get(key))}", field=self.prefix + key)
+        return ProtocolError(f"{self.where}: field {self.prefix + key!r} must be {allowed}, got {short_repr(self.header.get(key))}", field=self.prefix + key)
 
     def str(self, key: str, default: Any = _REQUIRED, *, max_len: int = 256, pattern: re.Pattern | None = None, choices: tuple[str, ...] | None = None) -> Any:
         value = self._raw(key, default)
@@ -99,11 +99,11 @@ class HeaderReader:
         if not isinstance(value, str):
             raise self._type_error(key, "a string")
         if len(value) > max_len:
-            raise InvalidInput(f"{self.where}: field {key!r} is longer than {max_len} characters", field=self.prefix + key)
+            raise InvalidInput(f"{self.where}: field {self.prefix + key!r} is longer than {max_len} characters", field=self.prefix + key)
         if choices is not None and value not in choices:
-            raise InvalidInput(f"{self.where}: field {key!r} is {short_repr(value)}; allowed: {', '.join(choices)}", field=self.prefix + key)
+            raise InvalidInput(f"{self.where}: field {self.prefix + key!r} is {short_repr(value)}; allowed: {', '.join(choices)}", field=self.prefix + key)
         if pattern is not None and not pattern.match(value):
-            raise InvalidInput(f"{self.where}: field {key!r} = {short_repr(value)} must match {pattern.pattern}", field=self.prefix + key)
+            raise InvalidInput(f"{self.where}: field {self.prefix + key!r} = {short_repr(value)} must match {pattern.pattern}", field=self.prefix + key)
         return value
 
     def int(self, key: str, lo: int, hi: int, default: Any = _REQUIRED) -> Any:
@@ -113,7 +113,7 @@ class HeaderReader:
         if not is_int(value):
             raise self._type_error(key, "an integer")
         if not lo <= value <= hi:
-            raise InvalidInput(f"{self.where}: field {key!r} = {short_repr(value)} is out of range; allowed: {lo}..{hi}", field=self.prefix + key)
+            raise InvalidInput(f"{self.where}: field {self.prefix + key!r} = {short_repr(value)} is out of range; allowed: {lo}..{hi}", field=self.prefix + key)
         return value
 
     def float(self, key: str, lo: float, hi: float, default: Any = _REQUIRED) -> float:
@@ -121,7 +121,7 @@ class HeaderReader:
         if not (is_int(value) or isinstance(value, float)):
             raise self._type_error(key, "a number")
         if not (math.isfinite(value) and lo <= value <= hi):
-            raise InvalidInput(f"{self.where}: field {key!r} = {short_repr(value)} is out of range; allowed: {lo}..{hi}", field=self.prefix + key)
+            raise InvalidInput(f"{self.where}: field {self.prefix + key!r} = {short_repr(value)} is out of range; allowed: {lo}..{hi}", field=self.prefix + key)
         return float(value)
 
     def bool(self, key: str, default: Any = _REQUIRED) -> bool:
@@ -136,12 +136,12 @@ class HeaderReader:
         if not isinstance(value, (list, tuple)) or any(not isinstance(v, str) for v in value):
             raise self._type_error(key, "a list of strings")
         if len(value) > max_items:
-            raise InvalidInput(f"{self.where}: field {key!r} has {len(value)} items; at most {max_items} allowed", field=self.prefix + key)
+            raise InvalidInput(f"{self.where}: field {self.prefix + key!r} has {len(value)} items; at most {max_items} allowed", field=self.prefix + key)
         for v in value:
             if not NAME_PATTERN.match(v):
-                raise InvalidInput(f"{self.where}: field {key!r} item {short_repr(v)} must match {NAME_PATTERN.pattern}", field=self.prefix + key)
+                raise InvalidInput(f"{self.where}: field {self.prefix + key!r} item {short_repr(v)} must match {NAME_PATTERN.pattern}", field=self.prefix + key)
         if len(set(value)) != len(value):
-            raise InvalidInput(f"{self.where}: field {key!r} has duplicate items", field=self.prefix + key)
+            raise InvalidInput(f"{self.where}: field {self.prefix + key!r} has duplicate items", field=self.prefix + key)
         return tuple(value)
 
     def params(self, key: str, default: Any = _REQUIRED, *, max_items: int = 64) -> dict[str, Any]:
@@ -150,11 +150,11 @@ class HeaderReader:
         if not isinstance(value, Mapping):
             raise self._type_error(key, "a map of name -> scalar")
         if len(value) > max_items:
-            raise InvalidInput(f"{self.where}: field {key!r} has {len(value)} entries; at most {max_items} allowed", field=self.prefix + key)
+            raise InvalidInput(f"{self.where}: field {self.prefix + key!r} has {len(value)} entries; at most {max_items} allowed", field=self.prefix + key)
         for name, item in value.items():
             path = f"{self.prefix}{key}.{name}"
             if not isinstance(name, str) or not NAME_PATTERN.match(name):
-                raise InvalidInput(f"{self.where}: field {key!r} key {short_repr(name)} must match {NAME_PATTERN.pattern}", field=self.prefix + key)
+                raise InvalidInput(f"{self.where}: field {self.prefix + key!r} key {short_repr(name)} must match {NAME_PATTERN.pattern}", field=self.prefix + key)
             if isinstance(item, (Mapping, list)):
                 raise ProtocolError(f"{self.where}: field {path!r} must be a scalar, got {type(item).__name__}", field=path)
             if isinstance(item, str) and len(item) > 1024:
@@ -172,7 +172,7 @@ class HeaderReader:
         if not isinstance(value, (list, tuple)):
             raise self._type_error(key, "a list of maps")
         if len(value) > max_items:
-            raise InvalidInput(f"{self.where}: field {key!r} has {len(value)} items; at most {max_items} allowed", field=self.prefix + key)
+            raise InvalidInput(f"{self.where}: field {self.prefix + key!r} has {len(value)} items; at most {max_items} allowed", field=self.prefix + key)
         out = []
         for i, item in enumerate(value):
             if not isinstance(item, Mapping):

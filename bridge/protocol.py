@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import msgpack
 import numpy as np
 
-from stemlink.bridge.fields import INT64, NAME_PATTERN, HeaderReader, check_plain, short_repr
+from stemlink.bridge.fields import INT64, NAME_PATTERN, HeaderReader, check_plain, depth, short_repr
 from stemlink.engine.models.base import TASKS
 from stemlink.engine.tasks import TaskRequest, TaskResult
 from stemlink.errors import ERRORS_BY_CODE, InvalidInput, ProtocolError, StemlinkError, TooLarge, VersionMismatch
@@ -470,7 +470,10 @@ def unpack_header(raw: bytes | memoryview, limits: Limits) -> dict[str, Any]:
         raise ProtocolError(f"header is not valid msgpack: {type(exc).__name__}: {short_repr(str(exc), 120)}", field="header") from exc
     if not isinstance(header, dict):
         raise ProtocolError(f"header must be a msgpack map, got {type(header).__name__}", field="header")
-    check_plain(header, "header", max_depth=5)
+    if depth(header) > 5:
+        raise ProtocolError("header is nested deeper than 5 levels", field="header")
+    for key, value in header.items():
+        check_plain(value, key)
     return header
 
 

@@ -12,6 +12,7 @@ Outputs are returned on the device of the first input tensor.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -85,7 +86,9 @@ class TorchScriptNetwork:
         if threads:
             torch.set_num_threads(int(threads))
         self.device = device
-        self.module = torch.jit.load(str(path), map_location=device).eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load deprecation notice
+            self.module = torch.jit.load(str(path), map_location=device).eval()
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         with torch.inference_mode():

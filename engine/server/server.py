@@ -187,9 +187,16 @@ class Server:
         identity = frames[0].bytes
         try:
             msg = decode(frames[1:], "request", self.config.limits)
+        except StemlinkError as exc:
+            self._send(router, identity, Error.from_exception(getattr(exc, "request_id", "") or UNKNOWN_ID, exc))
+            return
+        try:
             reply = self._dispatch(identity, msg)
         except StemlinkError as exc:
-            reply = Error.from_exception(getattr(exc, "request_id", "") or UNKNOWN_ID, exc)
+            reply = Error.from_exception(msg.id, exc)
+        except Exception as exc:  # a bug here must not take the I/O thread down
+            log.exception("request %s failed", msg.id)
+            reply = Error.from_exception(msg.id, exc)
         if reply is not None:
             self._send(router, identity, reply)
 
