@@ -94,8 +94,9 @@ def preset_from_args(args: argparse.Namespace, task: str, **overrides: Any):
 class ProgressBar:
     """`label [######----] 60%` on stderr, redrawn at most every 0.1 s."""
 
-    def __init__(self, label: str, stream=sys.stderr, width: int = 30):
-        self.label, self.stream, self.width, self.last = label, stream, width, 0.0
+    def __init__(self, label: str, stream=None, width: int = 30):
+        self.label, self.stream, self.width, self.last = label, stream or sys.stderr, width, 0.0
+        self.drawn = False
 
     def __call__(self, done: int, total: int, stage: str = "") -> None:
         now = time.monotonic()
@@ -104,10 +105,13 @@ class ProgressBar:
         self.last = now
         frac = 0.0 if total <= 0 else min(max(done / total, 0.0), 1.0)
         fill = int(round(frac * self.width))
+        self.drawn = True
         self.stream.write(f"\r{self.label} [{'#' * fill}{'-' * (self.width - fill)}] {frac * 100:3.0f}%")
         self.stream.flush()
 
     def close(self) -> None:
+        if not self.drawn:
+            return
         self.stream.write("\n")
         self.stream.flush()
 

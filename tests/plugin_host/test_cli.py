@@ -1,0 +1,166 @@
+"""End to end: `stemlink separate/accompany/generate/run` with the embedded engine and an echo
+export in a temporary STEMLINK_EXPORTS; outputs are spotted, exact, atomic and never clobbered."""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+
+import numpy as np
+import pytest
+from pedalboard.io import AudioFile
+
+from stemlink.cli import main
+from stemlink.engine.models.echo import ECHO_STEMS, build_echo_export
+from stemlink.errors import EngineUnavailable
+from stemlink.plugin_host.jobs import Job, run_job
+from stemlink.plugin_host.presets import parse_preset
+from stemlink.plugin_host.region import Region
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    return build_echo_export(tmp_path_factory.mktemp("exports"), sample_rate=16000, window=8192, delay=3, formats=("torchscript",))
+
+
+@pytest.fixture
+def env(exports, tmp_path, monkeypatch):
+    monkeypatch.setenv("STEMLINK_EXPORTS", str(exports))
+    monkeypatch.setenv("STEMLINK_PRESETS", str(tmp_path / "presets"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def wav(path, rate=48000, channels=2, seconds=3.0):
+    x = (0.1 * np.random.default_rng(0).standard_normal((channels, int(rate * seconds)))).astype(np.float32)
+    with AudioFile(str(path), "w", rate, channels, bit_depth=32) as f:
+        f.write(x)
+    return x
+
+
+def read(path):
+    with AudioFile(str(path)) as f:
+        return f.read(f.frames), f.samplerate
+
+
+def time_reference(path) -> int:
+    data = path.read_bytes()
+    pos = 12
+    while data[pos : pos + 4] != b"bext":
+        pos += 8 + struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+    low, high = struct.unpack("<II", data[pos + 8 + 338 : pos + 8 + 346])
+    return low | high << 32
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_separate_end_to_end(env, capsys):
+    x = wav(env / "mix.wav")
+    before = sha(env / "mix.wav")
+    argv = ["separate", "mix.wav", "--start", "0.5", "--end", "2.25", "--timeline", "12", "--out", "out", "--model", "echo"]
+    assert main(argv) == 0
+    outs = sorted((env / "out").glob("*.wav"))
+    assert [p.name for p in outs] == [f"mix_{s}_24000.wav" for s in sorted(ECHO_STEMS)]
+    stems = [read(p)[0] for p in outs]
+    assert all(s.shape == (2, 84000) for s in stems) and read(outs[0])[1] == 48000
+    np.testing.assert_allclose(sum(stems), x[:, 24000:108000], atol=1e-6)  # stems sum to the region
+    assert all(time_reference(p) == 12 * 48000 for p in outs)
+    side = json.loads((env / "out" / "mix_drums_24000.json").read_text())
+    assert side["model"]["name"] == "echo" and len(side["model"]["sha256"]) == 64
+    assert (side["task"], side["seed"], side["time_reference"], side["region"]["start"]) == ("separate", 0, 576000, 24000)
+    assert sha(env / "mix.wav") == before  # input untouched
+    stamps = {p: p.stat().st_mtime_ns for p in outs}
+    assert main(argv) == 2 and "already exists" in capsys.readouterr().err  # never clobbered silently
+    assert {p: p.stat().st_mtime_ns for p in outs} == stamps
+    assert main(argv + ["--overwrite", "--seed", "1"]) == 0
+    assert not list((env / "out").glob(".*"))  # no temp files left
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["separate", "mix.wav", "--start", "2", "--end", "9"], "past the end"),
+    (["separate", "mix.wav", "--start", "1", "--end", "1"], "empty"),
+    (["separate", "nope.wav"], "not found"),
+    (["separate", "mix.wav", "--model", "kazoo"], "kazoo"),
+    (["separate", "mix.wav", "--param", "steps=0"], "steps"),
+])
+def test_cli_errors_are_one_line(env, capsys, argv, message):
+    wav(env / "mix.wav", seconds=3.0)
+    assert main(argv + ["--out", "out"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (env / "out").exists() or not any((env / "out").iterdir())
+
+
+def test_accompany_and_generate(env):
+    wav(env / "ctx.wav", rate=44100, channels=1, seconds=1.0)
+    assert main(["accompany", "ctx.wav", "--context-stems", "bass,drums", "--out", "acc"]) == 0
+    assert sorted(p.name for p in (env / "acc").glob("*.wav")) == ["ctx_guitar_0.wav", "ctx_piano_0.wav"]
+    assert read(env / "acc" / "ctx_piano_0.wav")[0].shape == (1, 44100)
+    assert main(["generate", "--seconds", "0.5", "--sr", "22050", "--stems", "piano", "--out", "gen", "--timeline", "1", "--seed", "4"]) == 0
+    (path,) = (env / "gen").glob("*.wav")
+    audio, rate = read(path)
+    assert (audio.shape, rate, time_reference(path)) == ((2, 11025), 22050, 22050)
+    np.testing.assert_array_equal(audio[0], audio[1])  # dual mono
+
+
+def test_preset_with_fx_and_numbered_outputs(env):
+    (env / "presets").mkdir()
+    (env / "presets" / "quiet.toml").write_text(
+        'task = "separate"\nmodel = "echo"\nstems = ["piano"]\noutput = "{track}_{stem}.wav"\non_exists = "number"\nformat = "pcm24"\n'
+        '[[fx]]\ntype = "Gain"\ngain_db = -20.0\n')
+    x = wav(env / "mix.wav", rate=16000, seconds=1.0)  # the model's rate: no band is lost
+    assert main(["separate", "mix.wav", "--preset", "quiet", "--out", "o"]) == 0
+    assert main(["separate", "mix.wav", "--preset", "quiet", "--out", "o"]) == 0
+    assert sorted(p.name for p in (env / "o").glob("*.wav")) == ["mix_piano-2.wav", "mix_piano.wav"]
+    piano, _ = read(env / "o" / "mix_piano.wav")
+    ratio = np.sum(piano * x) / np.sum(x * x)
+    assert ratio == pytest.approx(0.375 * 10 ** (-20 / 20), rel=0.02)  # echo piano gain x -20 dB
+
+
+def test_session_file_runs_every_region(env):
+    wav(env / "a.wav", rate=44100)
+    wav(env / "b.wav", rate=96000, channels=1, seconds=1.0)
+    (env / "s.toml").write_text(
+        'session_rate = 48000\npreset = "s.toml-preset.toml"\nout = "stems"\n'
+        '[[tracks]]\nname = "band"\nfile = "a.wav"\n'
+        '[[tracks.regions]]\nname = "verse"\nstart = 0.5\nend = 1.0\ntimeline = 10.0\n'
+        '[[tracks.regions]]\nname = "chorus"\nstart_sample = 0\nend_sample = 4410\n'
+        '[[tracks]]\nfile = "b.wav"\n')
+    (env / "s.toml-preset.toml").write_text('task = "separate"\nstems = ["bass"]\n')
+    assert main(["run", "s.toml"]) == 0
+    names = sorted(p.name for p in (env / "stems").glob("*.wav"))
+    assert names == ["b_bass_0.wav", "band_bass_chorus.wav", "band_bass_verse.wav"]
+    assert time_reference(env / "stems" / "band_bass_verse.wav") == 441000  # 10 s at the file's 44.1 kHz
+    assert read(env / "stems" / "b_bass_0.wav")[0].shape == (1, 96000)
+
+
+def test_bad_session_names_field(env, capsys):
+    wav(env / "a.wav", seconds=1.0)
+    (env / "s.toml").write_text('preset = "x"\n[[tracks]]\nfile = "a.wav"\n[[tracks.regions]]\nstrat = 1.0\n')
+    assert main(["run", "s.toml"]) == 2
+    assert "tracks[0].regions[0]: unknown key 'strat'" in capsys.readouterr().err
+
+
+def test_play_without_audio_device_is_a_warning(env, capsys):
+    wav(env / "mix.wav", seconds=0.5)
+    assert main(["separate", "mix.wav", "--out", "o", "--play"]) == 0
+    assert "--play skipped" in capsys.readouterr().err
+
+
+def test_engine_death_mid_job_leaves_no_output(env):
+    """The engine process is killed while the job runs: typed error, no file, no temp file."""
+    import threading
+
+    from stemlink.bridge import Client
+
+    wav(env / "mix.wav", seconds=2.0)
+    preset = parse_preset({"task": "separate", "params": {"steps": 50, "sleep": 0.05}})
+    job = Job(preset=preset, out_dir=env / "out", region=Region(env / "mix.wav"))
+    with Client(None, embedded="process", heartbeat_timeout=2.0) as client:
+        process = client.engine.process
+        threading.Timer(1.0, process.kill).start()
+        with pytest.raises(EngineUnavailable):
+            run_job(client, job)
+    assert not (env / "out").exists() or not any((env / "out").iterdir())
