@@ -5,7 +5,8 @@ optionally shifts it right by `delay` samples (a declared latency the apply laye
 compensate):  (B, T) -> (B, S, T),  stems[b, s, t] = gains[s] * x[b, t - delay].
 
 `EchoModel` implements every capability with it:
-- Separator: the stems above, so (after delay compensation) the stems sum to the mix.
+- Separator: the stems above, so (after delay compensation) the stems sum to the mix
+  (the apply layer derives extract/remove from it).
 - Accompanist: the same on the context sub-mix.
 - Generator: deterministic noise drawn from the request's `torch.Generator`, through the net.
 - Scorer: 8 segment RMS values of the (delayed) input as embedding, cosine similarity.
@@ -34,7 +35,7 @@ from stemlink.errors import InvalidInput
 
 ECHO_STEMS = ("bass", "drums", "guitar", "piano")
 ECHO_GAINS = (0.125, 0.25, 0.25, 0.375)  # dyadic, sum exactly 1.0
-ECHO_TASKS = ("separate", "accompany", "generate", "score")
+ECHO_TASKS = ("separate", "extract", "remove", "accompany", "generate", "score")
 EMBED_SEGMENTS = 8
 
 
@@ -138,6 +139,7 @@ def build_echo_export(
     name: str = "echo",
     stems: Sequence[str] = ECHO_STEMS,
     defaults: Mapping[str, Any] | None = None,
+    tasks: Sequence[str] = ECHO_TASKS,
 ) -> Path:
     """Export an `EchoNet` into `directory` and register it there. Returns `directory`.
 
@@ -157,7 +159,7 @@ def build_echo_export(
         path = directory / f"{name}.{suffix}"
         export(net, path, window)
         spec = ModelSpec(
-            name=name, version="1", family="echo", tasks=ECHO_TASKS, format=fmt, file=path.name,
+            name=name, version="1", family="echo", tasks=tuple(tasks), format=fmt, file=path.name,
             sha256=sha256_file(path), sample_rate=sample_rate, stems=tuple(stems), window=window, delay=delay,
             card=None, config={"gains": list(gains)}, defaults=dict(defaults or {}),
         )

@@ -1,0 +1,202 @@
+"""Client <-> engine over real sockets (tcp, ipc, inproc, embedded child process)."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from stemlink.bridge import Client
+from stemlink.engine.server import Engine
+from stemlink.errors import Busy, Cancelled, EngineUnavailable, InvalidInput, UnknownModel, UnknownTask
+
+SLOW = {"steps": 40, "sleep": 0.05}  # echo debug params: 40 steps x 50 ms per window
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ipc", "inproc"])
+def test_separate_over_each_transport(start_server, transport, stereo_mix):
+    server = start_server(transport)
+    seen = []
+    with Client(server.address, timeout=10) as client:
+        result = client.separate(stereo_mix, 44100, progress=lambda d, t, s: seen.append((d, t)))
+    assert sorted(result.stems) == ["bass", "drums", "guitar", "piano"]
+    for stem in result.stems.values():
+        assert stem.shape == stereo_mix.shape and stem.dtype == np.float32
+    np.testing.assert_allclose(sum(result.stems.values()), stereo_mix, atol=1e-5)
+    assert result.model == "echo" and len(result.model_sha256) == 64
+    assert seen and seen[-1][0] == seen[-1][1]
+
+
+def test_embedded_inproc_is_the_default(echo_exports, stereo_mix):
+    with Client(exports_dir=echo_exports) as client:
+        assert client.address.startswith("inproc://")
+        assert [m.name for m in client.models()] == ["echo", "echo-sep"]
+        result = client.separate(stereo_mix[:1], 22050)
+    assert result.stems["piano"].shape == (1, stereo_mix.shape[1])
+
+
+def test_inputs_are_not_modified(start_server, stereo_mix):
+    server = start_server()
+    before = stereo_mix.copy()
+    with Client(server.address) as client:
+        client.separate(stereo_mix, 44100)
+    np.testing.assert_array_equal(stereo_mix, before)
+
+
+def test_hello_status_ping(start_server):
+    server = start_server(queue_size=3)
+    with Client(server.address) as client:
+        caps = client.hello()
+        assert caps.protocol_version == 1 and caps.limits.queue_size == 3
+        info, sep = caps.models
+        assert sep.name == "echo-sep" and sep.tasks == ("separate",) and sep.formats == ("torchscript",)
+        assert info.formats == ("onnx", "torchscript") and info.delay == 5 and info.window == 4096
+        assert caps.defaults["separate"] == "echo"
+        assert client.ping() < 1.0
+        status = client.status()
+        assert status.queue_depth == 0 and status.running == [] and status.queue_size == 3
+
+
+def test_other_tasks(start_server, stereo_mix):
+    server = start_server()
+    with Client(server.address) as client:
+        acc = client.accompany(stereo_mix, 44100, context_stems=("bass", "drums"), stems=("piano",))
+        assert list(acc.stems) == ["piano"] and acc.stems["piano"].shape == stereo_mix.shape
+        gen = client.generate(30000, 48000, channels=2, seed=3)
+        assert all(s.shape == (2, 30000) for s in gen.stems.values())
+        again = client.generate(30000, 48000, channels=2, seed=3)
+        np.testing.assert_array_equal(gen.stems["bass"], again.stems["bass"])
+        score = client.score(stereo_mix, stereo_mix[:, :15000], 44100)
+        assert -1.0 <= score.scores["score"] <= 1.0 + 1e-6
+
+
+@pytest.mark.parametrize("call,exc,field", [
+    (lambda c, x: c.separate(x, 44100, model="nope"), UnknownModel, "model"),
+    (lambda c, x: c.extract(x, 44100, stems=("bass",), model="echo-sep"), UnknownTask, "task"),
+    (lambda c, x: c.separate(x[:, :0], 44100), InvalidInput, "audio[0].frames"),
+    (lambda c, x: c.separate(np.where(x > 0.2, np.nan, x), 44100), InvalidInput, "audio[0]"),
+    (lambda c, x: c.separate(x, 44100, params={"steps": 0}), InvalidInput, "params.steps"),
+    (lambda c, x: c.separate(x, 44100, params={"temperature": 1.0}), InvalidInput, "params.temperature"),
+])
+def test_typed_errors(start_server, stereo_mix, call, exc, field):
+    server = start_server()
+    with Client(server.address, timeout=10) as client:
+        with pytest.raises(exc) as info:
+            call(client, stereo_mix)
+        assert info.value.field == field
+        assert client.separate(stereo_mix[:, :100], 44100).stems["bass"].shape == (2, 100)  # still serving
+
+
+def test_cancel_from_progress_callback_within_one_step(start_server, stereo_mix):
+    server = start_server()
+    steps = []
+
+    def progress(done, total, stage):
+        steps.append(done)
+        if done >= 3:
+            raise Cancelled("user pressed stop")
+
+    with Client(server.address) as client:
+        start = time.monotonic()
+        with pytest.raises(Cancelled):
+            client.separate(stereo_mix, 44100, params=SLOW, progress=progress)
+        assert time.monotonic() - start < 1.0  # 40 x 50 ms would be 2 s per window
+        assert max(steps) <= 4  # honoured within one step of the request
+        time.sleep(0.1)
+        status = client.status()
+        assert status.running == [] and status.jobs_failed == 1
+
+
+def test_cancel_from_another_thread(start_server, stereo_mix):
+    server = start_server()
+    with Client(server.address) as client:
+        timer = threading.Timer(0.3, client.cancel)
+        timer.start()
+        start = time.monotonic()
+        with pytest.raises(Cancelled):
+            client.separate(stereo_mix, 44100, params=SLOW)
+        assert time.monotonic() - start < 1.0
+
+
+def test_job_timeout_cancels(start_server, stereo_mix):
+    from stemlink.errors import Timeout
+
+    server = start_server()
+    with Client(server.address) as client:
+        with pytest.raises(Timeout):
+            client.separate(stereo_mix, 44100, params=SLOW, timeout=0.3)
+
+
+def test_busy_when_queue_full(start_server, stereo_mix):
+    server = start_server(workers=1, queue_size=1)
+    results = {}
+
+    def run(name):
+        with Client(server.address) as c:
+            try:
+                results[name] = c.separate(stereo_mix[:, :4000], 16000, params={"steps": 10, "sleep": 0.05})
+            except Busy as exc:
+                results[name] = exc
+
+    first = threading.Thread(target=run, args=("running",))
+    first.start()
+    time.sleep(0.3)  # running now
+    second = threading.Thread(target=run, args=("queued",))
+    second.start()
+    time.sleep(0.2)  # waiting in the queue
+    with Client(server.address) as client:
+        start = time.monotonic()
+        with pytest.raises(Busy) as info:
+            client.separate(stereo_mix[:, :100], 16000)
+        assert time.monotonic() - start < 0.5 and info.value.field == "queue"
+    first.join(10)
+    second.join(10)
+    assert not isinstance(results["running"], Exception) and not isinstance(results["queued"], Exception)
+
+
+def test_heartbeats_keep_a_slow_job_alive(start_server, stereo_mix):
+    server = start_server(heartbeat_interval=0.2)
+    with Client(server.address, heartbeat_timeout=0.8) as client:
+        # One step of 1.5 s: no progress for longer than the heartbeat timeout, only heartbeats.
+        result = client.separate(stereo_mix[:, :2000], 16000, params={"steps": 1, "sleep": 1.5})
+    assert result.stems["bass"].shape == (2, 2000)
+
+
+def test_no_engine_is_reported(tmp_path):
+    with Client(f"ipc://{tmp_path}/nobody.sock", timeout=0.5) as client:
+        start = time.monotonic()
+        with pytest.raises(EngineUnavailable, match="no engine answered"):
+            client.ping()
+        assert time.monotonic() - start < 2
+
+
+def test_embedded_child_process_killed_mid_job(echo_exports, stereo_mix):
+    engine = Engine.start_embedded(echo_exports, transport="process")
+    try:
+        assert engine.address.startswith("ipc://")
+        killed = []
+
+        def progress(done, total, stage):
+            if not killed:
+                os.kill(engine.process.pid, signal.SIGKILL)
+                killed.append(time.monotonic())
+
+        with Client(engine.address, timeout=30) as client:
+            assert client.models()[0].name == "echo"
+            with pytest.raises(EngineUnavailable, match="stopped responding"):
+                client.separate(stereo_mix, 44100, params=SLOW, progress=progress)
+            detected = time.monotonic() - killed[0]
+        assert detected < 2.5, f"dead engine noticed after {detected:.2f} s"
+    finally:
+        engine.stop()
+    assert engine.folder is None
+
+
+def test_embedded_child_process_graceful_stop(echo_exports, stereo_mix):
+    with Client(exports_dir=echo_exports, embedded="process") as client:
+        process = client.engine.process
+        assert client.separate(stereo_mix[:, :500], 44100).stems["drums"].shape == (2, 500)
+    assert process.wait(10) == 0  # SIGTERM -> clean exit
