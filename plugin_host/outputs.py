@@ -72,6 +72,8 @@ def _free(path: Path, on_exists: str, taken: set[Path]) -> Path:
 
     if not exists(path):
         return path
+    if path in taken and on_exists != "number":
+        raise OutputExists(f"two outputs of this run would both be named {path}; add {{track}} / {{region}} to the output pattern", field="output")
     if on_exists != "number":
         raise OutputExists(f"output {path} already exists; pass --overwrite or choose another --out", field="output")
     for i in range(2, 10000):
