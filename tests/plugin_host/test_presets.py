@@ -79,3 +79,11 @@ def test_fx_chain_runs_and_keeps_length():
 def test_missing_vst3_is_a_preset_error(tmp_path):
     with pytest.raises(PresetError, match="not found"):
         build_chain(parse_fx([{"type": "vst3", "path": str(tmp_path / "none.vst3")}]))
+
+
+@pytest.mark.parametrize("name", ["separate-msdm", "accompany-msdm", "generate-msdm"])
+def test_shipped_msdm_presets_pass_the_model_validation(name, monkeypatch):
+    msdm = pytest.importorskip("stemlink.engine.models.msdm")
+    monkeypatch.setenv("STEMLINK_PRESETS", str(PROJECT_ROOT / "presets"))
+    preset = load_preset(name)
+    msdm.parse_msdm_params(dict(preset.params), model=preset.model)
