@@ -189,3 +189,20 @@ def test_file_source_reads_region_zero_padded(tmp_path):
         FileSource(path, offset=4000, frames=2000)
     with pytest.raises(InvalidInput, match="not found"):
         FileSource(tmp_path / "missing.wav")
+
+
+@pytest.mark.parametrize("host_rate", [44100, 48000, 96000])
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_file_region_exact_length(tmp_path, host_rate, channels):
+    """From a file region (not the whole file) at any rate/layout: exact length, stems sum to it."""
+    from pedalboard.io import AudioFile
+
+    x = noise(channels, host_rate)
+    path = tmp_path / "x.wav"
+    with AudioFile(str(path), "w", host_rate, channels, bit_depth=32) as f:
+        f.write(x)
+    offset, frames = 1234, host_rate // 3 + 1
+    with FileSource(path, offset=offset, frames=frames) as src:
+        out = collect(separate_stream(echo(16000, window=2048, delay=5), src, config=ApplyConfig(block=5000)))
+    assert out.shape == (4, channels, frames)
+    np.testing.assert_allclose(out.sum(axis=0), x[:, offset : offset + frames], atol=1e-6)
