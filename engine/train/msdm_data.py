@@ -92,10 +92,14 @@ def _corpus_batches(cfg: DataConfig, split: str, root: str, stems: tuple[str, ..
                           max_overlap=cfg.max_overlap, silence_rule=cfg.silence_rule, seed=seed)
     g = torch.Generator().manual_seed(seed)
     if hasattr(windows, "__len__") and hasattr(windows, "__getitem__"):
-        n = len(windows)
-        while True:
-            idx = torch.randint(0, n, (batch,), generator=g).tolist()
-            yield torch.stack([torch.as_tensor(windows[i], dtype=torch.float32) for i in idx])
+        epoch = 0
+        while True:  # one "epoch" = len(windows) items drawn at random; then re-jitter the grid
+            for _ in range(max(1, len(windows) // batch)):
+                idx = torch.randint(0, len(windows), (batch,), generator=g).tolist()
+                yield torch.stack([torch.as_tensor(windows[i], dtype=torch.float32) for i in idx])
+            epoch += 1
+            if hasattr(windows, "set_epoch"):
+                windows.set_epoch(epoch)
     while True:  # iterable-only datasets
         items = []
         for item in windows:
