@@ -148,6 +148,12 @@ def _lr(step: int, cfg: TrainConfig) -> float:
 
 
 def main(args: argparse.Namespace) -> int:
+    train(args)
+    return 0
+
+
+def train(args: argparse.Namespace) -> nn.Module:
+    """Run training as described by `args` (see `stemlink train`); returns the trained denoiser."""
     preset = load_preset(args.preset)
     cfg, tcfg = preset.model, preset.train
     torch.set_num_threads(args.threads or tcfg.threads)
@@ -228,4 +234,4 @@ def main(args: argparse.Namespace) -> int:
     if dist.is_main:
         checkpoint()
     cleanup_distributed()
-    return 0
+    return model
