@@ -206,3 +206,36 @@ def test_file_region_exact_length(tmp_path, host_rate, channels):
         out = collect(separate_stream(echo(16000, window=2048, delay=5), src, config=ApplyConfig(block=5000)))
     assert out.shape == (4, channels, frames)
     np.testing.assert_allclose(out.sum(axis=0), x[:, offset : offset + frames], atol=1e-6)
+
+
+class ToneSource:
+    """A synthetic stereo source computed on demand (nothing region-sized in memory)."""
+
+    def __init__(self, frames: int, sample_rate: int):
+        self.frames, self.sample_rate, self.channels = frames, sample_rate, 2
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        t = np.arange(start, start + n)
+        out = np.stack([np.sin(0.01 * t), np.cos(0.013 * t)]).astype(np.float32)
+        out[:, (t < 0) | (t >= self.frames)] = 0.0
+        return out
+
+
+def test_memory_is_flat_in_region_length():
+    """Peak Python-heap allocation while streaming 10x more audio stays within 1.2x."""
+    import tracemalloc
+
+    model = echo(8000, window=4096, delay=3)
+
+    def peak(seconds: int) -> int:
+        tracemalloc.start()
+        total = 0
+        for block in separate_stream(model, ToneSource(seconds * 16000, 16000), config=ApplyConfig(block=4096)):
+            total += block.shape[-1]
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert total == seconds * 16000
+        return top
+
+    short, long = peak(3), peak(30)
+    assert long < 1.2 * short, (short, long)
