@@ -30,7 +30,7 @@ from stemlink.bridge.protocol import (
     Status, StatusRequest, Submit, decode, encode,
 )
 from stemlink.engine.tasks import TaskRequest, TaskResult
-from stemlink.errors import Cancelled, EngineUnavailable, ProtocolError, Timeout
+from stemlink.errors import Cancelled, EngineUnavailable, InvalidInput, ProtocolError, Timeout, TooLarge
 
 ProgressFn = Callable[[int, int, str], None]
 REPLY_LIMITS = Limits(max_frames=2**40, max_channels=1024, max_inputs=1024, max_message_bytes=2**40, max_header_bytes=16 * 2**20)
@@ -138,6 +138,7 @@ class Client:
         `Cancelled` from it cancels the job (then `Cancelled` is raised here). `timeout`
         bounds the whole job (None: no bound; a dead engine is still detected by heartbeats).
         """
+        self._check_limits(request)
         job_id = self._new_id()
         self._cancel.clear()
         self.current_job = job_id
@@ -146,6 +147,23 @@ class Client:
             return self._wait_job(job_id, progress, timeout)
         finally:
             self.current_job = None
+
+    def _check_limits(self, request: TaskRequest) -> None:
+        """Refuse locally what the engine would refuse (an oversized frame is dropped by
+        ZeroMQ without any reply, which would otherwise look like a dead engine)."""
+        limits = (self.capabilities or self.hello()).limits
+        if len(request.inputs) > limits.max_inputs:
+            raise InvalidInput(f"{len(request.inputs)} audio inputs; the engine accepts at most {limits.max_inputs}", field="inputs")
+        total = 0
+        for name, audio in request.inputs.items():
+            shape = np.shape(audio)
+            if len(shape) == 2 and shape[0] > limits.max_channels:
+                raise InvalidInput(f"input {name!r} has {shape[0]} channels; the engine accepts at most {limits.max_channels}", field=name)
+            if len(shape) == 2 and shape[1] > limits.max_frames:
+                raise TooLarge(f"input {name!r} has {shape[1]} frames; the engine accepts at most {limits.max_frames}", field=name)
+            total += int(np.prod(shape)) * 4
+        if total > limits.max_message_bytes:
+            raise TooLarge(f"inputs are {total} bytes; the engine accepts at most {limits.max_message_bytes} per job", field="inputs")
 
     def _wait_job(self, job_id: str, progress: ProgressFn | None, timeout: float | None) -> TaskResult:
         start = last = time.monotonic()

@@ -6,7 +6,9 @@ For a stereo 44.1 kHz region (10 s by default, 3.53 MB of float32), in one run, 
   same size (all bytes a separation moves);
 - `direct_ms`: `run_task` on the echo model in this process (no bridge at all);
 - `job_ms[transport]`: `Client.separate` through a real engine (server thread + client in this
-  process) over inproc, ipc and tcp loopback; `overhead_ms` = job - direct;
+  process) over inproc, ipc and tcp loopback; `overhead_ms` = median over rounds of
+  (job - direct) measured back to back (all variants run round-robin, so they share the
+  machine's background load);
 - `transport_ms[transport]`: protocol + sockets only: a reflector engine decodes the submit
   and answers a 4-stem result made of views of the input (same bytes as a separation, no
   model), so it is the bridge's own cost.
@@ -19,7 +21,9 @@ The echo export is made at 44.1 kHz so nothing is resampled.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -36,14 +40,15 @@ STEMS = ("bass", "drums", "guitar", "piano")
 TRANSPORTS = ("inproc", "ipc", "tcp")
 
 
+def _time_ms(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return 1000.0 * (time.perf_counter() - start)
+
+
 def _median_ms(fn: Callable[[], Any], n: int) -> float:
     fn()  # warm-up
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+    return statistics.median(_time_ms(fn) for _ in range(n))
 
 
 def _address(transport: str, folder: Path) -> str:
@@ -52,7 +57,8 @@ def _address(transport: str, folder: Path) -> str:
 
 
 class Reflector(threading.Thread):
-    """A model-free engine: decodes each submit, replies a result of 4 views of its input."""
+    """A model-free engine: decodes each submit, replies a result of 4 views of its input
+    (and answers the client's hello)."""
 
     def __init__(self, context: Any, address: str):
         super().__init__(daemon=True)
@@ -65,15 +71,18 @@ class Reflector(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        from stemlink.bridge.protocol import Result, decode, encode
+        from stemlink.bridge.protocol import Capabilities, Result, Submit, decode, encode
 
         while not self.stop.is_set():
             if not self.socket.poll(50):
                 continue
             frames = self.socket.recv_multipart(copy=False)
             msg = decode(frames[1:], "request")
-            mix = msg.inputs["mix"]
-            reply = Result(id=msg.id, task="separate", model="reflector", stems={s: mix for s in STEMS})
+            if isinstance(msg, Submit):
+                mix = msg.inputs["mix"]
+                reply = Result(id=msg.id, task="separate", model="reflector", stems={s: mix for s in STEMS})
+            else:  # the client's hello (limits)
+                reply = Capabilities(id=msg.id, engine_version="reflector")
             self.socket.send_multipart([frames[0], *encode(reply)], copy=False)
         self.socket.close(linger=0)
 
@@ -96,30 +105,39 @@ def bench_bridge(n: int = 50, *, seconds: float = 10.0, transports: Sequence[str
         "region": {"seconds": seconds, "sample_rate": RATE, "channels": CHANNELS, "bytes": mix.nbytes}, "n": n,
         "copy_ms": {"region": _median_ms(lambda: np.copy(mix), n), "region_and_4_stems": _median_ms(lambda: np.copy(everything), n)},
     }
-    with tempfile.TemporaryDirectory(prefix="stemlink-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="stemlink-bench-") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
         exports = build_echo_export(folder / "exports", sample_rate=RATE, window=65536, formats=("onnx",))
         registry = ModelRegistry(exports)
         model = registry.get("echo")
         request = TaskRequest(task="separate", sample_rate=RATE, inputs={"mix": mix}, model="echo")
-        out["direct_ms"] = _median_ms(lambda: run_task(model, request, callback=lambda d, t: None), n)
-        out["job_ms"], out["overhead_ms"], out["transport_ms"] = {}, {}, {}
+        runs: dict[str, Callable[[], Any]] = {"direct": lambda: run_task(model, request, callback=lambda d, t: None)}
         for transport in transports:
             server = Server(ServerConfig(bind=_address(transport, folder), exports_dir=exports), context=context, registry=registry).start()
-            try:
-                with Client(server.address, context=context) as client:
-                    out["job_ms"][transport] = _median_ms(lambda: client.separate(mix, RATE, model="echo"), n)
-            finally:
-                server.stop()
-            out["overhead_ms"][transport] = out["job_ms"][transport] - out["direct_ms"]
+            stack.callback(server.stop)
+            job_client = stack.enter_context(Client(server.address, context=context))
             reflector = Reflector(context, _address(transport, folder))
             reflector.start()
-            try:
-                with Client(reflector.address, context=context) as client:
-                    out["transport_ms"][transport] = _median_ms(lambda: client.separate(mix, RATE), n)
-            finally:
-                reflector.stop.set()
-                reflector.join(5)
+            stack.callback(reflector.join, 5)
+            stack.callback(reflector.stop.set)
+            wire_client = stack.enter_context(Client(reflector.address, context=context))
+            runs[f"job/{transport}"] = lambda c=job_client: c.separate(mix, RATE, model="echo")
+            runs[f"wire/{transport}"] = lambda c=wire_client: c.separate(mix, RATE)
+        # Round-robin, so every variant sees the same background load; overhead is the median
+        # of per-round differences (job - direct of the same round).
+        for fn in runs.values():
+            fn()
+        samples: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(n):
+            for name, fn in runs.items():
+                samples[name].append(_time_ms(fn))
+        out["direct_ms"] = statistics.median(samples["direct"])
+        out["job_ms"] = {t: statistics.median(samples[f"job/{t}"]) for t in transports}
+        out["overhead_ms"] = {
+            t: statistics.median(j - d for j, d in zip(samples[f"job/{t}"], samples["direct"])) for t in transports
+        }
+        out["transport_ms"] = {t: statistics.median(samples[f"wire/{t}"]) for t in transports}
+    out["load_average"] = os.getloadavg()
     return out
 
 
@@ -128,7 +146,7 @@ def format_report(result: dict[str, Any]) -> str:
     lines = [
         f"bridge round trip, {r['seconds']:g} s {r['channels']}ch {r['sample_rate']} Hz float32 ({r['bytes'] / 1e6:.2f} MB), median of {result['n']}",
         f"  np.copy region {result['copy_ms']['region']:.3f} ms, region + 4 stems {result['copy_ms']['region_and_4_stems']:.3f} ms",
-        f"  run_task in process (echo, no bridge) {result['direct_ms']:.2f} ms",
+        f"  run_task in process (echo, no bridge) {result['direct_ms']:.2f} ms; load average {result['load_average'][0]:.1f}",
         f"  {'transport':<10}{'job ms':>10}{'overhead ms':>14}{'wire only ms':>14}",
     ]
     for t in result["job_ms"]:

@@ -75,6 +75,7 @@ class Worker(threading.Thread):
         ok = False
         outcome = "ok"
         try:
+            self._send(out, job, Progress(id=job.id, done=0, total=0, stage="load"))
             model = self.registry.get(job.model)
             kwargs: dict[str, Any] = {}
             if request.task == "accompany" and request.candidates > 1 and _accepts_scorer(run_task):

@@ -65,6 +65,8 @@ def test_other_tasks(start_server, stereo_mix):
     with Client(server.address) as client:
         acc = client.accompany(stereo_mix, 44100, context_stems=("bass", "drums"), stems=("piano",))
         assert list(acc.stems) == ["piano"] and acc.stems["piano"].shape == stereo_mix.shape
+        best = client.accompany(stereo_mix, 44100, context_stems=("bass",), candidates=3, seed=1)
+        assert {"candidate_0", "candidate_1", "candidate_2"} <= set(best.scores)
         gen = client.generate(30000, 48000, channels=2, seed=3)
         assert all(s.shape == (2, 30000) for s in gen.stems.values())
         again = client.generate(30000, 48000, channels=2, seed=3)
@@ -90,11 +92,27 @@ def test_typed_errors(start_server, stereo_mix, call, exc, field):
         assert client.separate(stereo_mix[:, :100], 44100).stems["bass"].shape == (2, 100)  # still serving
 
 
+def test_oversized_inputs_are_refused_before_sending(start_server, stereo_mix):
+    from stemlink.bridge.protocol import Limits
+    from stemlink.errors import TooLarge
+
+    server = start_server(limits=Limits(max_frames=10000, max_message_bytes=1 << 20))
+    with Client(server.address, timeout=5) as client:
+        with pytest.raises(TooLarge) as info:
+            client.separate(stereo_mix, 44100)  # 20000 frames
+        assert info.value.field == "mix"
+        with pytest.raises(InvalidInput, match="at most 16"):
+            client.separate(np.zeros((17, 100), np.float32), 44100)
+        assert client.separate(stereo_mix[:, :5000], 44100).stems["bass"].shape == (2, 5000)
+
+
 def test_cancel_from_progress_callback_within_one_step(start_server, stereo_mix):
     server = start_server()
     steps = []
 
     def progress(done, total, stage):
+        if stage == "load":
+            return
         steps.append(done)
         if done >= 3:
             raise Cancelled("user pressed stop")
@@ -180,7 +198,7 @@ def test_embedded_child_process_killed_mid_job(echo_exports, stereo_mix):
         killed = []
 
         def progress(done, total, stage):
-            if not killed:
+            if stage == "run" and not killed:
                 os.kill(engine.process.pid, signal.SIGKILL)
                 killed.append(time.monotonic())
 
