@@ -95,23 +95,30 @@ class MSDMModel(EngineModel, Separator, Accompanist, Generator):
     def _denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return self.network(x.float().contiguous(), sigma.float().contiguous())
 
-    def _start(self, batch: int, p: MSDMParams, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def hop(self) -> int:
+        """The denoiser is fully convolutional: it accepts any length that is a multiple of this."""
+        return int(self.spec.config.get("hop", self.window))
+
+    def _start(self, batch: int, length: int, p: MSDMParams, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         sigmas = karras_sigmas(p.steps, p.sigma_min, p.sigma_max, p.rho)
-        x = torch.randn(batch, len(self.stems), self.window, generator=generator) * sigmas[0]
+        x = torch.randn(batch, len(self.stems), length, generator=generator) * sigmas[0]
         return x, sigmas
 
     def _params(self, task: str, params: Any) -> MSDMParams:
         return params if isinstance(params, MSDMParams) else self.parse_params(task, params or {})
 
     def _check(self, audio: torch.Tensor, what: str) -> None:
-        if audio.dim() != 2 or audio.shape[-1] != self.window:
-            raise InvalidInput(f"{what} must be (B, {self.window}) at {self.sample_rate} Hz, got {tuple(audio.shape)}", field=what)
+        """The engine passes (B, window); evaluation may pass longer windows (multiples of `hop`)."""
+        if audio.dim() != 2 or audio.shape[-1] < 1 or audio.shape[-1] % self.hop:
+            raise InvalidInput(f"{what} must be (B, T) at {self.sample_rate} Hz with T a multiple of {self.hop} "
+                               f"(the engine uses T = {self.window}), got {tuple(audio.shape)}", field=what)
 
     def separate(self, mix: torch.Tensor, *, params: Any, generator: torch.Generator, callback: ProgressCallback) -> torch.Tensor:
         """(B, T) mix -> (B, N, T) stems summing to the mix (Dirac: exactly)."""
         self._check(mix, "mix")
         p = self._params("separate", params)
-        x, sigmas = self._start(mix.shape[0], p, generator)
+        x, sigmas = self._start(mix.shape[0], mix.shape[-1], p, generator)
         common = dict(mixture=mix.float(), generator=generator, callback=callback, s_churn=p.s_churn,
                       corrector_steps=p.corrector_steps, heun=p.heun)
         if p.likelihood == "gaussian":
@@ -146,7 +153,7 @@ class MSDMModel(EngineModel, Separator, Accompanist, Generator):
         batch = context.shape[0]
 
         def run(n: int) -> torch.Tensor:
-            x, sigmas = self._start(n, p, generator)
+            x, sigmas = self._start(n, context.shape[-1], p, generator)
             ctx = context.float().repeat(n // batch, 1)
             common = dict(generator=generator, callback=callback, s_churn=p.s_churn,
                           corrector_steps=p.corrector_steps, heun=p.heun)
@@ -166,7 +173,7 @@ class MSDMModel(EngineModel, Separator, Accompanist, Generator):
         p = self._params("generate", params)
 
         def run(n: int) -> torch.Tensor:
-            x, sigmas = self._start(n, p, generator)
+            x, sigmas = self._start(n, self.window, p, generator)
             return sample_generate(self._denoise, x, sigmas, generator=generator, callback=callback,
                                    s_churn=p.s_churn, corrector_steps=p.corrector_steps, heun=p.heun)
 
