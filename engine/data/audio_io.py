@@ -1,8 +1,9 @@
 """Audio file I/O and resampling for the data layer (pedalboard.io, scipy).
 
-FLAC is written 24-bit: `quantize24` puts samples on the 24-bit grid first, so a mix that is
-the sum of quantized stems is itself exactly representable and `mix == sum(stems)` holds
-bit-for-bit after reading the files back.
+FLAC is written 24-bit: `quantize24` puts samples on the 24-bit grid k / 2^23 first and the
+mix is the float64 sum of the quantized stems, so the mix needs no further rounding. Read
+back as float32 (pedalboard/JUCE convert int24 with slightly different scales for writing,
+reading, positive and negative samples), mix - sum(stems) stays within 2 LSB (2^-22).
 """
 from __future__ import annotations
 
