@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from stemlink.bridge import Client
-from stemlink.engine.server import Engine
 from stemlink.errors import Busy, Cancelled, EngineUnavailable, InvalidInput, UnknownModel, UnknownTask
 
 SLOW = {"steps": 40, "sleep": 0.05}  # echo debug params: 40 steps x 50 ms per window
@@ -192,9 +191,11 @@ def test_no_engine_is_reported(tmp_path):
 
 
 def test_embedded_child_process_killed_mid_job(echo_exports, stereo_mix):
-    engine = Engine.start_embedded(echo_exports, transport="process")
+    """The embedded engine as a child process (ipc://); SIGKILL it mid-job."""
+    client = Client(exports_dir=echo_exports, embedded="process", timeout=30)
+    engine = client.engine
     try:
-        assert engine.address.startswith("ipc://")
+        assert client.address.startswith("ipc://") and engine.alive
         killed = []
 
         def progress(done, total, stage):
@@ -202,19 +203,11 @@ def test_embedded_child_process_killed_mid_job(echo_exports, stereo_mix):
                 os.kill(engine.process.pid, signal.SIGKILL)
                 killed.append(time.monotonic())
 
-        with Client(engine.address, timeout=30) as client:
-            assert client.models()[0].name == "echo"
-            with pytest.raises(EngineUnavailable, match="stopped responding"):
-                client.separate(stereo_mix, 44100, params=SLOW, progress=progress)
-            detected = time.monotonic() - killed[0]
+        assert client.models()[0].name == "echo"
+        with pytest.raises(EngineUnavailable, match="stopped responding"):
+            client.separate(stereo_mix, 44100, params=SLOW, progress=progress)
+        detected = time.monotonic() - killed[0]
         assert detected < 2.5, f"dead engine noticed after {detected:.2f} s"
     finally:
-        engine.stop()
-    assert engine.folder is None
-
-
-def test_embedded_child_process_graceful_stop(echo_exports, stereo_mix):
-    with Client(exports_dir=echo_exports, embedded="process") as client:
-        process = client.engine.process
-        assert client.separate(stereo_mix[:, :500], 44100).stems["drums"].shape == (2, 500)
-    assert process.wait(10) == 0  # SIGTERM -> clean exit
+        client.close()
+    assert not engine.alive and engine.folder is None  # temp folder with the ipc socket removed
