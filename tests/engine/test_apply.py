@@ -237,5 +237,7 @@ def test_memory_is_flat_in_region_length():
         assert total == seconds * 16000
         return top
 
-    short, long = peak(3), peak(30)
+    for _ in separate_stream(model, ToneSource(16000, 16000)):  # warm-up (lazy imports, filter design)
+        pass
+    short, long = peak(2), peak(20)
     assert long < 1.2 * short, (short, long)
