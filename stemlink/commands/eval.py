@@ -1,0 +1,130 @@
+"""`stemlink eval separation|speed|accompaniment`: measure a served model (MSDM).
+
+    stemlink eval separation --model msdm-small --data data/corpus --split test --windows 40 \
+        --steps 10,25,50 --corrector 0,1 [--likelihood dirac] [--format onnx] [--oracle] [--out FILE]
+    stemlink eval speed --model msdm-small --seconds 10 --rate 44100 --channels 2 \
+        --steps 10,25,50 --corrector 0,1 --formats onnx,torchscript [--out FILE]
+    stemlink eval accompaniment --model msdm-small --data data/corpus --windows 12 --best-of 1,4
+
+Every run prints one line per configuration and appends JSON records to --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("eval", help="measure a model: separation quality, speed, accompaniment silence")
+    kinds = parser.add_subparsers(dest="kind", metavar="KIND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", default="msdm-small")
+    common.add_argument("--exports", default=None, help="exports folder (default: the project's exports/)")
+    common.add_argument("--threads", type=int, default=2)
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--steps", default="10,25,50", help="comma-separated sampler step counts")
+    common.add_argument("--corrector", default="0,1", help="comma-separated corrector step counts R")
+    common.add_argument("--out", default=None, help="append JSON records to this file")
+
+    sep = kinds.add_parser("separation", parents=[common], help="SI-SDRi with the MSDM protocol on a corpus split")
+    sep.add_argument("--data", default="data/corpus")
+    sep.add_argument("--split", default="test")
+    sep.add_argument("--windows", type=int, default=40, help="number of protocol windows (spread over the split)")
+    sep.add_argument("--likelihood", default="dirac", choices=("dirac", "gaussian"))
+    sep.add_argument("--format", default="onnx", choices=("onnx", "torchscript"))
+    sep.add_argument("--batch", type=int, default=8)
+    sep.add_argument("--oracle", action="store_true", help="also score the oracle IRM on the same windows")
+    sep.set_defaults(run=_separation)
+
+    spd = kinds.add_parser("speed", parents=[common], help="real-time factor of separate through the engine path")
+    spd.add_argument("--seconds", type=float, default=10.0)
+    spd.add_argument("--rate", type=int, default=44100)
+    spd.add_argument("--channels", type=int, default=2)
+    spd.add_argument("--formats", default="onnx,torchscript")
+    spd.set_defaults(run=_speed)
+
+    acc = kinds.add_parser("accompaniment", parents=[common], help="share of non-silent generated stems")
+    acc.add_argument("--data", default="data/corpus")
+    acc.add_argument("--split", default="test")
+    acc.add_argument("--windows", type=int, default=12)
+    acc.add_argument("--best-of", default="1,4")
+    acc.add_argument("--format", default="onnx", choices=("onnx", "torchscript"))
+    acc.set_defaults(run=_accompaniment)
+
+
+def _registry(args: argparse.Namespace):
+    import torch
+
+    from stemlink.engine.registry import ModelRegistry
+
+    torch.set_num_threads(args.threads)
+    return ModelRegistry(args.exports, device="cpu", threads=args.threads)
+
+
+def _emit(args: argparse.Namespace, record: dict) -> None:
+    print(json.dumps(record), flush=True)
+    if args.out:
+        with open(args.out, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _separation(args: argparse.Namespace) -> int:
+    import torch
+
+    from stemlink.engine.eval.separation import SeparationScores, evaluate, oracle_irm, protocol_windows
+
+    model = _registry(args).get(args.model, args.format)
+    windows = protocol_windows(args.data, args.split, model.stems, model.sample_rate, limit=args.windows, multiple_of=model.hop)
+    base = dict(kind="separation", model=args.model, format=args.format, split=args.split, windows=len(windows),
+                window_samples=int(windows[0].shape[-1]), sample_rate=model.sample_rate, likelihood=args.likelihood)
+    if args.oracle:
+        scores = SeparationScores(tuple(model.stems))
+        refs = torch.stack(windows)
+        scores.add(refs, oracle_irm(refs))
+        _emit(args, {**base, "system": "oracle_irm", **scores.summary()})
+    for steps in _ints(args.steps):
+        for r in _ints(args.corrector):
+            params = model.parse_params("separate", {"steps": steps, "corrector_steps": r, "likelihood": args.likelihood})
+            g = torch.Generator().manual_seed(args.seed)
+            scores = evaluate(lambda mix: model.separate(mix, params=params, generator=g, callback=lambda d, t: None),
+                              windows, model.stems, batch=args.batch, sample_rate=model.sample_rate)
+            _emit(args, {**base, "system": "msdm", "steps": steps, "corrector_steps": r, **scores.summary()})
+    return 0
+
+
+def _speed(args: argparse.Namespace) -> int:
+    from stemlink.engine.eval.speed import region, task_rtf
+
+    registry = _registry(args)
+    audio = region(args.seconds, args.rate, args.channels, seed=args.seed)
+    for fmt in [f for f in args.formats.split(",") if f]:
+        model = registry.get(args.model, fmt)
+        task_rtf(model, "separate", audio[:, : args.rate], args.rate, {"steps": 2, "corrector_steps": 0})  # warm-up
+        for steps in _ints(args.steps):
+            for r in _ints(args.corrector):
+                rtf, result = task_rtf(model, "separate", audio, args.rate, {"steps": steps, "corrector_steps": r}, seed=args.seed)
+                _emit(args, dict(kind="speed", model=args.model, format=fmt, steps=steps, corrector_steps=r,
+                                 seconds=args.seconds, rate=args.rate, channels=args.channels, threads=args.threads,
+                                 rtf=round(rtf, 3), time=time.strftime("%H:%M:%S")))
+    return 0
+
+
+def _accompaniment(args: argparse.Namespace) -> int:
+    from stemlink.engine.eval.accompaniment import nonsilent_share
+    from stemlink.engine.eval.separation import protocol_windows
+
+    model = _registry(args).get(args.model, args.format)
+    windows = protocol_windows(args.data, args.split, model.stems, model.sample_rate, seconds=model.window / model.sample_rate,
+                               hop_seconds=model.window / model.sample_rate, limit=args.windows, multiple_of=model.hop)
+    for k in _ints(args.best_of):
+        for steps in _ints(args.steps):
+            params = model.parse_params("accompany", {"steps": steps, "best_of": k, "corrector_steps": 0})
+            share = nonsilent_share(model, windows, params, seed=args.seed)
+            _emit(args, dict(kind="accompaniment", model=args.model, format=args.format, best_of=k, steps=steps,
+                             windows=len(windows), **share))
+    return 0
