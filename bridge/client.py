@@ -1,9 +1,13 @@
 """`Client`: talk to a stemlink engine from scripts, the CLI or the DAW host.
 
-    with Client() as client:                       # no address: runs an embedded engine
+    with Client() as client:                       # no address: a local engine or an embedded one
         result = client.separate(mix, 44100)        # mix (C, N) float32 -> result.stems[name] (C, N)
 
     Client("tcp://127.0.0.1:5555", timeout=30)     # a running `stemlink serve`
+
+With no address, `stemlink.bridge.discovery.discover` picks `$STEMLINK_ENGINE`, or a local
+`stemlink serve` on the default address that answers, else the client starts an embedded
+engine (`embedded="inproc"`: a thread; `"process"`: a child process over ipc://).
 
 One DEALER socket; calls are synchronous and a client is used from one thread at a time
 (`cancel()` may be called from another thread: it flags the running job). Every job reply
@@ -25,6 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import zmq
 
+from stemlink.bridge.discovery import discover
 from stemlink.bridge.protocol import (
     Accepted, Cancel, Capabilities, Error, Heartbeat, Hello, Limits, Message, ModelInfo, Ping, Pong, Progress, Result,
     Status, StatusRequest, Submit, decode, encode,
@@ -54,8 +59,11 @@ class Client:
         heartbeat_timeout: float = 2.0,
         embedded: str = "inproc",
         context: zmq.Context | None = None,
+        discover_engine: bool = True,
     ):
         self.engine = None
+        if address is None and discover_engine:
+            address = discover(exports_dir, context)
         if address is None:
             from stemlink.engine.server.embedded import Engine
 

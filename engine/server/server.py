@@ -24,6 +24,7 @@ from typing import Any
 import zmq
 
 from stemlink import __version__
+from stemlink.bridge.discovery import DEFAULT_ADDRESS
 from stemlink.bridge.protocol import (
     Accepted, Cancel, Capabilities, Error, Heartbeat, Hello, Limits, Message, ModelInfo, Ping, Pong, Status,
     StatusRequest, Submit, decode, encode,
@@ -34,7 +35,7 @@ from stemlink.engine.server.worker import Worker
 from stemlink.errors import Cancelled, EngineUnavailable, ProtocolError, StemlinkError, UnknownTask
 
 log = logging.getLogger("stemlink.engine.server")
-DEFAULT_BIND = "tcp://127.0.0.1:5555"
+DEFAULT_BIND = DEFAULT_ADDRESS
 SHUTDOWN_LINGER_MS = 200
 UNKNOWN_ID = "-"  # id of error replies to messages whose own id could not be read
 
