@@ -14,9 +14,7 @@ themselves: family, model config, train config, weights, optimizer, step, metric
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -26,9 +24,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from stemlink.engine.nn.cocola import CocolaConfig, CocolaNet, build_cocola, contrastive_loss, pair_accuracy
+from stemlink.engine.train.loop import Budget, JsonlLog, load_checkpoint, save_checkpoint
 from stemlink.errors import PresetError
-
-CHECKPOINT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -165,7 +162,7 @@ class RunLog:
 
     def __init__(self, out: Path):
         self.text = out / "train.log"
-        self.jsonl = out / "metrics.jsonl"
+        self.jsonl = JsonlLog(out / "metrics.jsonl")
 
     def line(self, message: str) -> None:
         stamp = time.strftime("%H:%M:%S", time.gmtime())
@@ -174,26 +171,20 @@ class RunLog:
         print(message, flush=True)
 
     def record(self, **values: Any) -> None:
-        with open(self.jsonl, "a") as f:
-            f.write(json.dumps(values) + "\n")
+        self.jsonl.write(**values)
 
 
-def save_checkpoint(path: Path, net: CocolaNet, optimizer: torch.optim.Optimizer, step: int,
-                    train: TrainConfig, data: DataConfig, metrics: dict[str, Any]) -> None:
-    """Atomic write of a self-describing checkpoint."""
-    state = {
-        "family": "cocola", "version": CHECKPOINT_VERSION, "class": "CocolaNet",
-        "config": net.config.to_dict(), "train_config": asdict(train), "data_config": asdict(data),
-        "model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "metrics": metrics,
-    }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+def save(path: Path, net: CocolaNet, optimizer: torch.optim.Optimizer, step: int,
+         train: TrainConfig, data: DataConfig, metrics: dict[str, Any]) -> None:
+    """Atomic write of a self-describing checkpoint (`loop.save_checkpoint`)."""
+    save_checkpoint(path, family="cocola", cls="CocolaNet", config=net.config.to_dict(), train_config=asdict(train),
+                    data_config=asdict(data), model=net.state_dict(), optimizer=optimizer.state_dict(), step=step,
+                    metrics=dict(metrics))
 
 
 def load_network(path: str | Path, map_location: str = "cpu") -> tuple[CocolaNet, dict[str, Any]]:
     """Checkpoint -> (CocolaNet in eval mode, the checkpoint dict)."""
-    state = torch.load(path, map_location=map_location, weights_only=False)
+    state = load_checkpoint(path, map_location=map_location)
     if state.get("family") != "cocola":
         raise ValueError(f"{path} is not a COCOLA checkpoint (family={state.get('family')!r})")
     net = build_cocola(**state["config"])
@@ -221,7 +212,7 @@ def train(model_kwargs: dict[str, Any], train_cfg: TrainConfig, data_cfg: DataCo
     step, best, metrics = 0, -1.0, {}
     last = out / "last.pt"
     if resume and last.is_file():
-        state = torch.load(last, map_location=device, weights_only=False)
+        state = load_checkpoint(last, map_location=device)
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, metrics = state["step"], state.get("metrics", {})
@@ -240,12 +231,11 @@ def train(model_kwargs: dict[str, Any], train_cfg: TrainConfig, data_cfg: DataCo
                         num_workers=train_cfg.num_workers, generator=g)
     batches = _infinite(loader, epoch=step)
 
-    start = time.time()
-    last_ckpt = start
-    deadline = start + 60 * train_cfg.max_minutes if train_cfg.max_minutes else math.inf
+    budget = Budget(train_cfg.max_steps, train_cfg.max_minutes)
+    last_ckpt = time.time()
     net.train()
     window_loss, window_acc, window_n, t_window = 0.0, 0.0, 0, time.time()
-    while step < train_cfg.max_steps and time.time() < deadline:
+    while not budget.done(step):
         a, b = next(batches)
         a, b = _as_tensor(a).float().to(device), _as_tensor(b).float().to(device)
         a = a + train_cfg.noise_sigma * torch.randn_like(a)
@@ -265,7 +255,7 @@ def train(model_kwargs: dict[str, Any], train_cfg: TrainConfig, data_cfg: DataCo
             metrics.update(step=step, loss=window_loss / window_n, batch_acc=window_acc / window_n, sec_per_step=dt)
             log.line(f"step {step} loss {metrics['loss']:.4f} batch_acc(K={train_cfg.batch_size}) "
                      f"{metrics['batch_acc']:.3f} {dt:.2f}s/step")
-            log.record(**metrics, elapsed_min=(time.time() - start) / 60)
+            log.record(**metrics, elapsed_min=budget.elapsed / 60)
             window_loss, window_acc, window_n, t_window = 0.0, 0.0, 0, time.time()
         if step % train_cfg.eval_every == 0:
             metrics.update(validate(net, val_a, val_b))
@@ -273,17 +263,17 @@ def train(model_kwargs: dict[str, Any], train_cfg: TrainConfig, data_cfg: DataCo
             log.record(step=step, **{k: v for k, v in metrics.items() if k.startswith("val_")})
             if metrics["val_acc_k2"] > best:
                 best = metrics["best_val_acc_k2"] = metrics["val_acc_k2"]
-                save_checkpoint(out / "best.pt", net, optimizer, step, train_cfg, data_cfg, metrics)
+                save(out / "best.pt", net, optimizer, step, train_cfg, data_cfg, metrics)
             t_window = time.time()
         if time.time() - last_ckpt > 60 * train_cfg.checkpoint_minutes:
-            save_checkpoint(last, net, optimizer, step, train_cfg, data_cfg, metrics)
+            save(last, net, optimizer, step, train_cfg, data_cfg, metrics)
             last_ckpt = time.time()
     metrics.update(validate(net, val_a, val_b))
     log.line(f"done at step {step}: validation K=2 acc {metrics['val_acc_k2']:.3f} K=8 acc {metrics['val_acc_k8']:.3f}")
     if metrics["val_acc_k2"] > best:
         metrics["best_val_acc_k2"] = metrics["val_acc_k2"]
-        save_checkpoint(out / "best.pt", net, optimizer, step, train_cfg, data_cfg, metrics)
-    save_checkpoint(last, net, optimizer, step, train_cfg, data_cfg, metrics)
+        save(out / "best.pt", net, optimizer, step, train_cfg, data_cfg, metrics)
+    save(last, net, optimizer, step, train_cfg, data_cfg, metrics)
     return metrics
 
 
