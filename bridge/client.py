@@ -8,6 +8,8 @@
 With no address, `stemlink.bridge.discovery.discover` picks `$STEMLINK_ENGINE`, or a local
 `stemlink serve` on the default address that answers, else the client starts an embedded
 engine (`embedded="inproc"`: a thread; `"process"`: a child process over ipc://).
+Remote engines started with `stemlink serve --curve DIR`: pass `curve=DIR` (or set
+`$STEMLINK_CURVE`) to encrypt and authenticate with the keys in DIR (see `bridge/auth.py`).
 
 One DEALER socket; calls are synchronous and a client is used from one thread at a time
 (`cancel()` may be called from another thread: it flags the running job). Every job reply
@@ -29,6 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import zmq
 
+from stemlink.bridge.auth import ENV_CURVE, secure_client
 from stemlink.bridge.discovery import discover
 from stemlink.bridge.protocol import (
     Accepted, Cancel, Capabilities, Error, Heartbeat, Hello, Limits, Message, ModelInfo, Ping, Pong, Progress, Result,
@@ -60,6 +63,8 @@ class Client:
         embedded: str = "inproc",
         context: zmq.Context | None = None,
         discover_engine: bool = True,
+        curve: str | os.PathLike | None = None,
+        client_name: str = "client",
     ):
         self.engine = None
         if address is None and discover_engine:
@@ -75,6 +80,9 @@ class Client:
         self.context = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.DEALER)
         self.socket.linger = 0
+        curve = curve if curve is not None else os.environ.get(ENV_CURVE) or None
+        if curve is not None and self.engine is None:
+            secure_client(self.socket, curve, client_name)
         self.socket.connect(address)
         self._ids = itertools.count()
         self._prefix = uuid.uuid4().hex[:8]

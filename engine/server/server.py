@@ -24,6 +24,7 @@ from typing import Any
 import zmq
 
 from stemlink import __version__
+from stemlink.bridge.auth import secure_server
 from stemlink.bridge.discovery import DEFAULT_ADDRESS
 from stemlink.bridge.protocol import (
     Accepted, Cancel, Capabilities, Error, Heartbeat, Hello, Limits, Message, ModelInfo, Ping, Pong, Status,
@@ -52,6 +53,7 @@ class ServerConfig:
     device: str | None = None
     threads: int | None = None
     limits: Limits = field(default_factory=Limits)
+    curve_dir: Path | None = None  # CURVE keys folder (bridge/auth.py): encrypt + authorize clients
 
 
 def model_infos(registry: ModelRegistry) -> list[ModelInfo]:
@@ -118,14 +120,19 @@ class Server:
         pull = self.context.socket(zmq.PULL)
         pull.linger = 0
         reply_address = f"inproc://stemlink-replies-{uuid.uuid4().hex}"
+        auth = None
         try:
+            if self.config.curve_dir is not None:
+                auth = secure_server(router, self.context, self.config.curve_dir)
             router.bind(self.config.bind)
             pull.bind(reply_address)
             self.address = router.getsockopt_string(zmq.LAST_ENDPOINT)
-        except zmq.ZMQError as exc:
-            self._error = EngineUnavailable(f"cannot bind {self.config.bind!r}: {exc}", field="bind")
+        except (zmq.ZMQError, StemlinkError) as exc:
+            self._error = exc if isinstance(exc, StemlinkError) else EngineUnavailable(f"cannot bind {self.config.bind!r}: {exc}", field="bind")
             router.close(linger=0)
             pull.close(linger=0)
+            if auth is not None:
+                auth.stop()
             self._ready.set()
             raise self._error from exc
         workers = [
@@ -135,7 +142,8 @@ class Server:
         for w in workers:
             w.start()
         self._ready.set()
-        log.info("stemlink engine %s serving %d model(s) on %s", __version__, len(self.registry.names()), self.address)
+        security = "CURVE, authorized clients only" if auth is not None else "no authentication"
+        log.info("stemlink engine %s serving %d model(s) on %s (%s)", __version__, len(self.registry.names()), self.address, security)
         try:
             self._loop(router, pull)
             self._shutdown(router, pull, workers)
@@ -144,6 +152,8 @@ class Server:
             # nothing ever waits on it longer than that.
             router.close(linger=SHUTDOWN_LINGER_MS)
             pull.close(linger=0)
+            if auth is not None:
+                auth.stop()
 
     # ------------------------------------------------------------------ I/O loop
 

@@ -2,6 +2,8 @@
 
 Binds 127.0.0.1 by default. A non-loopback address is only used when given explicitly with
 `--bind` (the STEMLINK_BIND environment default must be loopback, ipc:// or inproc://).
+`--curve DIR` encrypts connections and accepts only the clients whose public keys are in
+DIR/clients (see `stemlink keys init`); without it a non-loopback bind logs a warning.
 Logs one line per job.
 """
 from __future__ import annotations
@@ -32,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heartbeat", type=float, default=0.5, help="seconds between heartbeats to clients with unfinished jobs")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
     parser.add_argument("--threads", type=int, default=None, help="torch/onnxruntime threads per model")
+    parser.add_argument("--curve", default=None, metavar="DIR",
+                        help="CURVE keys folder (`stemlink keys init DIR`): encrypt and accept only authorized clients")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,9 +58,13 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.queue < 1 or args.heartbeat <= 0:
         raise InvalidInput(f"--workers and --queue must be >= 1 and --heartbeat > 0, got {args.workers}, {args.queue}, {args.heartbeat}", field="workers")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if not is_loopback(bind) and not args.curve:
+        logging.getLogger("stemlink.engine.server").warning(
+            "%s is reachable from other machines WITHOUT authentication; use --curve DIR to encrypt and authorize clients", bind)
     config = ServerConfig(
         bind=bind, exports_dir=Path(args.exports) if args.exports else None, workers=args.workers,
         queue_size=args.queue, heartbeat_interval=args.heartbeat, device=args.device, threads=args.threads,
+        curve_dir=Path(args.curve) if args.curve else None,
     )
     server = Server(config)
     for sig in (signal.SIGTERM, signal.SIGINT):
