@@ -156,6 +156,7 @@ def _provenance(job: Job, preset: Preset, result: Any, capabilities: Any, region
         "params": result.params,
         "seed": result.seed,
         "scores": result.scores,
+        "info": dict(result.info),  # engine-side details: apply settings, timings, candidate ranking
         "fx": [{"type": f.type, "path": f.path, "params": dict(f.params)} for f in preset.fx],
         "sample_rate": rate,
         "channels": channels,
