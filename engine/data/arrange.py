@@ -105,10 +105,10 @@ def _plan_sections(style: Style, mode: str, key_root: int, n_bars: int, chord_ba
         names = [n for n in names if n in PROGRESSIONS[mode]] or list(PROGRESSIONS[mode])
         chosen = rng.choice(names, size=3, replace=len(names) < 3)
         progs = dict(zip(("verse", "chorus", "bridge"), (str(c) for c in chosen)))
-        sec_len = 4 * chord_bars if n_bars <= 12 else 8
+        sec_len = 4 * chord_bars if n_bars <= 24 else 8  # several sections even in a short clip
     sections: list[Section] = []
     bar = 0
-    intro_len = int(rng.choice([2, 4])) if n_bars > 8 else 0
+    intro_len = (2 if sec_len <= 4 else int(rng.choice([2, 4]))) if n_bars > 8 else 0
     order = (["intro"] if intro_len else []) + list(FORM) * 4
     k = 0
     while bar < n_bars:
@@ -118,7 +118,7 @@ def _plan_sections(style: Style, mode: str, key_root: int, n_bars: int, chord_ba
         prog = progs.get(name, progs["verse"])
         sections.append(Section(name, bar, length, prog, _active(name, classes, rng)))
         bar += length
-    _ensure_everyone_plays(sections, classes, rng)
+    _ensure_everyone_plays([s for s in sections if s.start_bar < max(1, n_bars - 1)], classes, rng)
     chords: list[Chord] = []
     for sec in sections:
         if sec.progression == "12-bar blues":

@@ -33,7 +33,8 @@ from stemlink.engine.data.sources import SOURCES, compose
 from stemlink.engine.data.synth import check_synth, render_part, soundfont_path
 from stemlink.errors import InvalidInput
 
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2  # 2: short sections, every stem plays inside the clip, stem loudness balance
+STEM_LEVEL_DB = -20.0
 SPLITS = ("train", "valid", "test")
 
 
@@ -65,6 +66,21 @@ class RenderConfig:
         key = {"seconds": self.seconds, "sample_rate": self.sample_rate, "seed": self.seed,
                "source": self.source, "split": list(self.split), "version": RENDERER_VERSION}
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def active_rms_db(audio: np.ndarray, sample_rate: int) -> float:
+    """RMS (dBFS) over the 50 ms blocks within 40 dB of the loudest block; -20 for silence
+    (so a silent stem gets gain 0 dB)."""
+    mono = audio.mean(axis=0, dtype=np.float64)
+    block = max(1, int(0.05 * sample_rate))
+    nb = len(mono) // block
+    if nb == 0:
+        return STEM_LEVEL_DB
+    power = (mono[: nb * block] ** 2).reshape(nb, block).mean(axis=1)
+    if power.max() <= 1e-12:
+        return STEM_LEVEL_DB
+    active = power[power >= power.max() * 1e-4]
+    return float(10 * np.log10(active.mean()))
 
 
 def track_id(index: int) -> str:
@@ -109,14 +125,16 @@ def render_track(cfg: RenderConfig, index: int, split: str) -> dict:
         except json.JSONDecodeError:
             pass
     rng = np.random.default_rng([cfg.seed, index])
-    plan = compose(cfg.source, rng, cfg.seconds)
+    plan = compose(cfg.source, rng, cfg.seconds, seed=cfg.seed, index=index)
     n = int(round(cfg.seconds * cfg.sample_rate))
     (folder / "midi").mkdir(parents=True, exist_ok=True)
     stems = {}
     for cls, part in plan.parts.items():
         stems[cls] = render_part(part, plan.tempo, cfg.sample_rate, n, midi_out=folder / "midi" / f"{cls}.mid")
-    # level: per-stem gain, then one common gain so the mix peaks at -6..-1 dBFS
-    gains_db = {cls: float(np.round(rng.uniform(-3.0, 3.0), 2)) for cls in stems}
+    # level: each stem to -20 dBFS active loudness +-3 dB, then one common gain so the mix
+    # peaks at -6..-1 dBFS (Slakh likewise loudness-normalizes stems before mixing)
+    gains_db = {cls: float(np.round(STEM_LEVEL_DB - active_rms_db(stems[cls], cfg.sample_rate) + rng.uniform(-3.0, 3.0), 2))
+                for cls in stems}
     for cls in stems:
         stems[cls] = stems[cls] * np.float32(10 ** (gains_db[cls] / 20))
     mix = np.sum([s.astype(np.float64) for s in stems.values()], axis=0)

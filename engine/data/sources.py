@@ -26,8 +26,8 @@ class SongPlan:
     stem_meta: dict[str, dict] = field(default_factory=dict)
 
 
-def compose(source: str, rng: np.random.Generator, seconds: float) -> SongPlan:
-    """Draw one song from `source` (see module docstring)."""
+def compose(source: str, rng: np.random.Generator, seconds: float, *, seed: int = 0, index: int = 0) -> SongPlan:
+    """Draw one song from `source` (see module docstring) for track `index` of a corpus."""
     if source == "mixed":
         source = "procedural" if rng.random() < 0.7 else "chorales"
     if source == "procedural":
@@ -35,7 +35,7 @@ def compose(source: str, rng: np.random.Generator, seconds: float) -> SongPlan:
     if source == "chorales":
         from stemlink.engine.data.chorales import compose_chorale
 
-        return compose_chorale(rng, seconds)
+        return compose_chorale(rng, seconds, seed=seed, index=index)
     raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
 
 

@@ -3,6 +3,7 @@
     stemlink data render --out DIR --tracks N --seconds S --sr RATE --seed K
                          [--source procedural|chorales|mixed] [--jobs 2]
     stemlink data info ROOT [--layout auto|stemlink|slakh|musdb|moisesdb|cocochorales]
+    stemlink data plot TRACK_DIR --out PNG [--seconds S]
 """
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("root")
     info.add_argument("--layout", default="auto")
     info.set_defaults(run=_info)
+    plot = sub.add_parser("plot", help="spectrograms of a rendered track's mix and stems (PNG)")
+    plot.add_argument("track", help="a rendered track folder (with metadata.json)")
+    plot.add_argument("--out", required=True, help="PNG path")
+    plot.add_argument("--seconds", type=float, default=None, help="only the first S seconds")
+    plot.set_defaults(run=_plot)
     parser.set_defaults(run=lambda args: (parser.print_help(), 1)[1])
 
 
@@ -59,4 +65,11 @@ def _info(args: argparse.Namespace) -> int:
             for c in t.stems:
                 classes[c] = classes.get(c, 0) + 1
         print(f"  {split:6s} {len(tracks):5d} tracks  classes {dict(sorted(classes.items()))}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from stemlink.engine.data.spectrogram import plot_track
+
+    print(plot_track(args.track, args.out, args.seconds))
     return 0
