@@ -26,7 +26,9 @@ Stereo and multichannel policy:
   the input exactly (float32 rounding only).
 - accompany / generate: run once on the mid channel (mean of all channels) and return
   identical channels (dual mono), so a generated part is one coherent performance.
-  `generate` has no input: it runs the generator for every window and crossfades them.
+  `generate` has no input: it runs the generator for every window and crossfades them, so a
+  region longer than one window is a chain of independent performances joined by crossfades
+  (continuation across windows needs a model that can condition on the previous window).
 - score: both inputs are downmixed to mono, cut into non-overlapping windows, embedded, and
   the per-window similarities averaged.
 
