@@ -42,6 +42,7 @@ class Worker(threading.Thread):
     def run(self) -> None:
         out = self.context.socket(zmq.PUSH)
         out.linger = 1000  # inproc: let the last reply reach the I/O thread after close
+        out.sndtimeo = 5000  # never hang on a server that already shut down
         out.connect(self.reply_address)
         try:
             while not self.stop_event.is_set():
@@ -52,7 +53,10 @@ class Worker(threading.Thread):
             out.close(linger=0)
 
     def _send(self, out: zmq.Socket, job: Job, msg: Message) -> None:
-        out.send_multipart([job.identity, *encode(msg)], copy=False)
+        try:
+            out.send_multipart([job.identity, *encode(msg)], copy=False)
+        except zmq.Again:
+            log.warning("job %s: reply %s dropped, the I/O thread is gone", job.id, msg.TYPE)
 
     def _callback(self, job: Job, out: zmq.Socket) -> Callable[[int, int], None]:
         last = [0.0]

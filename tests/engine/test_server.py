@@ -198,7 +198,10 @@ def test_graceful_shutdown_replies_to_every_job(exports):
         sock.linger = 0
         sock.connect(srv.address)
         sock.send_multipart(submit("run", params={"steps": 50, "sleep": 0.1}), copy=False)
-        recv_until(sock, "run", {"progress"})
+        while True:  # wait until the model runs (not just loads): cancel lands between steps
+            msg, _ = recv_until(sock, "run", {"progress"})
+            if msg.stage == "run":
+                break
         sock.send_multipart(submit("wait"), copy=False)
         recv_until(sock, "wait", {"accepted"})
         start = time.monotonic()
