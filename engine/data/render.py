@@ -30,12 +30,14 @@ import numpy as np
 
 from stemlink.engine.data.audio_io import quantize24, write_flac
 from stemlink.engine.data.sources import SOURCES, compose
-from stemlink.engine.data.synth import check_synth, render_part, soundfont_path
+from stemlink.engine.data.synth import check_synth, render_part, soundfont_path, write_midi
 from stemlink.errors import InvalidInput
 
 RENDERER_VERSION = 2  # 2: short sections, every stem plays inside the clip, stem loudness balance
 STEM_LEVEL_DB = -20.0
 SPLITS = ("train", "valid", "test")
+SYNTHS = ("lib", "cli")
+_RENDERERS: dict = {}
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class RenderConfig:
     source: str = "procedural"
     jobs: int = 2
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    synth: str = "lib"   # "lib": libfluidsynth in-process (fast); "cli": the fluidsynth program
 
     def validate(self) -> None:
         if self.tracks < 1:
@@ -58,6 +61,8 @@ class RenderConfig:
             raise InvalidInput(f"--sr must be in [8000, 192000] Hz, got {self.sample_rate}", field="sr")
         if self.source not in SOURCES:
             raise InvalidInput(f"--source must be one of {', '.join(SOURCES)}, got {self.source!r}", field="source")
+        if self.synth not in SYNTHS:
+            raise InvalidInput(f"--synth must be one of {', '.join(SYNTHS)}, got {self.synth!r}", field="synth")
         if self.jobs < 1:
             raise InvalidInput(f"--jobs must be >= 1, got {self.jobs}", field="jobs")
 
@@ -65,6 +70,8 @@ class RenderConfig:
         """Identity of what a track's content depends on (not out/jobs/tracks)."""
         key = {"seconds": self.seconds, "sample_rate": self.sample_rate, "seed": self.seed,
                "source": self.source, "split": list(self.split), "version": RENDERER_VERSION}
+        if self.synth != "cli":  # renders made before the in-process synth keep their digest
+            key["synth"] = self.synth
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -130,7 +137,11 @@ def render_track(cfg: RenderConfig, index: int, split: str) -> dict:
     (folder / "midi").mkdir(parents=True, exist_ok=True)
     stems = {}
     for cls, part in plan.parts.items():
-        stems[cls] = render_part(part, plan.tempo, cfg.sample_rate, n, midi_out=folder / "midi" / f"{cls}.mid")
+        if cfg.synth == "cli":
+            stems[cls] = render_part(part, plan.tempo, cfg.sample_rate, n, midi_out=folder / "midi" / f"{cls}.mid")
+        else:
+            write_midi(part, folder / "midi" / f"{cls}.mid", plan.tempo)
+            stems[cls] = _renderer(cfg.sample_rate).render(part, n)
     # level: each stem to -20 dBFS active loudness +-3 dB, then one common gain so the mix
     # peaks at -6..-1 dBFS (Slakh likewise loudness-normalizes stems before mixing)
     gains_db = {cls: float(np.round(STEM_LEVEL_DB - active_rms_db(stems[cls], cfg.sample_rate) + rng.uniform(-3.0, 3.0), 2))
@@ -161,12 +172,22 @@ def render_track(cfg: RenderConfig, index: int, split: str) -> dict:
         "id": tid, "index": index, "split": split, "source": plan.source, "sample_rate": cfg.sample_rate,
         "seconds": cfg.seconds, "num_samples": n, "channels": 2, "seed": [cfg.seed, index],
         "tags": plan.tags, "stems": stem_info, "mix": "mix.flac", "mix_gain_db": round(20 * np.log10(common), 3),
-        "config_digest": cfg.digest(), "renderer": {"version": RENDERER_VERSION, "synth": "fluidsynth",
+        "config_digest": cfg.digest(), "renderer": {"version": RENDERER_VERSION, "synth": "fluidsynth" if cfg.synth == "cli" else "fluidsynth-lib",
                                                   "soundfont": soundfont_path().name},
         **plan.meta,
     }
     _dump_json(meta_path, meta)
     return meta
+
+
+def _renderer(sample_rate: int):
+    """This process's in-process FluidSynth at `sample_rate` (soundfont loaded once)."""
+    from stemlink.engine.data.fluidlib import FluidRenderer
+
+    key = (os.getpid(), sample_rate)
+    if key not in _RENDERERS:
+        _RENDERERS[key] = FluidRenderer(sample_rate)
+    return _RENDERERS[key]
 
 
 def _worker(args: tuple[RenderConfig, int, str]) -> tuple[int, dict, float]:
@@ -179,7 +200,12 @@ def _worker(args: tuple[RenderConfig, int, str]) -> tuple[int, dict, float]:
 def render_corpus(cfg: RenderConfig, progress: Callable[[str], None] = print) -> dict:
     """Render every track (parallel over `cfg.jobs` processes), then corpus.json and READY."""
     cfg.validate()
-    check_synth()
+    if cfg.synth == "cli":
+        check_synth()
+    else:
+        from stemlink.engine.data.fluidlib import check_lib
+
+        check_lib()  # fail early (MissingDependency) before forking workers
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ready = out / "READY"

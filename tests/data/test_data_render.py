@@ -91,9 +91,11 @@ def test_missing_fluidsynth_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("STEMLINK_SOUNDFONT", str(tmp_path / "missing.sf2"))
     with pytest.raises(MissingDependency, match="fluid-soundfont-gm"):
         render_corpus(RenderConfig(out=str(tmp_path / "x"), tracks=1, seconds=2))
+    with pytest.raises(MissingDependency, match="fluid-soundfont-gm"):
+        render_corpus(RenderConfig(out=str(tmp_path / "x"), tracks=1, seconds=2, synth="cli"))
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    with pytest.raises(MissingDependency, match="apt-get install"):
-        render_corpus(RenderConfig(out=str(tmp_path / "x"), tracks=1, seconds=2))
+    with pytest.raises(MissingDependency, match="`fluidsynth` is not on PATH"):
+        render_corpus(RenderConfig(out=str(tmp_path / "x"), tracks=1, seconds=2, synth="cli"))
 
 
 def test_bad_config_names_the_option(tmp_path):
@@ -127,3 +129,22 @@ def test_arranger_variety_and_coherence():
     assert total > 500 and on_root / total > 0.85
     dropouts = sum(any(cls not in sec.active for sec in s.sections for cls in s.parts) for s in songs)
     assert dropouts > 60
+
+
+@needs_fluidsynth
+def test_in_process_synth_matches_the_cli():
+    from scipy.signal import welch
+
+    from stemlink.engine.data.fluidlib import FluidRenderer
+    from stemlink.engine.data.synth import render_part
+
+    song = arrange(np.random.default_rng([0, 7]), 6.0)
+    renderer = FluidRenderer(16000)
+    for part in song.parts.values():
+        lib = renderer.render(part, 6 * 16000)
+        assert np.array_equal(lib, renderer.render(part, 6 * 16000))  # deterministic
+        cli = render_part(part, song.tempo, 16000, 6 * 16000)
+        rms_lib, rms_cli = np.sqrt(np.mean(lib ** 2)), np.sqrt(np.mean(cli ** 2))
+        assert abs(20 * np.log10(rms_lib / rms_cli)) < 1.0, part.cls
+        spec = [10 * np.log10(welch(x[0], 16000, nperseg=1024)[1][:256] + 1e-12) for x in (lib, cli)]
+        assert np.median(np.abs(spec[0] - spec[1])) < 1.5, part.cls
