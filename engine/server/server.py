@@ -91,13 +91,21 @@ class Server:
 
     def start(self, timeout: float = 10.0) -> "Server":
         """Bind and serve in a background thread; returns once bound (address set)."""
-        self._thread = threading.Thread(target=self.serve, name="stemlink-io", daemon=True)
+        self._thread = threading.Thread(target=self._serve_in_thread, name="stemlink-io", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
             raise EngineUnavailable(f"engine did not bind {self.config.bind} within {timeout} s")
         if self._error is not None:
             raise self._error
         return self
+
+    def _serve_in_thread(self) -> None:
+        try:
+            self.serve()
+        except StemlinkError:
+            if not self._ready.is_set() or self._error is None:
+                raise  # not a bind error: let it surface
+            # a bind error: `start()` raises it in the caller's thread
 
     def request_stop(self) -> None:
         """Ask the I/O loop to shut down (thread- and signal-safe)."""

@@ -15,6 +15,7 @@ import zmq
 from stemlink.bridge.protocol import Cancel, Limits, Ping, StatusRequest, Submit, decode, encode
 from stemlink.engine.models.echo import build_echo_export
 from stemlink.engine.server import Server, ServerConfig
+from stemlink.errors import EngineUnavailable
 
 RECV_MS = 3000
 
@@ -213,9 +214,15 @@ def test_graceful_shutdown_replies_to_every_job(exports):
             if msg.TYPE == "error":
                 finals[msg.id] = msg.code
         assert finals == {"run": "CANCELLED", "wait": "ENGINE_UNAVAILABLE"}
-    # The port is free again: sockets were closed.
-    again = Server(ServerConfig(bind=srv.address, exports_dir=exports)).start()
-    again.stop()
+    # The port is free again: sockets were closed (libzmq closes the listener asynchronously).
+    deadline = time.monotonic() + 3
+    while True:
+        try:
+            Server(ServerConfig(bind=srv.address, exports_dir=exports)).start().stop()
+            break
+        except EngineUnavailable:
+            assert time.monotonic() < deadline, f"{srv.address} still in use 3 s after stop()"
+            time.sleep(0.1)
 
 
 def test_stemlink_serve_stops_on_sigterm(exports, tmp_path):
