@@ -17,7 +17,7 @@ from stemlink.errors import InvalidInput, MissingDependency
 
 
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", metavar="ADDR", help="engine address (tcp://HOST:PORT, ipc://PATH); default: embedded engine")
+    parser.add_argument("--engine", metavar="ADDR", help="engine address (tcp://HOST:PORT, ipc://PATH); default: $STEMLINK_ENGINE, else a local `stemlink serve` that answers, else an embedded engine")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the engine to accept a request")
 
 

@@ -25,7 +25,8 @@ def exports(tmp_path_factory):
 
 @pytest.fixture
 def env(exports, tmp_path, monkeypatch):
-    monkeypatch.setenv("STEMLINK_EXPORTS", str(exports))
+    monkeypatch.setenv("STEMLINK_EXPORTS", str(exports))  # -> the client starts an embedded engine
+    monkeypatch.delenv("STEMLINK_ENGINE", raising=False)
     monkeypatch.setenv("STEMLINK_PRESETS", str(tmp_path / "presets"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
