@@ -1,7 +1,7 @@
 """Shared pieces of the host's CLI commands (separate, accompany, generate, run, play).
 
 Options common to region commands, `--param KEY=VALUE` parsing, a stderr progress bar, and
-`run_jobs`: open one `Client` (embedded engine unless `--engine ADDR`), run the jobs, print
+`run_jobs`: open one `Client` (`--engine ADDR`, else discovery, else embedded), run the jobs, print
 the written files, optionally audition them.
 """
 from __future__ import annotations
