@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common.add_argument("--seed", type=int, default=0)
     common.add_argument("--steps", default="10,25,50", help="comma-separated sampler step counts")
     common.add_argument("--corrector", default="0,1", help="comma-separated corrector step counts R")
+    common.add_argument("--s-churn", default=None, help="comma-separated S_churn values (default: the model's)")
     common.add_argument("--out", default=None, help="append JSON records to this file")
 
     sep = kinds.add_parser("separation", parents=[common], help="SI-SDRi with the MSDM protocol on a corpus split")
@@ -73,6 +74,10 @@ def _emit(args: argparse.Namespace, record: dict) -> None:
             f.write(json.dumps(record) + "\n")
 
 
+def _churns(args: argparse.Namespace) -> list[dict]:
+    return [{}] if args.s_churn is None else [{"s_churn": float(v)} for v in args.s_churn.split(",") if v.strip()]
+
+
 def _separation(args: argparse.Namespace) -> int:
     import torch
 
@@ -87,13 +92,15 @@ def _separation(args: argparse.Namespace) -> int:
         refs = torch.stack(windows)
         scores.add(refs, oracle_irm(refs))
         _emit(args, {**base, "system": "oracle_irm", **scores.summary()})
-    for steps in _ints(args.steps):
-        for r in _ints(args.corrector):
-            params = model.parse_params("separate", {"steps": steps, "corrector_steps": r, "likelihood": args.likelihood})
-            g = torch.Generator().manual_seed(args.seed)
-            scores = evaluate(lambda mix: model.separate(mix, params=params, generator=g, callback=lambda d, t: None),
-                              windows, model.stems, batch=args.batch, sample_rate=model.sample_rate)
-            _emit(args, {**base, "system": "msdm", "steps": steps, "corrector_steps": r, **scores.summary()})
+    for churn in _churns(args):
+        for steps in _ints(args.steps):
+            for r in _ints(args.corrector):
+                params = model.parse_params("separate", {"steps": steps, "corrector_steps": r, "likelihood": args.likelihood, **churn})
+                g = torch.Generator().manual_seed(args.seed)
+                scores = evaluate(lambda mix: model.separate(mix, params=params, generator=g, callback=lambda d, t: None),
+                                  windows, model.stems, batch=args.batch, sample_rate=model.sample_rate)
+                _emit(args, {**base, "system": "msdm", "steps": steps, "corrector_steps": r, "s_churn": params.s_churn,
+                             **scores.summary()})
     return 0
 
 
@@ -107,7 +114,8 @@ def _speed(args: argparse.Namespace) -> int:
         task_rtf(model, "separate", audio[:, : args.rate], args.rate, {"steps": 2, "corrector_steps": 0})  # warm-up
         for steps in _ints(args.steps):
             for r in _ints(args.corrector):
-                rtf, result = task_rtf(model, "separate", audio, args.rate, {"steps": steps, "corrector_steps": r}, seed=args.seed)
+                params = {"steps": steps, "corrector_steps": r}
+                rtf, result = task_rtf(model, "separate", audio, args.rate, params, seed=args.seed)
                 _emit(args, dict(kind="speed", model=args.model, format=fmt, steps=steps, corrector_steps=r,
                                  seconds=args.seconds, rate=args.rate, channels=args.channels, threads=args.threads,
                                  rtf=round(rtf, 3), time=time.strftime("%H:%M:%S")))
