@@ -8,7 +8,9 @@ For a stereo 44.1 kHz region (10 s by default, 3.53 MB of float32), in one run, 
 - `job_ms[transport]`: `Client.separate` through a real engine (server thread + client in this
   process) over inproc, ipc and tcp loopback; `overhead_ms` = median over rounds of
   (job - direct) measured back to back (all variants run round-robin, so they share the
-  machine's background load);
+  machine's background load); `job_ms["process"]`: the same over ipc to the embedded child
+  process engine (`Engine.start_embedded(transport="process")`), the realistic separate-process
+  setup;
 - `transport_ms[transport]`: protocol + sockets only: a reflector engine decodes the submit
   and answers a 4-stem result made of views of the input (same bytes as a separation, no
   model), so it is the bridge's own cost.
@@ -87,14 +89,14 @@ class Reflector(threading.Thread):
         self.socket.close(linger=0)
 
 
-def bench_bridge(n: int = 50, *, seconds: float = 10.0, transports: Sequence[str] = TRANSPORTS) -> dict[str, Any]:
+def bench_bridge(n: int = 50, *, seconds: float = 10.0, transports: Sequence[str] = TRANSPORTS, child_process: bool = True) -> dict[str, Any]:
     """Medians (ms) of `n` runs; see the module docstring for what each entry means."""
     import zmq
 
     from stemlink.bridge import Client
     from stemlink.engine.models.echo import build_echo_export
     from stemlink.engine.registry import ModelRegistry
-    from stemlink.engine.server import Server, ServerConfig
+    from stemlink.engine.server import Engine, Server, ServerConfig
     from stemlink.engine.tasks import TaskRequest, run_task
 
     context = zmq.Context.instance()
@@ -123,6 +125,11 @@ def bench_bridge(n: int = 50, *, seconds: float = 10.0, transports: Sequence[str
             wire_client = stack.enter_context(Client(reflector.address, context=context))
             runs[f"job/{transport}"] = lambda c=job_client: c.separate(mix, RATE, model="echo")
             runs[f"wire/{transport}"] = lambda c=wire_client: c.separate(mix, RATE)
+        if child_process:
+            engine = Engine.start_embedded(exports, transport="process")
+            stack.callback(engine.stop)
+            child_client = stack.enter_context(Client(engine.address, context=context))
+            runs["job/process"] = lambda: child_client.separate(mix, RATE, model="echo")
         # Round-robin, so every variant sees the same background load; overhead is the median
         # of per-round differences (job - direct of the same round).
         for fn in runs.values():
@@ -132,10 +139,9 @@ def bench_bridge(n: int = 50, *, seconds: float = 10.0, transports: Sequence[str
             for name, fn in runs.items():
                 samples[name].append(_time_ms(fn))
         out["direct_ms"] = statistics.median(samples["direct"])
-        out["job_ms"] = {t: statistics.median(samples[f"job/{t}"]) for t in transports}
-        out["overhead_ms"] = {
-            t: statistics.median(j - d for j, d in zip(samples[f"job/{t}"], samples["direct"])) for t in transports
-        }
+        jobs = [name.split("/")[1] for name in runs if name.startswith("job/")]
+        out["job_ms"] = {t: statistics.median(samples[f"job/{t}"]) for t in jobs}
+        out["overhead_ms"] = {t: statistics.median(j - d for j, d in zip(samples[f"job/{t}"], samples["direct"])) for t in jobs}
         out["transport_ms"] = {t: statistics.median(samples[f"wire/{t}"]) for t in transports}
     out["load_average"] = os.getloadavg()
     return out
@@ -150,7 +156,9 @@ def format_report(result: dict[str, Any]) -> str:
         f"  {'transport':<10}{'job ms':>10}{'overhead ms':>14}{'wire only ms':>14}",
     ]
     for t in result["job_ms"]:
-        lines.append(f"  {t:<10}{result['job_ms'][t]:>10.2f}{result['overhead_ms'][t]:>14.2f}{result['transport_ms'][t]:>14.2f}")
+        wire = result["transport_ms"].get(t)
+        wire_text = f"{wire:>14.2f}" if wire is not None else f"{'-':>14}"
+        lines.append(f"  {t:<10}{result['job_ms'][t]:>10.2f}{result['overhead_ms'][t]:>14.2f}{wire_text}")
     return "\n".join(lines)
 
 
