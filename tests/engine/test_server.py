@@ -200,7 +200,7 @@ def test_graceful_shutdown_replies_to_every_job(exports):
         sock.connect(srv.address)
         sock.send_multipart(submit("run", params={"steps": 50, "sleep": 0.1}), copy=False)
         while True:  # wait until the model runs (not just loads): cancel lands between steps
-            msg, _ = recv_until(sock, "run", {"progress"})
+            msg, _ = recv_until(sock, "run", {"progress"}, timeout_s=30)  # model load can be slow on a busy machine
             if msg.stage == "run":
                 break
         sock.send_multipart(submit("wait"), copy=False)
@@ -223,6 +223,19 @@ def test_graceful_shutdown_replies_to_every_job(exports):
         except EngineUnavailable:
             assert time.monotonic() < deadline, f"{srv.address} still in use 3 s after stop()"
             time.sleep(0.1)
+
+
+def test_shutdown_can_let_the_running_job_finish(exports):
+    srv = Server(ServerConfig(bind="tcp://127.0.0.1:*", exports_dir=exports, finish_running=True, shutdown_grace=10)).start()
+    with zmq.Context.instance().socket(zmq.DEALER) as sock:
+        sock.linger = 0
+        sock.connect(srv.address)
+        sock.send_multipart(submit("run", params={"steps": 5, "sleep": 0.1}), copy=False)
+        while recv_until(sock, "run", {"progress"}, timeout_s=30)[0].stage != "run":
+            pass
+        srv.stop()
+        final, _ = recv_until(sock, "run", {"result", "error"})
+        assert final.TYPE == "result" and final.stems["bass"].shape == (2, 3000)
 
 
 def test_stemlink_serve_stops_on_sigterm(exports, tmp_path):
