@@ -54,6 +54,7 @@ class ServerConfig:
     threads: int | None = None
     limits: Limits = field(default_factory=Limits)
     curve_dir: Path | None = None  # CURVE keys folder (bridge/auth.py): encrypt + authorize clients
+    preload: bool = False  # load (and sha256-check) every model before accepting clients
 
 
 def model_infos(registry: ModelRegistry) -> list[ModelInfo]:
@@ -120,8 +121,21 @@ class Server:
     def uptime(self) -> float:
         return time.monotonic() - self._started
 
+    def preload(self) -> dict[str, str]:
+        """Load every model now (preferred format); returns name -> error for the failures."""
+        failures = {}
+        for name in self.registry.names():
+            try:
+                self.registry.get(name)
+            except StemlinkError as exc:
+                failures[name] = exc.message
+                log.warning("model %s cannot be loaded: %s", name, exc.message)
+        return failures
+
     def serve(self) -> None:
         """Run the I/O loop in this thread until `request_stop()`."""
+        if self.config.preload:
+            self.preload()
         router = self.context.socket(zmq.ROUTER)
         router.linger = 0
         router.maxmsgsize = self.config.limits.max_message_bytes + self.config.limits.max_header_bytes

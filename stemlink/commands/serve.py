@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--finish-running", action="store_true",
                         help="on SIGTERM/SIGINT let running jobs finish (up to --grace s) instead of cancelling them")
     parser.add_argument("--grace", type=float, default=5.0, help="seconds to wait for running jobs at shutdown")
+    parser.add_argument("--preload", action="store_true", help="load every model before accepting clients (no first-job latency)")
     parser.add_argument("--curve", default=None, metavar="DIR",
                         help="CURVE keys folder (`stemlink keys init DIR`): encrypt and accept only authorized clients")
 
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         bind=bind, exports_dir=Path(args.exports) if args.exports else None, workers=args.workers,
         queue_size=args.queue, heartbeat_interval=args.heartbeat, device=args.device, threads=args.threads,
         curve_dir=Path(args.curve) if args.curve else None, finish_running=args.finish_running, shutdown_grace=args.grace,
+        preload=args.preload,
     )
     server = Server(config)
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -225,6 +225,31 @@ def test_graceful_shutdown_replies_to_every_job(exports):
             time.sleep(0.1)
 
 
+def test_two_workers_run_two_jobs_at_once(exports):
+    srv = Server(ServerConfig(bind="tcp://127.0.0.1:*", exports_dir=exports, workers=2, preload=True)).start(timeout=60)
+    try:
+        assert srv.registry._cache  # preloaded
+        with zmq.Context.instance().socket(zmq.DEALER) as sock:
+            sock.linger = 0
+            sock.connect(srv.address)
+            for job in ("a", "b"):
+                sock.send_multipart(submit(job, params={"steps": 10, "sleep": 0.1}), copy=False)
+            for job in ("a", "b"):
+                while recv_until(sock, job, {"progress"}, timeout_s=30)[0].stage != "run":
+                    pass
+            sock.send_multipart(encode(StatusRequest(id="st")))
+            status, _ = recv_until(sock, "st", {"status"})
+            assert sorted(r["job"] for r in status.running) == ["a", "b"] and status.queue_depth == 0
+            finals = {}
+            while len(finals) < 2:
+                msg = recv(sock)
+                if msg.TYPE in ("result", "error"):
+                    finals[msg.id] = msg.TYPE
+            assert finals == {"a": "result", "b": "result"}
+    finally:
+        srv.stop()
+
+
 def test_shutdown_can_let_the_running_job_finish(exports):
     srv = Server(ServerConfig(bind="tcp://127.0.0.1:*", exports_dir=exports, finish_running=True, shutdown_grace=10)).start()
     with zmq.Context.instance().socket(zmq.DEALER) as sock:
@@ -277,3 +302,15 @@ def test_serve_refuses_implicit_non_loopback_bind(monkeypatch, capsys):
     monkeypatch.setenv("STEMLINK_BIND", "tcp://0.0.0.0:5999")
     assert main(["serve"]) == 2
     assert "pass it explicitly with --bind" in capsys.readouterr().err
+
+
+def test_status_command(server, capsys, monkeypatch):
+    from stemlink.cli import main
+
+    monkeypatch.delenv("STEMLINK_ENGINE", raising=False)
+    assert main(["status", "--engine", server.address]) == 0
+    out = capsys.readouterr().out
+    assert f"engine at {server.address}" in out and "queue 0/2" in out
+    monkeypatch.setenv("STEMLINK_ENGINE", "embedded")
+    assert main(["status"]) == 2
+    assert "no engine is running" in capsys.readouterr().err
