@@ -15,7 +15,8 @@ One DEALER socket; calls are synchronous and a client is used from one thread at
 (`cancel()` may be called from another thread: it flags the running job). Every job reply
 resets a dead-engine timer: when nothing (progress, heartbeat, result) arrives for
 `heartbeat_timeout` seconds during a job, the call raises `EngineUnavailable`. `timeout` bounds
-requests that are not jobs (hello, ping, status) and the wait for a job to be accepted.
+requests that are not jobs (hello, ping, status); a job must be accepted within a heartbeat
+timeout plus its upload time (the client said hello to the engine just before).
 Engine errors are raised as the matching `stemlink.errors` class. Returned stems are
 read-only zero-copy views of the received message (use `np.array(x)` for a writable copy).
 """
@@ -160,7 +161,7 @@ class Client:
         self.current_job = job_id
         try:
             self._send(Submit.from_request(job_id, request))
-            return self._wait_job(job_id, progress, timeout)
+            return self._wait_job(job_id, progress, timeout, self._accept_deadline(request))
         finally:
             self.current_job = None
 
@@ -181,7 +182,13 @@ class Client:
         if total > limits.max_message_bytes:
             raise TooLarge(f"inputs are {total} bytes; the engine accepts at most {limits.max_message_bytes} per job", field="inputs")
 
-    def _wait_job(self, job_id: str, progress: ProgressFn | None, timeout: float | None) -> TaskResult:
+    def _accept_deadline(self, request: TaskRequest) -> float:
+        """Seconds to wait for `accepted`: the I/O thread accepts at once, so the upload (at
+        >= 10 MB/s) plus a heartbeat timeout, capped at `timeout`."""
+        nbytes = sum(int(np.prod(np.shape(a))) * 4 for a in request.inputs.values())
+        return min(self.timeout, self.heartbeat_timeout + nbytes / 10e6)
+
+    def _wait_job(self, job_id: str, progress: ProgressFn | None, timeout: float | None, accept_within: float) -> TaskResult:
         start = last = time.monotonic()
         accepted = cancel_sent = False
         while True:
@@ -191,8 +198,8 @@ class Client:
             reply = self._recv(POLL_MS)
             now = time.monotonic()
             if reply is None or reply.id != job_id:
-                if not accepted and now - start > self.timeout:
-                    raise EngineUnavailable(f"no engine accepted the job at {self.address} within {self.timeout:g} s", field="address")
+                if not accepted and now - start > accept_within:
+                    raise EngineUnavailable(f"the engine at {self.address} did not accept the job within {accept_within:.1f} s", field="address")
                 if accepted and now - last > self.heartbeat_timeout:
                     raise EngineUnavailable(f"engine at {self.address} stopped responding during job {job_id!r} (nothing for {now - last:.1f} s)")
                 if timeout is not None and now - start > timeout:

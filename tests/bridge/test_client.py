@@ -182,6 +182,17 @@ def test_heartbeats_keep_a_slow_job_alive(start_server, stereo_mix):
     assert result.stems["bass"].shape == (2, 2000)
 
 
+def test_engine_gone_between_jobs_is_reported_quickly(start_server, stereo_mix):
+    server = start_server()
+    with Client(server.address, timeout=30) as client:
+        client.hello()
+        server.stop()
+        start = time.monotonic()
+        with pytest.raises(EngineUnavailable, match="did not accept"):
+            client.separate(stereo_mix, 44100)
+        assert time.monotonic() - start < 3.0  # not the 30 s request timeout
+
+
 def test_no_engine_is_reported(tmp_path):
     with Client(f"ipc://{tmp_path}/nobody.sock", timeout=0.5) as client:
         start = time.monotonic()
