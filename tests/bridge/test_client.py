@@ -174,6 +174,35 @@ def test_busy_when_queue_full(start_server, stereo_mix):
     assert not isinstance(results["running"], Exception) and not isinstance(results["queued"], Exception)
 
 
+def test_many_clients_get_a_result_or_busy_never_a_hang(start_server, stereo_mix):
+    server = start_server(workers=1, queue_size=4)
+    outcomes = []
+    lock = threading.Lock()
+
+    def run():
+        with Client(server.address, timeout=10) as c:
+            for _ in range(3):
+                try:
+                    r = c.separate(stereo_mix[:, :800], 16000, params={"steps": 2, "sleep": 0.01})
+                    outcome = "ok" if r.stems["bass"].shape == (2, 800) else "bad"
+                except Busy:
+                    outcome = "busy"
+                with lock:
+                    outcomes.append(outcome)
+
+    threads = [threading.Thread(target=run) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    assert len(outcomes) == 36 and set(outcomes) <= {"ok", "busy"} and "ok" in outcomes
+    with Client(server.address) as c:
+        status = c.status()
+    assert status.queue_depth == 0 and status.running == []
+    assert status.jobs_done == outcomes.count("ok")
+
+
 def test_heartbeats_keep_a_slow_job_alive(start_server, stereo_mix):
     server = start_server(heartbeat_interval=0.2)
     with Client(server.address, heartbeat_timeout=0.8) as client:
