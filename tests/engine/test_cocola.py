@@ -117,4 +117,4 @@ def test_preset_errors_name_the_key(tmp_path):
     with pytest.raises(PresetError, match="width"):
         load_preset(str(bad))
     model, train, data = load_preset("cocola-cpu")
-    assert model["backbone"] == "efficientnet_b0" and train.batch_size == 32 and data.max_overlap == 0.5
+    assert model["sample_rate"] == 16000 and train.batch_size == 32 and data.max_overlap == 0.5
