@@ -4,11 +4,12 @@ For a stereo 44.1 kHz region (10 s by default, 3.53 MB of float32), in one run, 
 
 - `copy_ms`: `np.copy` of the region (the bytes sent), and of the region plus 4 stems of the
   same size (all bytes a separation moves);
-- `direct_ms`: `run_task` on the echo model in this process (no bridge at all);
+- `direct_ms`: `run_task` on the echo model in this process, on a worker thread like the
+  engine's (no bridge at all);
 - `job_ms[transport]`: `Client.separate` through a real engine (server thread + client in this
   process) over inproc, ipc and tcp loopback; `overhead_ms` = median over rounds of
-  (job - direct) measured back to back (all variants run round-robin, so they share the
-  machine's background load); `job_ms["process"]`: the same over ipc to the embedded child
+  (job - direct) measured in the same round (each round runs every variant once, in a
+  shuffled order, so they share the machine's background load); `job_ms["process"]`: the same over ipc to the embedded child
   process engine (`Engine.start_embedded(transport="process")`), the realistic separate-process
   setup;
 - `transport_ms[transport]`: protocol + sockets only: a reflector engine decodes the submit
@@ -26,12 +27,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -113,7 +116,13 @@ def bench_bridge(n: int = 50, *, seconds: float = 10.0, transports: Sequence[str
         registry = ModelRegistry(exports)
         model = registry.get("echo")
         request = TaskRequest(task="separate", sample_rate=RATE, inputs={"mix": mix}, model="echo")
-        runs: dict[str, Callable[[], Any]] = {"direct": lambda: run_task(model, request, callback=lambda d, t: None)}
+        # Direct runs happen on a persistent worker thread, like the engine's worker: on this
+        # machine run_task on the main thread is ~20% slower (allocator behaviour), which would
+        # otherwise show up as a negative bridge overhead.
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        runs: dict[str, Callable[[], Any]] = {
+            "direct": lambda: pool.submit(run_task, model, request, callback=lambda d, t: None).result(),
+        }
         for transport in transports:
             server = Server(ServerConfig(bind=_address(transport, folder), exports_dir=exports), context=context, registry=registry).start()
             stack.callback(server.stop)
@@ -130,14 +139,17 @@ def bench_bridge(n: int = 50, *, seconds: float = 10.0, transports: Sequence[str
             stack.callback(engine.stop)
             child_client = stack.enter_context(Client(engine.address, context=context))
             runs["job/process"] = lambda: child_client.separate(mix, RATE, model="echo")
-        # Round-robin, so every variant sees the same background load; overhead is the median
-        # of per-round differences (job - direct of the same round).
+        # Rounds of every variant in shuffled order, so all see the same background load;
+        # overhead is the median of per-round differences (job - direct of the same round).
         for fn in runs.values():
             fn()
         samples: dict[str, list[float]] = {name: [] for name in runs}
+        order = list(runs)
+        rng = random.Random(0)
         for _ in range(n):
-            for name, fn in runs.items():
-                samples[name].append(_time_ms(fn))
+            rng.shuffle(order)  # no variant always runs right after another (e.g. after ORT threads spin)
+            for name in order:
+                samples[name].append(_time_ms(runs[name]))
         out["direct_ms"] = statistics.median(samples["direct"])
         jobs = [name.split("/")[1] for name in runs if name.startswith("job/")]
         out["job_ms"] = {t: statistics.median(samples[f"job/{t}"]) for t in jobs}
