@@ -125,6 +125,31 @@ def score_distributions(pairs: PairEmbeddings, weight: torch.Tensor, length: int
     return out
 
 
+class SplitUnion:
+    """Several `SubmixPairs`-like datasets seen as one (items and `window(i)`)."""
+
+    def __init__(self, parts: list[Any]):
+        self.parts = parts
+        self.offsets = [0]
+        for part in parts:
+            self.offsets.append(self.offsets[-1] + len(part))
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def _locate(self, i: int) -> tuple[Any, int]:
+        k = max(j for j, off in enumerate(self.offsets[:-1]) if off <= i)
+        return self.parts[k], i - self.offsets[k]
+
+    def __getitem__(self, i: int) -> Any:
+        part, j = self._locate(i)
+        return part[j]
+
+    def window(self, i: int) -> Any:
+        part, j = self._locate(i)
+        return part.window(j)
+
+
 def _scorer(args: Any) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor, int, int, str]:
     """(embed fn, W, sample rate, window, label) from --checkpoint or an exported --model."""
     if args.checkpoint:
@@ -152,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exports", default=None)
     parser.add_argument("--checkpoint", default=None, help="evaluate a training checkpoint instead of an export")
     parser.add_argument("--data", action="append", required=True, help="corpus root (repeatable)")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", help="split name, or several joined by commas (e.g. train,valid,test)")
     parser.add_argument("--pairs", type=int, default=1024)
     parser.add_argument("--ks", type=int, nargs="+", default=[2, 8, 32])
     parser.add_argument("--seed", type=int, default=0)
@@ -167,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"model": label, "split": args.split, "seed": args.seed, "sets": {}}
     for root in args.data:
         corpus = open_corpus(root)
-        data = SubmixPairs(corpus, args.split, sample_rate=rate, length=window, max_overlap=0.5, seed=args.seed,
-                           jitter=False)
+        data = SplitUnion([SubmixPairs(corpus, split, sample_rate=rate, length=window, max_overlap=0.5, seed=args.seed,
+                                       jitter=False) for split in args.split.split(",")])
         pairs = embed_pairs(embed, data, args.pairs, seed=args.seed)
         n = pairs.h1.shape[0]
         acc = {f"K={k}": k_pair_accuracy(pairs.h1, pairs.h2, weight, k) for k in args.ks if k <= n}

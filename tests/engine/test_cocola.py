@@ -118,3 +118,47 @@ def test_preset_errors_name_the_key(tmp_path):
         load_preset(str(bad))
     model, train, data = load_preset("cocola-cpu")
     assert model["sample_rate"] == 16000 and train.batch_size == 32 and data.max_overlap == 0.5
+
+
+def test_score_distributions_separate_the_three_kinds():
+    from stemlink.engine.eval.coherence import PairEmbeddings, score_distributions
+
+    # 3 tracks x 4 windows 1000 samples apart; the partner of a window is the window itself,
+    # so ground truth > same track elsewhere (shares the track vector) > other tracks.
+    g = torch.Generator().manual_seed(0)
+    track_vec = torch.randn(3, 16, generator=g)
+    h, tracks, starts = [], [], []
+    for t in range(3):
+        for w in range(4):
+            h.append(track_vec[t] + 0.5 * torch.randn(16, generator=g))
+            tracks.append(f"t{t}")
+            starts.append(1000 * w)
+    h = torch.stack(h)
+    pairs = PairEmbeddings(h, h.clone(), tracks, starts)
+    truth, other, same = score_distributions(pairs, torch.eye(16), length=1000)
+    assert (truth.count, other.count, same.count) == (12, 12, 12)
+    assert truth.mean > same.mean > other.mean
+    # windows closer than one length apart are never counted as "different time"
+    assert len(score_distributions(PairEmbeddings(h, h, tracks, [0] * 12), torch.eye(16), length=1000)) == 2
+
+
+def test_split_union_indexes_every_part():
+    from stemlink.engine.eval.coherence import SplitUnion
+
+    class Part:
+        def __init__(self, name, n):
+            self.name, self.n = name, n
+
+        def __len__(self):
+            return self.n
+
+        def __getitem__(self, i):
+            return (self.name, i)
+
+        def window(self, i):
+            return (self.name, i, ())
+
+    union = SplitUnion([Part("a", 2), Part("b", 0), Part("c", 3)])
+    assert len(union) == 5
+    assert [union[i] for i in range(5)] == [("a", 0), ("a", 1), ("c", 0), ("c", 1), ("c", 2)]
+    assert union.window(4) == ("c", 2, ())
