@@ -9,7 +9,7 @@ For a stereo 44.1 kHz region (10 s by default, 3.53 MB of float32), in one run, 
 - `job_ms[transport]`: `Client.separate` through a real engine (server thread + client in this
   process) over inproc, ipc and tcp loopback; `overhead_ms` = median over rounds of
   (job - direct) measured in the same round (each round runs every variant once, in a
-  shuffled order, so they share the machine's background load); `job_ms["process"]`: the same over ipc to the embedded child
+  shuffled order, so they share the machine's background load); `child_process`: the same over ipc to the embedded child
   process engine (`Engine.start_embedded(transport="process")`), the realistic separate-process
   setup;
 - `transport_ms[transport]`: protocol + sockets only: a reflector engine decodes the submit
@@ -151,9 +151,13 @@ def bench_bridge(n: int = 50, *, seconds: float = 10.0, transports: Sequence[str
             for name in order:
                 samples[name].append(_time_ms(runs[name]))
         out["direct_ms"] = statistics.median(samples["direct"])
-        jobs = [name.split("/")[1] for name in runs if name.startswith("job/")]
-        out["job_ms"] = {t: statistics.median(samples[f"job/{t}"]) for t in jobs}
-        out["overhead_ms"] = {t: statistics.median(j - d for j, d in zip(samples[f"job/{t}"], samples["direct"])) for t in jobs}
+        def overhead(name: str) -> float:
+            return statistics.median(j - d for j, d in zip(samples[name], samples["direct"]))
+
+        out["job_ms"] = {t: statistics.median(samples[f"job/{t}"]) for t in transports}
+        out["overhead_ms"] = {t: overhead(f"job/{t}") for t in transports}
+        if child_process:
+            out["child_process"] = {"job_ms": statistics.median(samples["job/process"]), "overhead_ms": overhead("job/process")}
         out["transport_ms"] = {t: statistics.median(samples[f"wire/{t}"]) for t in transports}
     out["load_average"] = os.getloadavg()
     return out
@@ -168,9 +172,10 @@ def format_report(result: dict[str, Any]) -> str:
         f"  {'transport':<10}{'job ms':>10}{'overhead ms':>14}{'wire only ms':>14}",
     ]
     for t in result["job_ms"]:
-        wire = result["transport_ms"].get(t)
-        wire_text = f"{wire:>14.2f}" if wire is not None else f"{'-':>14}"
-        lines.append(f"  {t:<10}{result['job_ms'][t]:>10.2f}{result['overhead_ms'][t]:>14.2f}{wire_text}")
+        lines.append(f"  {t:<10}{result['job_ms'][t]:>10.2f}{result['overhead_ms'][t]:>14.2f}{result['transport_ms'][t]:>14.2f}")
+    if "child_process" in result:
+        child = result["child_process"]
+        lines.append(f"  {'process':<10}{child['job_ms']:>10.2f}{child['overhead_ms']:>14.2f}{'-':>14}   (ipc to the embedded child process)")
     return "\n".join(lines)
 
 
