@@ -208,6 +208,8 @@ class Client:
                 continue
             last = now
             if isinstance(reply, Result):
+                if cancel_sent:  # finished before the cancel landed: honour the request anyway
+                    raise Cancelled(f"job {job_id!r} was cancelled (it finished first; result discarded)", field="job")
                 return reply.to_result()
             if isinstance(reply, Error):
                 raise reply.to_exception()
