@@ -53,7 +53,8 @@ MOISESDB_CLASS = {  # MoisesDB top-level stem names
 COCOCHORALES_CLASS = {  # CocoChorales instrument names (stems_audio/<n>_<name>.wav)
     "violin": "strings", "viola": "strings", "cello": "strings", "double_bass": "bass",
     "flute": "woodwind", "oboe": "woodwind", "clarinet": "woodwind", "bassoon": "woodwind",
-    "french_horn": "brass", "trumpet": "brass", "trombone": "brass", "tuba": "brass",
+    "french_horn": "brass", "horn": "brass", "trumpet": "brass", "trombone": "brass", "tuba": "brass",
+    "contrabass": "bass", "saxophone": "woodwind",
 }
 TABLES = {"slakh": SLAKH_CLASS, "musdb": MUSDB_CLASS, "moisesdb": MOISESDB_CLASS,
           "cocochorales": COCOCHORALES_CLASS}

@@ -11,9 +11,11 @@ Each reader takes the dataset root and returns every `Track` with its split ("tr
   the 14 official validation tracks (musdb's mus.yaml list) of train/ form "valid".
 - moisesdb: <root>/<track uuid>/data.json + <stemName>/<source uuid>.wav; no official split:
   a seeded 80/10/10 split over the sorted track ids (as the COCOLA paper does).
-- cocochorales: {train,valid,test}/<ensemble>_track<N>/{mix.wav, metadata.yaml,
-  stems_audio/<n>_<instrument>.wav}; every part is kept as its own stem: the first part of a
-  class is keyed by the class, later ones "<class>_2", "<class>_3" (chorales double classes).
+- cocochorales: [main_dataset/][{train,valid,test}/]<ensemble>_track<NNNNNN>/{mix.wav,
+  metadata.yaml, stems_audio/<voice 0-3>_<instrument>.wav}; split from the split folder, else
+  from the track number (1-192000 train, 192001-216000 valid, 216001-240000 test, as the
+  dataset defines); every voice is kept as its own stem: the first voice of a class is keyed
+  by the class, later ones "<class>_2", "<class>_3" (chorale ensembles double classes).
 """
 from __future__ import annotations
 
@@ -140,31 +142,36 @@ def read_moisesdb(root: Path) -> list[Track]:
 
 
 # ------------------------------------------------------------------ CocoChorales
+def _coco_split(name: str) -> str:
+    number = int("".join(ch for ch in name.rsplit("_track", 1)[1] if ch.isdigit()) or 0)
+    return "train" if number <= 192000 else ("valid" if number <= 216000 else "test")
+
+
 def read_cocochorales(root: Path) -> list[Track]:
     import yaml
 
+    if (root / "main_dataset").is_dir():
+        root = root / "main_dataset"
     tracks = []
-    for split in ("train", "valid", "test"):
-        split_dir = root / split
-        if not split_dir.is_dir():
-            continue
-        for folder in sorted(p for p in split_dir.iterdir() if p.is_dir() and "_track" in p.name):
-            stems: dict[str, tuple[Path, ...]] = {}
-            instruments = []
-            for path in sorted((folder / "stems_audio").glob("*.wav"), key=lambda p: (int(p.stem.split("_", 1)[0]), p.name)):
-                instrument = path.stem.split("_", 1)[1]
-                instruments.append(instrument)
-                _add_part(stems, map_label("cocochorales", instrument), path)
-            meta = {}
-            if (folder / "metadata.yaml").exists():
-                meta = yaml.safe_load((folder / "metadata.yaml").read_text()) or {}
-            info = {"source": "cocochorales", "ensemble": folder.name.split("_track")[0], "instruments": instruments,
-                    "cocochorales": meta,
-                    "stems": {k: {"tags": [instruments[i].replace("_", " "), k.split("_")[0], "chorale"]}
-                              for i, k in enumerate(stems)}}
-            mix = folder / "mix.wav"
-            if stems:
-                tracks.append(Track(folder.name, split, stems, info, mix if mix.exists() else None))
+    folders = sorted(p.parent for p in root.glob("**/stems_audio") if "_track" in p.parent.name)
+    for folder in folders:
+        split = folder.parent.name if folder.parent.name in ("train", "valid", "test") else _coco_split(folder.name)
+        stems: dict[str, tuple[Path, ...]] = {}
+        instruments = []
+        for path in sorted((folder / "stems_audio").glob("*.wav"), key=lambda p: (int(p.stem.split("_", 1)[0]), p.name)):
+            instrument = path.stem.split("_", 1)[1]
+            instruments.append(instrument)
+            _add_part(stems, map_label("cocochorales", instrument), path)
+        meta = {}
+        if (folder / "metadata.yaml").exists():
+            meta = yaml.safe_load((folder / "metadata.yaml").read_text()) or {}
+        info = {"source": "cocochorales", "ensemble": folder.name.split("_track")[0], "instruments": instruments,
+                "cocochorales": meta,
+                "stems": {k: {"tags": [instruments[i].replace("_", " "), k.split("_")[0], "chorale"]}
+                          for i, k in enumerate(stems)}}
+        mix = folder / "mix.wav"
+        if stems:
+            tracks.append(Track(folder.name, split, stems, info, mix if mix.exists() else None))
     return tracks
 
 
@@ -184,7 +191,8 @@ def detect(root: Path) -> str:
         return "slakh"
     if any(root.glob("*/*/mixture.wav")) or any(root.glob("*/*/mixture.flac")):
         return "musdb"
-    if any(root.glob("*/*/stems_audio")):
+    if any(root.glob("*_track*/stems_audio")) or any(root.glob("*/*_track*/stems_audio")) \
+            or any(root.glob("main_dataset/*/*_track*/stems_audio")):
         return "cocochorales"
     if any(root.glob("**/data.json")):
         return "moisesdb"

@@ -87,7 +87,7 @@ def musdb_tree(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def moisesdb_tree(tmp_path: Path) -> Path:
-    root = tmp_path / "moisesdb" / "moisesdb_v0.1"
+    root = tmp_path / "moisesdb" / "moisesdb_v0.1" / "provider_a"  # <data path>/<provider>/<track id>/
     for k in range(10):
         tid = f"{k:08d}-aaaa-bbbb-cccc-000000000000"
         stems = []
@@ -100,19 +100,19 @@ def moisesdb_tree(tmp_path: Path) -> Path:
                 tracks.append({"id": sid, "trackType": tt, "extension": "wav", "has_bleed": False})
             stems.append({"stemName": name, "id": f"stem{k}{j}", "tracks": tracks})
         (root / tid / "data.json").write_text(json.dumps({"song": f"song {k}", "artist": "artist", "genre": "rock", "stems": stems}))
-    return root.parent
+    return root.parent.parent
 
 
 @pytest.fixture
 def coco_tree(tmp_path: Path) -> Path:
     root = tmp_path / "cocochorales_tiny_v1_output" / "main_dataset"
-    ensembles = {"string": ["violin", "violin", "viola", "cello"], "brass": ["trumpet", "french_horn", "trombone", "tuba"]}
+    ensembles = {"string": ["violin", "violin", "viola", "cello"], "brass": ["trumpet", "horn", "trombone", "tuba"]}
     for split in ("train", "valid", "test"):
         for e, instruments in ensembles.items():
             folder = root / split / f"{e}_track{1 if split == 'train' else 2}{split[:2]}"
             for j, inst in enumerate(instruments):
-                write_wav(folder / "stems_audio" / f"{j + 1}_{inst}.wav", tone(1, 200 * (j + 1), rate=16000, channels=1))
+                write_wav(folder / "stems_audio" / f"{j}_{inst}.wav", tone(1, 200 * (j + 1), rate=16000, channels=1))
             write_wav(folder / "mix.wav", tone(1, 200, rate=16000, channels=1))
             import yaml
-            (folder / "metadata.yaml").write_text(yaml.safe_dump({"ensemble": e, "instrument_name": instruments}))
-    return root
+            (folder / "metadata.yaml").write_text(yaml.safe_dump({"ensemble": e, "instrument_name": dict(enumerate(instruments))}))
+    return root.parent

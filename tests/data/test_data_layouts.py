@@ -63,6 +63,19 @@ def test_cocochorales_keeps_every_part(coco_tree):
     assert a.shape == b.shape == (8000,)
 
 
+def test_cocochorales_split_from_track_number(coco_tree, tmp_path):
+    import shutil
+
+    flat = tmp_path / "flat"
+    src = next((coco_tree / "main_dataset" / "train").iterdir())
+    for name in ("string_track000007", "brass_track200000", "woodwind_track230000"):
+        shutil.copytree(src, flat / name)
+    corpus = open_corpus(flat)
+    assert corpus.layout == "cocochorales"
+    assert {t.id: t.split for t in corpus.tracks()} == {"brass_track200000": "valid", "string_track000007": "train",
+                                                        "woodwind_track230000": "test"}
+
+
 def test_class_table():
     assert gm_class(0) == "piano" and gm_class(30) == "guitar" and gm_class(33) == "bass"
     assert gm_class(0, is_drum=True) == "drums"
