@@ -14,7 +14,8 @@ Remote engines started with `stemlink serve --curve DIR`: pass `curve=DIR` (or s
 One DEALER socket; calls are synchronous and a client is used from one thread at a time
 (`cancel()` may be called from another thread: it flags the running job). Every job reply
 resets a dead-engine timer: when nothing (progress, heartbeat, result) arrives for
-`heartbeat_timeout` seconds during a job, the call raises `EngineUnavailable`. `timeout` bounds
+`heartbeat_timeout` seconds during a job, the call raises `EngineUnavailable` (an embedded
+engine the client started itself is also watched directly: its death is noticed at once). `timeout` bounds
 requests that are not jobs (hello, ping, status); a job must be accepted within a heartbeat
 timeout plus its upload time (the client said hello to the engine just before).
 Engine errors are raised as the matching `stemlink.errors` class. Returned stems are
@@ -198,6 +199,8 @@ class Client:
             reply = self._recv(POLL_MS)
             now = time.monotonic()
             if reply is None or reply.id != job_id:
+                if self.engine is not None and not self.engine.alive:
+                    raise EngineUnavailable(f"the embedded engine ({self.address}) died during job {job_id!r}{self.engine.exit_info()}")
                 if not accepted and now - start > accept_within:
                     raise EngineUnavailable(f"the engine at {self.address} did not accept the job within {accept_within:.1f} s", field="address")
                 if accepted and now - last > self.heartbeat_timeout:

@@ -104,6 +104,13 @@ class Engine:
             return self.process.poll() is None
         return self.server is not None and self.server._thread is not None and self.server._thread.is_alive()
 
+    def exit_info(self) -> str:
+        """": exit code N" for a child process that ended, else ""."""
+        if self.process is not None and self.process.poll() is not None:
+            code = self.process.returncode
+            return f": exit code {code}" + (f" (signal {-code})" if code < 0 else "")
+        return ""
+
     def stop(self, timeout: float = 10.0) -> None:
         """Shut the engine down (SIGTERM for a child process; kill after `timeout`)."""
         if self.server is not None:
