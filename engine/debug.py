@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 MSDM_DEBUG = dict(stems=("bass", "drums", "guitar", "piano"), sample_rate=8000, window=2048, channels=(8, 16),
-                  factors=(4,), blocks=(1, 1), attentions=(False, True), emb_dim=16, heads=2)
+                  factors=(4,), blocks=(1, 1), attentions=(False, False), emb_dim=16, heads=2)
 COCOLA_DEBUG = dict(sample_rate=8000, clip_seconds=0.25, n_fft=256, hop_length=64, n_mels=32,
                     backbone="test_efficientnet", dropout=0.0, embed_dim=32)
 CARD = "debug export: random-init weights built by stemlink.engine.debug; outputs are not music"

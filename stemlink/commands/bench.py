@@ -1,0 +1,56 @@
+"""`stemlink bench [--quick] [--out bench/]`: separation, coherence, speed, bridge and scale in one run.
+
+Writes OUT/results.json, OUT/*.png and BENCHMARKS.md (next to OUT unless --markdown). Needs the
+corpus test split for separation/coherence (`--data`, default data/corpus; the error says how to
+render it). `--quick` takes a few minutes; the full run prints its expected and actual duration.
+"""
+from __future__ import annotations
+
+import argparse
+
+SECTIONS = ("scale", "separation", "coherence", "speed", "bridge")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="measure everything side by side; write results.json, BENCHMARKS.md, plots")
+    parser.add_argument("--quick", action="store_true", help="fewer windows, steps and runs (a few minutes)")
+    parser.add_argument("--out", default="bench", help="folder for results.json and the PNG plots (default: ./bench)")
+    parser.add_argument("--markdown", default=None, help="where to write BENCHMARKS.md (default: next to --out)")
+    parser.add_argument("--exports", default=None, help="exports folder (default: $STEMLINK_EXPORTS or the project's exports/)")
+    parser.add_argument("--data", default=None, help="corpus root with a test split (default: the project's data/corpus)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--only", default=None, help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})")
+    parser.add_argument("--threads", type=int, default=2, help="torch/onnxruntime threads (default 2: this machine's cores)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--separation-windows", type=int, default=None, help="protocol windows for separation")
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps for every diffusion measurement")
+    parser.add_argument("--scale-seconds", default=None, help="comma-separated region lengths for the scale section")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import shlex
+    from pathlib import Path
+
+    from stemlink.bench import BenchConfig, run_bench
+    from stemlink.errors import InvalidInput
+
+    sections = tuple(s.strip() for s in args.only.split(",") if s.strip()) if args.only else SECTIONS
+    bad = [s for s in sections if s not in SECTIONS]
+    if bad:
+        raise InvalidInput(f"--only: unknown section(s) {bad}; allowed: {', '.join(SECTIONS)}", field="only")
+    argv = ["stemlink", "bench", *(["--quick"] if args.quick else []), "--out", args.out]
+    for flag, value in (("--markdown", args.markdown), ("--exports", args.exports), ("--data", args.data), ("--only", args.only),
+                        ("--steps", args.steps), ("--separation-windows", args.separation_windows),
+                        ("--scale-seconds", args.scale_seconds)):
+        argv += [flag, str(value)] if value is not None else []
+    steps = args.steps
+    config = BenchConfig.for_run(
+        args.quick, out=Path(args.out), markdown=Path(args.markdown) if args.markdown else None,
+        exports=Path(args.exports) if args.exports else None, data=Path(args.data) if args.data else None,
+        split=args.split, threads=args.threads, seed=args.seed, sections=sections, command=shlex.join(argv),
+        separation_windows=args.separation_windows, separation_steps=steps, accompaniment_steps=steps, speed_steps=steps,
+        scale_seconds=tuple(float(s) for s in args.scale_seconds.split(",")) if args.scale_seconds else None,
+    )
+    run_bench(config, log=lambda line: print(line, flush=True))
+    return 0
