@@ -2,7 +2,8 @@
 
 - ``procedural``: `arrange.arrange` (styles, progressions, sections, dropouts).
 - ``chorales``: a music21 Bach chorale, one part per stem (`chorales.compose_chorale`).
-- ``mixed``: each track draws one of the two (70% procedural).
+- ``mma``: a chord chart played by one of Debian mma's library grooves (`mma.compose_mma`).
+- ``mixed``: each track draws procedural (70%) or chorales (30%).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SOURCES = ("procedural", "chorales", "mixed")
+SOURCES = ("procedural", "chorales", "mma", "mixed")
 
 
 @dataclass
@@ -36,6 +37,10 @@ def compose(source: str, rng: np.random.Generator, seconds: float, *, seed: int 
         from stemlink.engine.data.chorales import compose_chorale
 
         return compose_chorale(rng, seconds, seed=seed, index=index)
+    if source == "mma":
+        from stemlink.engine.data.mma import compose_mma
+
+        return compose_mma(rng, seconds)
     raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
 
 

@@ -1,7 +1,7 @@
 """`stemlink data ...`: build and inspect stem corpora.
 
     stemlink data render --out DIR --tracks N --seconds S --sr RATE --seed K
-                         [--source procedural|chorales|mixed] [--synth lib|cli] [--jobs 2]
+                         [--source procedural|chorales|mma|mixed] [--synth lib|cli] [--jobs 2]
     stemlink data info ROOT [--layout auto|stemlink|slakh|musdb|moisesdb|cocochorales]
     stemlink data plot TRACK_DIR --out PNG [--seconds S]
 """
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--seconds", type=float, default=30.0, help="length of each track (s)")
     render.add_argument("--sr", type=int, default=16000, help="sample rate (Hz)")
     render.add_argument("--seed", type=int, default=0, help="seed: fixes the music and the splits")
-    render.add_argument("--source", default="procedural", help="procedural | chorales | mixed")
+    render.add_argument("--source", default="procedural", help="procedural | chorales | mma | mixed")
     render.add_argument("--synth", default="lib", choices=("lib", "cli"),
                         help="lib: libfluidsynth in-process (soundfont loaded once per worker, fast); cli: the fluidsynth program")
     render.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes")
