@@ -4,7 +4,9 @@ The exported network is the preconditioned denoiser D(x (B, N, T), sigma (B,)) -
 over the N stems of the manifest entry (`stemlink.engine.nn.edm`); the diffusion loops are
 engine code (`stemlink.engine.sampling`). Tasks, on mono windows of `window` samples:
 
-- separate:  Dirac (or Gaussian) likelihood over all stems; stems sum to the mix.
+- separate:  Dirac likelihood over all stems (`likelihood` "dirac": Algorithm 3 of the paper;
+  "dirac_sym": the same constraint shared by all stems, stable with few steps) or the
+  Gaussian likelihood; with Dirac the stems sum to the mix.
 - accompany: one context stem -> inpainting (the paper's partial generation); several
   context stems -> their SUM is the context, so Dirac on that subset while the other
   stems are generated freely.
@@ -26,7 +28,7 @@ from stemlink.engine.models.base import Accompanist, EngineModel, Generator, Mod
 from stemlink.engine.sampling import karras_sigmas, sample_dirac, sample_gaussian, sample_generate, sample_inpaint
 from stemlink.errors import InvalidInput
 
-LIKELIHOODS = ("dirac", "gaussian")
+LIKELIHOODS = ("dirac", "dirac_sym", "gaussian")
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class MSDMModel(EngineModel, Separator, Accompanist, Generator):
                       corrector_steps=p.corrector_steps, heun=p.heun)
         if p.likelihood == "gaussian":
             return sample_gaussian(self._denoise, x, sigmas, gamma=p.gamma, **common)
-        return sample_dirac(self._denoise, x, sigmas, **common)
+        return sample_dirac(self._denoise, x, sigmas, symmetric=p.likelihood == "dirac_sym", **common)
 
     def _stem_indices(self, names: Sequence[str]) -> list[int]:
         unknown = [n for n in names if n not in self.stems]
@@ -164,7 +166,7 @@ class MSDMModel(EngineModel, Separator, Accompanist, Generator):
                 return sample_inpaint(self._denoise, x, sigmas, known=known, mask=mask, **common)
             if p.likelihood == "gaussian":
                 return sample_gaussian(self._denoise, x, sigmas, mixture=ctx, subset=idx, gamma=p.gamma, **common)
-            return sample_dirac(self._denoise, x, sigmas, mixture=ctx, subset=idx, **common)
+            return sample_dirac(self._denoise, x, sigmas, mixture=ctx, subset=idx, symmetric=p.likelihood == "dirac_sym", **common)
 
         return self._best_of(run, batch, p.best_of, free)
 

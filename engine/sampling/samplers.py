@@ -19,6 +19,7 @@ back up to sigma_i. Samplers differ only in their projection and derivative:
 - `sample_dirac`: Dirac likelihood; stems in `subset` must sum to `mixture`; the last stem of
   the subset is constrained to mixture minus the others, the others get d_m - d_last. With
   `subset` = all stems this is MSDM separation; the result sums to the mixture exactly.
+  `symmetric=True`: the same constraint without a designated stem (stable with few steps).
 - `sample_gaussian`: Gaussian likelihood N(mixture | sum x_subset, (gamma sigma)^2) for comparison.
 """
 from __future__ import annotations
@@ -112,23 +113,40 @@ def _subset(subset: Sequence[int] | None, n: int) -> list[int]:
 
 
 def sample_dirac(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, mixture: torch.Tensor,
-                 subset: Sequence[int] | None = None, generator: torch.Generator | None = None, callback: Callback = None,
-                 s_churn: float = 20.0, corrector_steps: int = 1, heun: bool = False) -> torch.Tensor:
+                 subset: Sequence[int] | None = None, symmetric: bool = False, generator: torch.Generator | None = None,
+                 callback: Callback = None, s_churn: float = 20.0, corrector_steps: int = 1,
+                 heun: bool = False) -> torch.Tensor:
     """MSDM 'Dirac' sampler. mixture: (B, T) = sum of the `subset` stems (default: all).
-    Returns (B, N, T) whose subset stems sum to `mixture` (up to float rounding)."""
+    Returns (B, N, T) whose subset stems sum to `mixture` (up to float rounding).
+
+    symmetric=False: Algorithm 3 (the last subset stem is y minus the others; the others
+    follow d_m - d_last). Its Euler step multiplies the constrained stem's noise by
+    (1 - K h), h = (sigma_hat - sigma_next) / sigma_hat, K = len(subset): unstable for
+    h > 2 / K, i.e. with few steps.
+    symmetric=True: the same Dirac constraint with no designated stem: the derivative is
+    projected orthogonally onto sum(d_subset) = 0 (d_n - mean(d)) and the residual
+    y - sum(x_subset) is shared equally (the gamma -> 0 limit of the Gaussian likelihood);
+    every stem's noise shrinks by (1 - h), stable at any step count.
+    """
     idx = _subset(subset, x.shape[1])
     free, last = idx[:-1], idx[-1]
     y = mixture[:, None, :] if mixture.dim() == 2 else mixture
 
     def project(z: torch.Tensor, sigma: float) -> torch.Tensor:
         z = z.clone()
-        z[:, last : last + 1] = y - z[:, free].sum(dim=1, keepdim=True)
+        if symmetric:
+            z[:, idx] = z[:, idx] + (y - z[:, idx].sum(dim=1, keepdim=True)) / len(idx)
+        else:
+            z[:, last : last + 1] = y - z[:, free].sum(dim=1, keepdim=True)
         return z
 
     def derivative(z: torch.Tensor, sigma: float) -> torch.Tensor:
         d = _ode_derivative(denoiser, z, sigma)
-        d[:, free] = d[:, free] - d[:, last : last + 1]
-        d[:, last] = 0.0
+        if symmetric:
+            d[:, idx] = d[:, idx] - d[:, idx].mean(dim=1, keepdim=True)
+        else:
+            d[:, free] = d[:, free] - d[:, last : last + 1]
+            d[:, last] = 0.0
         return d
 
     return _run(project(x, float(sigmas[0])), sigmas, derivative, project, generator=generator, callback=callback,

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sep.add_argument("--data", default="data/corpus")
     sep.add_argument("--split", default="test")
     sep.add_argument("--windows", type=int, default=40, help="number of protocol windows (spread over the split)")
-    sep.add_argument("--likelihood", default="dirac", choices=("dirac", "gaussian"))
+    sep.add_argument("--likelihood", default="dirac", help="comma-separated: dirac, dirac_sym, gaussian")
     sep.add_argument("--format", default="onnx", choices=("onnx", "torchscript"))
     sep.add_argument("--batch", type=int, default=8)
     sep.add_argument("--oracle", action="store_true", help="also score the oracle IRM on the same windows")
@@ -86,20 +86,20 @@ def _separation(args: argparse.Namespace) -> int:
     model = _registry(args).get(args.model, args.format)
     windows = protocol_windows(args.data, args.split, model.stems, model.sample_rate, limit=args.windows, multiple_of=model.hop)
     base = dict(kind="separation", model=args.model, format=args.format, split=args.split, windows=len(windows),
-                window_samples=int(windows[0].shape[-1]), sample_rate=model.sample_rate, likelihood=args.likelihood)
+                window_samples=int(windows[0].shape[-1]), sample_rate=model.sample_rate)
     if args.oracle:
         scores = SeparationScores(tuple(model.stems))
         refs = torch.stack(windows)
         scores.add(refs, oracle_irm(refs))
         _emit(args, {**base, "system": "oracle_irm", **scores.summary()})
-    for churn in _churns(args):
+    for likelihood, churn in [(lk, c) for lk in args.likelihood.split(",") for c in _churns(args)]:
         for steps in _ints(args.steps):
             for r in _ints(args.corrector):
-                params = model.parse_params("separate", {"steps": steps, "corrector_steps": r, "likelihood": args.likelihood, **churn})
+                params = model.parse_params("separate", {"steps": steps, "corrector_steps": r, "likelihood": likelihood, **churn})
                 g = torch.Generator().manual_seed(args.seed)
                 scores = evaluate(lambda mix: model.separate(mix, params=params, generator=g, callback=lambda d, t: None),
                                   windows, model.stems, batch=args.batch, sample_rate=model.sample_rate)
-                _emit(args, {**base, "system": "msdm", "steps": steps, "corrector_steps": r, "s_churn": params.s_churn,
+                _emit(args, {**base, "system": "msdm", "likelihood": likelihood, "steps": steps, "corrector_steps": r, "s_churn": params.s_churn,
                              **scores.summary()})
     return 0
 

@@ -3,6 +3,7 @@ sampler on a tiny network, plus the invariants of each (mixture sums, inpainting
 Gaussian-prior checks) and the Karras schedule."""
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -29,6 +30,8 @@ SAMPLERS = {
     "inpaint": lambda: (sample_inpaint, {"known": _known(), "mask": [True, False, False, True], "s_churn": 2.0}),
     "dirac": lambda: (sample_dirac, {"mixture": _mix()}),
     "dirac_subset": lambda: (sample_dirac, {"mixture": _mix(), "subset": [1, 3]}),
+    "dirac_sym": lambda: (sample_dirac, {"mixture": _mix(), "symmetric": True}),
+    "dirac_sym_subset": lambda: (sample_dirac, {"mixture": _mix(), "subset": [0, 2, 3], "symmetric": True}),
     "gaussian": lambda: (sample_gaussian, {"mixture": _mix(), "gamma": 2.0}),
 }
 
@@ -72,9 +75,30 @@ class TestSamplerContract:
         assert counter.calls == 3
 
 
-def test_dirac_separation_sums_exactly_to_mixture():
-    out = _run("dirac", steps=25)
+@pytest.mark.parametrize("name", ["dirac", "dirac_sym"])
+def test_dirac_separation_sums_exactly_to_mixture(name):
+    out = _run(name, steps=25)
     assert torch.allclose(out.sum(dim=1), _mix(), atol=1e-5)
+
+
+def test_symmetric_dirac_subset_sums_and_stays_bounded_with_few_steps():
+    out = _run("dirac_sym_subset", steps=4)
+    assert torch.allclose(out[:, [0, 2, 3]].sum(dim=1), _mix(), atol=1e-5)
+    assert out.abs().max() < 10
+
+
+def test_symmetric_dirac_is_stable_where_algorithm_3_is_not():
+    # exact denoiser, 4 steps with S_churn 20: Algorithm 3 amplifies the constrained
+    # stem's noise by |1 - N h| > 1 per step; the symmetric variant shrinks it
+    y = torch.randn(4, 512, generator=torch.Generator().manual_seed(0)) * 0.4
+    sigmas = karras_sigmas(4, 1e-4, 1.0)
+    outs = {}
+    for symmetric in (False, True):
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(4, N, 512, generator=g) * sigmas[0]
+        outs[symmetric] = sample_dirac(GaussianDenoiser(0.2), x, sigmas, mixture=y, symmetric=symmetric, generator=g, s_churn=20.0)
+    assert outs[True].abs().max() < 2.0
+    assert outs[False].abs().max() > 10 * outs[True].abs().max()
 
 
 def test_dirac_subset_constrains_only_the_subset():
@@ -99,7 +123,7 @@ def test_generate_matches_gaussian_prior_statistics():
     assert abs(out.std().item() - s0) < 0.02
 
 
-@pytest.mark.parametrize("sampler", [sample_dirac, sample_gaussian])
+@pytest.mark.parametrize("sampler", [sample_dirac, functools.partial(sample_dirac, symmetric=True), sample_gaussian])
 def test_separation_posterior_mean_for_iid_gaussian_prior(sampler):
     # iid sources given their sum y: E[x_n | y] = y / N; the sampler must be centred there
     s0 = 0.2
