@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--separation-windows", type=int, default=None, help="protocol windows for separation")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps for every diffusion measurement")
     parser.add_argument("--scale-seconds", default=None, help="comma-separated region lengths for the scale section")
+    parser.add_argument("--speed-seconds", type=float, default=None, help="region length for the speed section (default 10; --quick 4)")
+    parser.add_argument("--bridge-runs", type=int, default=None, help="round trips per transport (default 50; --quick 10)")
     parser.set_defaults(run=run)
 
 
@@ -42,14 +44,16 @@ def run(args: argparse.Namespace) -> int:
     argv = ["stemlink", "bench", *(["--quick"] if args.quick else []), "--out", args.out]
     for flag, value in (("--markdown", args.markdown), ("--exports", args.exports), ("--data", args.data), ("--only", args.only),
                         ("--steps", args.steps), ("--separation-windows", args.separation_windows),
-                        ("--scale-seconds", args.scale_seconds)):
+                        ("--scale-seconds", args.scale_seconds), ("--speed-seconds", args.speed_seconds),
+                        ("--bridge-runs", args.bridge_runs)):
         argv += [flag, str(value)] if value is not None else []
     steps = args.steps
     config = BenchConfig.for_run(
         args.quick, out=Path(args.out), markdown=Path(args.markdown) if args.markdown else None,
         exports=Path(args.exports) if args.exports else None, data=Path(args.data) if args.data else None,
         split=args.split, threads=args.threads, seed=args.seed, sections=sections, command=shlex.join(argv),
-        separation_windows=args.separation_windows, separation_steps=steps, accompaniment_steps=steps, speed_steps=steps,
+        separation_windows=args.separation_windows, separation_steps=steps, speed_seconds=args.speed_seconds,
+        bridge_runs=args.bridge_runs, accompaniment_steps=steps, speed_steps=steps,
         scale_seconds=tuple(float(s) for s in args.scale_seconds.split(",")) if args.scale_seconds else None,
     )
     run_bench(config, log=lambda line: print(line, flush=True))
