@@ -96,9 +96,9 @@ def compose_mma(rng: np.random.Generator, seconds: float) -> SongPlan:
                 n += 1
                 key = f"{cls}_{n}"
         if key not in parts:  # a new stem; a track with the class and program of one is merged into it
-            parts[key] = Part(key, inst.program, False, (inst.name or "").strip().lower() or cls,
+            parts[key] = Part(key, int(inst.program), False, (inst.name or "").strip().lower() or cls,
                               pan=int(np.clip(64 + rng.normal(0, 22), 20, 108)), reverb=int(rng.integers(15, 70)))
-        parts[key].notes += [Note(n.pitch, float(n.start), float(n.end), n.velocity) for n in inst.notes
+        parts[key].notes += [Note(int(n.pitch), float(n.start), float(n.end), int(n.velocity)) for n in inst.notes
                              if n.start < seconds + 1.0]
 
     # 4-bar sections with dropouts, as the procedural arranger does

@@ -113,9 +113,15 @@ def assign_splits(n: int, seed: int, fractions: tuple[float, float, float] = (0.
     return labels
 
 
+def _json_default(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
 def _dump_json(path: Path, obj) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=_json_default) + "\n")
     os.replace(tmp, path)
 
 

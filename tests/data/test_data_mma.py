@@ -17,6 +17,7 @@ def test_mma_song_has_class_stems_and_is_seeded():
     b = compose("mma", np.random.default_rng([3, 1]), 12.0)
     assert a.source == "mma" and a.meta["style"].startswith("mma-") and "drums" in a.parts
     assert len(a.parts) >= 2
+    assert all(type(p.program) is int for p in a.parts.values())
     for key, part in a.parts.items():
         assert key.split("_")[0] in CLASSES or key.rsplit("_", 1)[0] in CLASSES
         assert [(n.pitch, n.start) for n in part.notes] == [(n.pitch, n.start) for n in b.parts[key].notes]
