@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import msgpack
@@ -263,27 +261,43 @@ def test_shutdown_can_let_the_running_job_finish(exports):
         assert final.TYPE == "result" and final.stems["bass"].shape == (2, 3000)
 
 
-def test_stemlink_serve_stops_on_sigterm(exports, tmp_path):
+def test_stemlink_serve_stops_on_sigterm(exports, tmp_path, caplog):
+    """`stemlink serve` in this process's main thread; a client thread runs a job, then SIGTERMs us."""
+    import logging
+    import threading
+
+    from stemlink.cli import main
+
     sock_path = tmp_path / "serve.sock"
-    proc = subprocess.Popen([sys.executable, "-m", "stemlink", "serve", "--bind", f"ipc://{sock_path}", "--exports", str(exports)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    outcome = {}
+
+    def client_then_sigterm():
+        try:
+            deadline = time.monotonic() + 30
+            while not sock_path.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            with zmq.Context.instance().socket(zmq.DEALER) as sock:
+                sock.linger = 0
+                sock.connect(f"ipc://{sock_path}")
+                sock.send_multipart(submit("j"), copy=False)
+                outcome["reply"] = recv_until(sock, "j", {"result", "error"}, timeout_s=30)[0].TYPE
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    thread = threading.Thread(target=client_then_sigterm)
     try:
-        deadline = time.monotonic() + 60
-        while not sock_path.exists():
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
-            time.sleep(0.05)
-        with zmq.Context.instance().socket(zmq.DEALER) as sock:
-            sock.linger = 0
-            sock.connect(f"ipc://{sock_path}")
-            sock.send_multipart(submit("j"), copy=False)
-            result, _ = recv_until(sock, "j", {"result"}, timeout_s=30)
-        os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(10) == 0
-        log = proc.stdout.read().decode()
-        assert "job j task=separate model=echo frames=3000 -> ok" in log and "stopped" in log
+        with caplog.at_level(logging.INFO, logger="stemlink.engine.server"):
+            thread.start()
+            start = time.monotonic()
+            assert main(["serve", "--bind", f"ipc://{sock_path}", "--exports", str(exports)]) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        thread.join(30)
+    assert outcome["reply"] == "result"
+    assert "job j task=separate model=echo frames=3000 -> ok" in caplog.text and "stopped" in caplog.text
+    assert time.monotonic() - start < 30
 
 
 @pytest.mark.parametrize("address,ok", [
