@@ -227,7 +227,11 @@ def _md_bridge(sec: dict[str, Any], results: dict[str, Any]) -> list[str]:
              f"{_fmt(sec['copy_ms']['region_and_4_stems'], '.3f')} ms; `run_task` in process (echo model, no bridge): "
              f"{_fmt(sec['direct_ms'])} ms.", ""]
     lines += _table(["transport", "wire only (ms)", "job (ms)", "job - in-process (ms)"], [
-        [t, _fmt(sec["transport_ms"][t]), _fmt(sec["job_ms"][t]), _fmt(sec["overhead_ms"][t])] for t in sec["job_ms"]])
+        [t, _fmt(sec["transport_ms"].get(t)), _fmt(sec["job_ms"][t]), _fmt(sec["overhead_ms"][t])] for t in sec["job_ms"]]
+        + ([["process (embedded child engine, ipc)", MISSING, _fmt(sec["child_process"]["job_ms"]),
+             _fmt(sec["child_process"]["overhead_ms"])]] if sec.get("child_process") else []))
+    lines += ["Wire only: a model-free engine answers 4 views of the input (the bridge's own cost). Job: a real engine with "
+              "the echo model. Under a busy machine the job - in-process difference is noisy (it can be negative).", ""]
     return lines
 
 

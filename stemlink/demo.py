@@ -182,6 +182,9 @@ def run_demo(config: DemoConfig, *, log: Log = print, progress_stream: Any = Non
         result.timings["engine start"] = time.perf_counter() - t0
         models = {m.name: m for m in caps.models}
         log(f"[0/4] embedded engine {caps.engine_version}: models {', '.join(models) or '(none)'}")
+        scorer = next((m.name for m in caps.models if "score" in m.tasks), None)
+        if scorer is None:
+            log("      warning: no model serves 'score' (COCOLA): candidates are not ranked and COCOLA scores are skipped")
 
         # 1. separate
         log(f"[1/4] separate {config.separate_region[0]:g}-{config.separate_region[1]:g} s of the mix "
@@ -204,7 +207,7 @@ def run_demo(config: DemoConfig, *, log: Log = print, progress_stream: Any = Non
         result.candidates = {k: float(v) for k, v in acc.scores.items()}
 
         # 3. score
-        log(f"[3/4] COCOLA scores against the context")
+        log(f"[3/4] COCOLA scores against the context ({scorer or 'skipped: no score model'})")
         t0 = time.perf_counter()
         true_part = _read(song / f"{config.target}.flac", a0, a1 - a0)
         other_part = _read(song / f"{config.target}.flac", ref0, a1 - a0)
@@ -213,8 +216,9 @@ def run_demo(config: DemoConfig, *, log: Log = print, progress_stream: Any = Non
         other_path = _write_bwf(refs_dir / f"other_time_{config.target}.wav", other_part, rate, a0, config.overwrite)
         parts = {f"generated {config.target}": acc.audio[config.target], f"true {config.target}": true_part,
                  f"true {config.target} from {config.reference_start:g} s (other time)": other_part}
-        for kind, part in parts.items():
-            result.cocola[kind] = float(client.score(context, np.ascontiguousarray(part, dtype=np.float32), rate).scores["score"])
+        for kind, part in parts.items() if scorer else ():
+            score = client.score(context, np.ascontiguousarray(part, dtype=np.float32), rate, model=scorer)
+            result.cocola[kind] = float(score.scores["score"])
             log(f"      {kind:40s} {result.cocola[kind]:8.4f}")
         result.timings["score"] = time.perf_counter() - t0
 
@@ -325,11 +329,14 @@ def _sections(result: DemoResult, config: DemoConfig, figures: dict[str, list], 
                          "stem (mean over channels, at the song's rate); SI-SDRi = improvement over using the mixture itself.",
                          figures=figures["separate"], table=sep_rows)
     ranked = [(k, f"{v:.4f}") for k, v in result.candidates.items()]
+    ranking = (f"{config.candidates} candidates scored by COCOLA against the context, the best kept."
+               if result.candidates else "no score model was served, so only the first candidate was made (not ranked).")
     accompaniment = Section("2. Accompaniment", f"{config.target} generated for the context {'+'.join(config.context_stems)}; "
-                            f"{config.candidates} candidates scored by COCOLA against the context, the best kept.",
+                            + ranking,
                             figures=figures["accompany"], table=ranked)
     scores = Section("3. COCOLA scores against the context", "Higher = more coherent with the context. The true part is the "
-                     "upper reference, the part from another time of the same song a lower one.",
+                     "upper reference, the part from another time of the same song a lower one." if result.cocola else
+                     "Skipped: the exports have no model serving 'score'.",
                      table=[(k, f"{v:.4f}") for k, v in result.cocola.items()])
     timings = Section("Timings (wall seconds, 2-core CPU)", table=[(k, f"{v:.2f}") for k, v in result.timings.items()])
     files = [(step, str(Path(p).relative_to(config.out))) for step, stems in result.stems.items() for p in stems.values()]
