@@ -46,7 +46,7 @@ def recv(sock, timeout_ms=RECV_MS):
     return decode(sock.recv_multipart(copy=False), "reply")
 
 
-def recv_until(sock, msg_id, types, timeout_s=5.0):
+def recv_until(sock, msg_id, types, timeout_s=30.0):
     deadline = time.monotonic() + timeout_s
     seen = []
     while time.monotonic() < deadline:
