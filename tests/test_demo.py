@@ -120,3 +120,27 @@ def test_report_command_reproduces_the_separation(demo, exports, tmp_path, monke
     assert cli.main(argv) == 0
     for wav in (out / "separate").glob("*.wav"):
         assert np.array_equal(read_bwf(wav)[0], read_bwf(tmp_path / "again" / wav.name)[0])
+
+
+@pytest.mark.timeout(180)
+def test_demo_without_a_score_model(exports, tmp_path):
+    """No COCOLA in the exports: the demo still separates and accompanies (one unranked
+    candidate) and says in the report that scoring was skipped."""
+    import json
+    import shutil
+
+    only_msdm = tmp_path / "exports"
+    shutil.copytree(exports, only_msdm)
+    manifest = json.loads((only_msdm / "manifest.json").read_text())
+    manifest["models"] = [m for m in manifest["models"] if m["family"] != "cocola"]
+    manifest.get("defaults", {}).pop("score", None)
+    (only_msdm / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "demo-out"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert cli.main(["demo", "--quick", "--steps", "1", "--exports", str(only_msdm), "--out", str(out)]) == 0
+    assert "no model serves 'score'" in stdout.getvalue()
+    page = (out / "report.html").read_text()
+    assert "Skipped: the exports have no model serving" in page and "not ranked" in page
+    (sidecar,) = (out / "accompany").glob("*.json")
+    assert json.loads(sidecar.read_text())["info"]["ranked"] is False
