@@ -18,7 +18,7 @@ from stemlink.bridge.fields import INT64, NAME_PATTERN, HeaderReader, short_repr
 from stemlink.bridge.wire import ID_MAX_LEN, PROTOCOL_VERSION, SAMPLE_RATES, Limits
 from stemlink.engine.models.base import TASKS
 from stemlink.engine.tasks import TaskRequest, TaskResult
-from stemlink.errors import ERRORS_BY_CODE, ProtocolError, StemlinkError
+from stemlink.errors import ERRORS_BY_CODE, ProtocolError, StemlinkError, UnknownTask
 
 
 def to_plain(value: Any, _depth: int = 0) -> Any:
@@ -135,6 +135,13 @@ class Capabilities(Message):
         )
 
 
+def _task(r: HeaderReader) -> str:
+    task = r.str("task", max_len=64)
+    if task not in TASKS:
+        raise UnknownTask(f"{r.where}: task {short_repr(task)} is not known; allowed: {', '.join(TASKS)}", field="task")
+    return task
+
+
 @dataclass
 class Submit(Message):
     """Run one task. `inputs` per task: separate/extract/remove "mix", accompany "context",
@@ -164,7 +171,7 @@ class Submit(Message):
     @classmethod
     def from_header(cls, r: HeaderReader, msg_id: str) -> "Submit":
         return cls(
-            id=msg_id, task=r.str("task", choices=TASKS), sample_rate=r.int("sample_rate", *SAMPLE_RATES),
+            id=msg_id, task=_task(r), sample_rate=r.int("sample_rate", *SAMPLE_RATES),
             model=r.str("model", None, pattern=NAME_PATTERN), params=r.params("params", {}),
             seed=r.int("seed", 0, INT64[1], 0), stems=r.names("stems", ()), context_stems=r.names("context_stems", ()),
             candidates=r.int("candidates", 1, 64, 1), frames=r.int("frames", 0, INT64[1], 0), channels=r.int("channels", 0, 1024, 0),

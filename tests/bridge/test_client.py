@@ -77,6 +77,7 @@ def test_other_tasks(start_server, stereo_mix):
 @pytest.mark.parametrize("call,exc,field", [
     (lambda c, x: c.separate(x, 44100, model="nope"), UnknownModel, "model"),
     (lambda c, x: c.extract(x, 44100, stems=("bass",), model="echo-sep"), UnknownTask, "task"),
+    (lambda c, x: c._task("dance", 44100, {"mix": x}), UnknownTask, "task"),
     (lambda c, x: c.separate(x[:, :0], 44100), InvalidInput, "audio[0].frames"),
     (lambda c, x: c.separate(np.where(x > 0.2, np.nan, x), 44100), InvalidInput, "audio[0]"),
     (lambda c, x: c.separate(x, 44100, params={"steps": 0}), InvalidInput, "params.steps"),

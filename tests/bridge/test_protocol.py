@@ -10,7 +10,7 @@ from stemlink.bridge.protocol import (
     Ping, Pong, Progress, Result, Status, StatusRequest, Submit, decode, encode,
 )
 from stemlink.engine.tasks import TaskRequest, TaskResult
-from stemlink.errors import Busy, InvalidInput, ProtocolError, TooLarge, VersionMismatch
+from stemlink.errors import Busy, InvalidInput, ProtocolError, TooLarge, UnknownTask, VersionMismatch
 
 
 def frames_of(msg):
@@ -161,7 +161,7 @@ def test_non_finite_audio_is_refused(bad):
 
 
 @pytest.mark.parametrize("fields,exc,field", [
-    ({"task": "dance"}, InvalidInput, "task"),
+    ({"task": "dance"}, UnknownTask, "task"),
     ({"task": 3}, ProtocolError, "task"),
     ({"sample_rate": 0}, InvalidInput, "sample_rate"),
     ({"sample_rate": 44100.0}, ProtocolError, "sample_rate"),
