@@ -335,7 +335,9 @@ def _sections(result: DemoResult, config: DemoConfig, figures: dict[str, list], 
                             + ranking,
                             figures=figures["accompany"], table=ranked)
     scores = Section("3. COCOLA scores against the context", "Higher = more coherent with the context. The true part is the "
-                     "upper reference, the part from another time of the same song a lower one." if result.cocola else
+                     "upper reference, the part from another time of the same song a lower one. The generated part is scored as "
+                     "written (after the preset's FX chain), so its score can differ a little from its ranking score above."
+                     if result.cocola else
                      "Skipped: the exports have no model serving 'score'.",
                      table=[(k, f"{v:.4f}") for k, v in result.cocola.items()])
     timings = Section("Timings (wall seconds, 2-core CPU)", table=[(k, f"{v:.2f}") for k, v in result.timings.items()])
