@@ -20,6 +20,7 @@ Each reader takes the dataset root and returns every `Track` with its split ("tr
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -61,6 +62,9 @@ def seeded_split(ids: list[str], seed: int = 0, fractions=(0.8, 0.1, 0.1)) -> di
 # ------------------------------------------------------------------ stemlink (rendered)
 def read_stemlink(root: Path) -> list[Track]:
     folders = sorted(p.parent for p in root.glob("*/metadata.json"))
+    if not (root / "READY").exists():
+        warnings.warn(f"{root} has no READY file: its render is unfinished or was interrupted; "
+                      f"using the {len(folders)} tracks complete so far", stacklevel=3)
     tracks = []
     for folder in folders:
         meta = json.loads((folder / "metadata.json").read_text())

@@ -36,6 +36,7 @@ def make_stemlink(root: Path, plan: dict[str, dict[str, np.ndarray]], splits: di
             info[cls] = {"file": f"{cls}.flac", "class": cls, "tags": [cls, f"{cls} tag"]}
         meta = {"id": tid, "split": splits[tid], "stems": info, "sample_rate": rate}
         (folder / "metadata.json").write_text(json.dumps(meta))
+    (root / "READY").write_text("{}\n")
     return root
 
 

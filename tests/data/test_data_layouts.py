@@ -83,3 +83,16 @@ def test_class_table():
     assert map_label("cocochorales", "French Horn") == "brass"
     for table in (SLAKH_CLASS, MOISESDB_CLASS):
         assert set(table.values()) <= set(CLASSES)
+
+
+def test_unfinished_render_warns(gated_corpus):
+    import pytest
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        open_corpus(gated_corpus)  # finished render: no warning
+    (gated_corpus / "READY").unlink()
+    with pytest.warns(UserWarning, match="no READY"):
+        open_corpus(gated_corpus)
