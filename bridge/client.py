@@ -18,7 +18,9 @@ resets a dead-engine timer: when nothing (progress, heartbeat, result) arrives f
 engine the client started itself is also watched directly: its death is noticed at once). `timeout` bounds
 requests that are not jobs (hello, ping, status); a job must be accepted within a heartbeat
 timeout plus its upload time (the client said hello to the engine just before).
-Engine errors are raised as the matching `stemlink.errors` class. Returned stems are
+While a job runs the client pings every `keepalive` seconds (the submit declares it), so an
+engine cancels the jobs of a client that crashed. Engine errors are raised as the matching
+`stemlink.errors` class. Returned stems are
 read-only zero-copy views of the received message (use `np.array(x)` for a writable copy).
 """
 from __future__ import annotations
@@ -67,6 +69,7 @@ class Client:
         discover_engine: bool = True,
         curve: str | os.PathLike | None = None,
         client_name: str = "client",
+        keepalive: float = 1.0,
     ):
         self.engine = None
         if address is None and discover_engine:
@@ -79,6 +82,7 @@ class Client:
         self.address = address
         self.timeout = timeout
         self.heartbeat_timeout = heartbeat_timeout
+        self.keepalive = keepalive
         self.context = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.DEALER)
         self.socket.linger = 0
@@ -161,7 +165,7 @@ class Client:
         self._cancel.clear()
         self.current_job = job_id
         try:
-            self._send(Submit.from_request(job_id, request))
+            self._send(Submit.from_request(job_id, request, keepalive=self.keepalive))
             return self._wait_job(job_id, progress, timeout, self._accept_deadline(request))
         finally:
             self.current_job = None
@@ -190,12 +194,15 @@ class Client:
         return min(self.timeout, self.heartbeat_timeout + nbytes / 10e6)
 
     def _wait_job(self, job_id: str, progress: ProgressFn | None, timeout: float | None, accept_within: float) -> TaskResult:
-        start = last = time.monotonic()
+        start = last = last_ping = time.monotonic()
         accepted = cancel_sent = False
         while True:
             if self._cancel.is_set() and not cancel_sent:
                 self._send(Cancel(id=self._new_id(), job=job_id))
                 cancel_sent = True
+            if self.keepalive > 0 and time.monotonic() - last_ping >= self.keepalive:
+                self._send(Ping(id=self._new_id()))  # keepalive: the engine cancels jobs of silent clients
+                last_ping = time.monotonic()
             reply = self._recv(POLL_MS)
             now = time.monotonic()
             if reply is None or reply.id != job_id:

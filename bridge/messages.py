@@ -159,13 +159,14 @@ class Submit(Message):
     candidates: int = 1
     frames: int = 0
     channels: int = 0
+    keepalive: float = 0.0  # > 0: the client sends something at least this often while the job is unfinished
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
         return {
             "task": self.task, "sample_rate": self.sample_rate, "model": self.model, "params": dict(self.params),
             "seed": self.seed, "stems": list(self.stems), "context_stems": list(self.context_stems),
-            "candidates": self.candidates, "frames": self.frames, "channels": self.channels,
+            "candidates": self.candidates, "frames": self.frames, "channels": self.channels, "keepalive": self.keepalive,
         }
 
     @classmethod
@@ -175,6 +176,7 @@ class Submit(Message):
             model=r.str("model", None, pattern=NAME_PATTERN), params=r.params("params", {}),
             seed=r.int("seed", 0, INT64[1], 0), stems=r.names("stems", ()), context_stems=r.names("context_stems", ()),
             candidates=r.int("candidates", 1, 64, 1), frames=r.int("frames", 0, INT64[1], 0), channels=r.int("channels", 0, 1024, 0),
+            keepalive=r.float("keepalive", 0.0, 3600.0, 0.0),
         )
 
     def to_request(self) -> TaskRequest:
@@ -185,12 +187,12 @@ class Submit(Message):
         )
 
     @classmethod
-    def from_request(cls, msg_id: str, request: TaskRequest) -> "Submit":
+    def from_request(cls, msg_id: str, request: TaskRequest, *, keepalive: float = 0.0) -> "Submit":
         return cls(
             id=msg_id, task=request.task, sample_rate=int(request.sample_rate), model=request.model,
             params=dict(request.params), seed=int(request.seed), stems=tuple(request.stems),
             context_stems=tuple(request.context_stems), candidates=int(request.candidates),
-            frames=int(request.frames), channels=int(request.channels), inputs=dict(request.inputs),
+            frames=int(request.frames), channels=int(request.channels), keepalive=float(keepalive), inputs=dict(request.inputs),
         )
 
 

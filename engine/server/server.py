@@ -10,6 +10,11 @@ Shutdown (`request_stop()`, or SIGTERM/SIGINT in `stemlink serve`): queued jobs 
 ENGINE_UNAVAILABLE error, running jobs are cancelled (or allowed to finish for
 `shutdown_grace` seconds when `finish_running`), their final replies are forwarded, and the
 sockets close with linger 0.
+
+Abandoned jobs: a submit may declare `keepalive` seconds; its client then sends something
+(the `Client` pings) at least that often while the job is unfinished. A job whose client has
+been silent for 3 keepalive intervals (crashed DAW, dropped network) is cancelled, so it does
+not hold a worker.
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ from stemlink.errors import Cancelled, EngineUnavailable, ProtocolError, Stemlin
 log = logging.getLogger("stemlink.engine.server")
 DEFAULT_BIND = DEFAULT_ADDRESS
 SHUTDOWN_LINGER_MS = 200
+KEEPALIVE_MISSES = 3  # a job whose client sent nothing for this many keepalive intervals is cancelled
 UNKNOWN_ID = "-"  # id of error replies to messages whose own id could not be read
 
 
@@ -87,6 +93,7 @@ class Server:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._started = time.monotonic()
+        self._last_seen: dict[bytes, float] = {}  # client identity -> when it last sent anything (I/O thread only)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -212,12 +219,32 @@ class Server:
         router.send_multipart([identity, *encode(msg)], copy=False)
 
     def _heartbeats(self, router: zmq.Socket) -> None:
-        for job in self.queue.active():
+        now = time.monotonic()
+        active = self.queue.active()
+        for job in active:
+            keepalive = job.submit.keepalive
+            if keepalive > 0 and now - self._last_seen.get(job.identity, now) > KEEPALIVE_MISSES * keepalive:
+                self._abandon(router, job)
+                continue
             state = "running" if job.state == "running" else "queued"
             self._send(router, job.identity, Heartbeat(id=job.id, state=state, done=job.done, total=job.total))
+        busy = {job.identity for job in active}
+        for identity in [i for i, t in self._last_seen.items() if i not in busy and now - t > 60.0]:
+            del self._last_seen[identity]
+
+    def _abandon(self, router: zmq.Socket, job: Job) -> None:
+        """The client of `job` stopped its keepalives (crashed or gone): cancel the job."""
+        log.info("job %s: client silent for more than %d keepalive intervals, cancelling", job.id, KEEPALIVE_MISSES)
+        try:
+            queued = self.queue.cancel(job.identity, job.id)
+        except StemlinkError:
+            return  # finished meanwhile
+        if queued is not None:
+            self._send(router, job.identity, Error.from_exception(job.id, Cancelled("job cancelled: client stopped sending keepalives", field="keepalive")))
 
     def _handle(self, router: zmq.Socket, frames: list[Any]) -> None:
         identity = frames[0].bytes
+        self._last_seen[identity] = time.monotonic()
         try:
             msg = decode(frames[1:], "request", self.config.limits)
         except StemlinkError as exc:

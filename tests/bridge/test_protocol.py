@@ -27,7 +27,8 @@ def test_submit_round_trip_keeps_planar_audio_exact():
     mix = rng.standard_normal((2, 1001)).astype(np.float32)
     req = TaskRequest(task="accompany", sample_rate=48000, inputs={"context": mix}, model="echo", params={"steps": 3, "gamma": 0.5},
                       seed=7, stems=("piano",), context_stems=("bass", "drums"), candidates=2)
-    msg = decode(frames_of(Submit.from_request("job-1", req)), "request")
+    msg = decode(frames_of(Submit.from_request("job-1", req, keepalive=1.5)), "request")
+    assert msg.keepalive == 1.5
     assert isinstance(msg, Submit) and msg.id == "job-1"
     back = msg.to_request()
     assert back.task == "accompany" and back.sample_rate == 48000 and back.model == "echo" and back.seed == 7

@@ -162,6 +162,33 @@ def test_cancel_queued_job_and_unknown_job(server, dealer):
     assert err.TYPE == "error" and err.code == "CANCELLED"
 
 
+def test_jobs_of_a_silent_client_are_cancelled(server, dealer):
+    """keepalive 0.2 s declared, then nothing from the client: cancelled after 3 missed intervals."""
+    dealer.send_multipart(submit("orphan", params={"steps": 50, "sleep": 0.1}, keepalive=0.2), copy=False)
+    dealer.send_multipart(submit("orphan-queued", keepalive=0.2), copy=False)
+    start = time.monotonic()
+    finals = {}
+    while len(finals) < 2:
+        msg = recv(dealer)
+        if msg.TYPE in ("error", "result"):
+            finals[msg.id] = msg.code if msg.TYPE == "error" else "result"
+    assert finals == {"orphan": "CANCELLED", "orphan-queued": "CANCELLED"}
+    assert time.monotonic() - start < 3.0  # 50 x 0.1 s = 5 s if it had run to the end
+
+
+def test_a_client_that_keeps_pinging_keeps_its_job(server, dealer):
+    dealer.send_multipart(submit("alive", params={"steps": 8, "sleep": 0.1}, keepalive=0.2), copy=False)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        dealer.send_multipart(encode(Ping(id="keepalive")))
+        if dealer.poll(100):
+            msg = decode(dealer.recv_multipart(copy=False), "reply")
+            if msg.id == "alive" and msg.TYPE in ("result", "error"):
+                assert msg.TYPE == "result"
+                return
+    raise AssertionError("job did not finish")
+
+
 def test_other_clients_cannot_cancel_my_job(server, dealer):
     dealer.send_multipart(submit("mine", params={"steps": 3, "sleep": 0.05}), copy=False)
     recv_until(dealer, "mine", {"accepted"})
