@@ -74,3 +74,20 @@ def build_debug_exports(directory: str | Path, *, formats: Sequence[str] = ("onn
     finally:
         torch.set_num_threads(threads)
     return directory
+
+
+def save_debug_checkpoints(directory: str | Path, *, msdm_name: str = "msdm-small",
+                           cocola_name: str = "cocola-small") -> dict[str, Path]:
+    """Training-style checkpoints of the same debug networks `build_debug_exports` exports
+    (model name -> path), for anything that runs torch eager from a checkpoint."""
+    from stemlink.engine.train.loop import save_checkpoint
+
+    directory = Path(directory)
+    model, config = debug_msdm_network()
+    net = debug_cocola_network()
+    return {
+        msdm_name: save_checkpoint(directory / "msdm-debug.pt", family="msdm", config=config.to_dict(), step=0, wall_time=0.0,
+                                   model=model.state_dict(), ema=model.state_dict()),
+        cocola_name: save_checkpoint(directory / "cocola-debug.pt", family="cocola", config=net.config.to_dict(), step=0,
+                                     model=net.state_dict()),
+    }

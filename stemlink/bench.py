@@ -60,6 +60,7 @@ class BenchConfig:
     speed_steps: int = 40
     bridge_runs: int = 50
     scale_seconds: tuple[float, ...] = (10, 60, 600)
+    eager: tuple[tuple[str, str], ...] = ()  # (model name, training checkpoint): also time torch eager
     command: str = "stemlink bench"
 
     @classmethod
@@ -235,28 +236,67 @@ def bench_coherence(registry: Any, config: BenchConfig, log: Log) -> dict[str, A
     return {"cocola": scorers, "accompaniment": accompaniment}
 
 
+def _eager_msdm(spec: Any, checkpoint: Path) -> Any:
+    from stemlink.engine.models.msdm import MSDMModel
+    from stemlink.engine.train.msdm_export import load_denoiser
+
+    return MSDMModel(spec, load_denoiser(checkpoint)[0])
+
+
+def _eager_cocola(spec: Any, checkpoint: Path) -> Any:
+    from stemlink.engine.models.cocola import CocolaExport, CocolaModel
+    from stemlink.engine.train.cocola import load_network
+
+    return CocolaModel(spec, CocolaExport(load_network(checkpoint)[0]).eval())
+
+
+EAGER_LOADERS = {"msdm": _eager_msdm, "cocola": _eager_cocola}  # family -> (spec, training checkpoint) -> model
+
+
 def bench_speed(registry: Any, config: BenchConfig, log: Log) -> dict[str, Any]:
+    """RTF per (model, runtime, task); runtimes: every exported format, plus torch eager for the
+    models given a training checkpoint (`config.eager`), checked against the export's output."""
     from stemlink.engine.eval.speed import region
 
     rate, channels = 44100, 2
     audio = region(config.speed_seconds, rate, channels, seed=config.seed)
-    rows = []
-    for spec in registry.list():
-        model = registry.get(spec.name, spec.format)
+    runtimes = {"onnx": "onnxruntime", "torchscript": "torch (TorchScript)"}
+    candidates = [(spec, runtimes.get(spec.format, spec.format), lambda spec=spec: registry.get(spec.name, spec.format))
+                  for spec in registry.list()]
+    for name, checkpoint in config.eager:
+        spec = registry.spec(name)
+        if spec.family not in EAGER_LOADERS:
+            raise InvalidInput(f"--eager {name}: family {spec.family!r} has no eager loader; allowed: {', '.join(EAGER_LOADERS)}", field="eager")
+        candidates.append((spec, "torch eager (checkpoint)", lambda spec=spec, ckpt=checkpoint: EAGER_LOADERS[spec.family](spec, Path(ckpt))))
+    rows, warm = [], {}
+    for spec, runtime, load in candidates:
+        model = load()
         for task in [t for t in ("separate", "accompany", "generate", "score") if t in spec.tasks]:
             params = {} if task == "score" else {**_preset_params(task, spec.name), "steps": config.speed_steps}
-            _timed_task(model, task, audio[:, :rate], rate, params, config.seed)  # warm-up (runtime, shapes)
-            seconds = _timed_task(model, task, audio, rate, params, config.seed)
-            rtf = seconds / config.speed_seconds
-            runtime = {"onnx": "onnxruntime", "torchscript": "torch (TorchScript)"}.get(spec.format, spec.format)
-            rows.append({"model": spec.name, "format": spec.format, "runtime": runtime, "task": task, "rtf": rtf,
-                         "seconds": seconds, "steps": params.get("steps")})
-            log(f"  {spec.name:14s} {task:9s} {runtime:20s} RTF {rtf:7.3f}")
+            _, short = _timed_task(model, task, audio[:, :rate], rate, params, config.seed)  # warm-up (runtime, shapes)
+            seconds, _ = _timed_task(model, task, audio, rate, params, config.seed)
+            row = {"model": spec.name, "format": spec.format, "runtime": runtime, "task": task,
+                   "rtf": seconds / config.speed_seconds, "seconds": seconds, "steps": params.get("steps")}
+            reference = warm.setdefault((spec.name, task), short)  # the first runtime's warm-up output
+            if runtime.startswith("torch eager"):
+                row["max_abs_diff_vs_export"] = _max_diff(reference, short)
+            rows.append(row)
+            log(f"  {spec.name:14s} {task:9s} {runtime:24s} RTF {row['rtf']:7.3f}"
+                + (f"  (|eager - export| max {row['max_abs_diff_vs_export']:.2g})" if "max_abs_diff_vs_export" in row else ""))
     return {"region": {"seconds": config.speed_seconds, "sample_rate": rate, "channels": channels}, "threads": config.threads,
             "runs": rows}
 
 
-def _timed_task(model: Any, task: str, audio: Any, rate: int, params: dict[str, Any], seed: int) -> float:
+def _max_diff(a: Any, b: Any) -> float:
+    """Largest difference between two TaskResults (stems, or scores for the score task)."""
+    import numpy as np
+
+    if a.stems:
+        return float(max(np.abs(a.stems[k] - b.stems[k]).max() for k in a.stems))
+    return float(abs(a.scores["score"] - b.scores["score"]))
+
+
+def _timed_task(model: Any, task: str, audio: Any, rate: int, params: dict[str, Any], seed: int) -> tuple[float, Any]:
     from stemlink.engine.tasks import TaskRequest, run_task
 
     kw: dict[str, Any] = {"separate": {"inputs": {"mix": audio}},
@@ -265,8 +305,8 @@ def _timed_task(model: Any, task: str, audio: Any, rate: int, params: dict[str, 
                           "score": {"inputs": {"a": audio, "b": audio[::-1].copy()}}}[task]
     request = TaskRequest(task=task, sample_rate=rate, params=params, seed=seed, **kw)
     t0 = time.perf_counter()
-    run_task(model, request)
-    return time.perf_counter() - t0
+    result = run_task(model, request)
+    return time.perf_counter() - t0, result
 
 
 def _spread(n: int, k: int) -> list[int]:
@@ -315,6 +355,7 @@ def run_bench(config: BenchConfig, *, log: Log = print) -> dict[str, Any]:
              "sample_rate": s.sample_rate, "window": s.window, "sha256": s.sha256, "card": s.card} for s in registry.list()],
         "data": {"root": str(config.data), "split": config.split},
         "settings": {k: v for k, v in asdict(config).items() if k not in ("out", "markdown", "exports", "data", "command")},
+        "eager_checkpoints": {name: str(path) for name, path in config.eager},
         "timings": {}, "rss_mb": {"start": round(_rss_mb(), 1)}, "expected_minutes": expected,
     }
     runners = {"separation": bench_separation, "coherence": bench_coherence, "speed": bench_speed,

@@ -209,13 +209,19 @@ def _md_speed(sec: dict[str, Any], results: dict[str, Any]) -> list[str]:
     lines = ["## Speed", "",
              f"Real-time factor (processing seconds / audio seconds; < 1 is faster than real time) of `run_task` (apply layer: "
              f"resampling, stereo, overlap-add) on a {r['seconds']:g} s {r['channels']}-channel {r['sample_rate']} Hz region, "
-             f"{sec['threads']} threads, after a 1 s warm-up. The torch path runs the TorchScript export (the engine loads "
-             "exports, not training code); onnxruntime runs the ONNX export.", ""]
+             f"{sec['threads']} threads, after a 1 s warm-up. onnxruntime and torch (TorchScript) run the exports the engine "
+             "serves; torch eager (when `--eager MODEL=CHECKPOINT` is given) runs the training network.", ""]
     runtimes = list(dict.fromkeys(x["runtime"] for x in sec["runs"]))
     keys = list(dict.fromkeys((x["model"], x["task"], x["steps"]) for x in sec["runs"]))
     table = {(x["model"], x["task"], x["runtime"]): x["rtf"] for x in sec["runs"]}
     lines += _table(["model", "task", "sampler steps"] + [f"RTF {rt}" for rt in runtimes], [
         [m, t, str(s) if s is not None else "-"] + [_fmt(table.get((m, t, rt)), ".3f") for rt in runtimes] for m, t, s in keys])
+    eager = [x for x in sec["runs"] if "max_abs_diff_vs_export" in x]
+    if eager:
+        lines += ["Torch eager runs the training checkpoint's network (" + ", ".join(
+            f"`{k}`: {v}" for k, v in results.get("eager_checkpoints", {}).items()) + "); same request and seed as the export, "
+            "max |eager - export| on the warm-up output: " + ", ".join(
+                f"{x['model']} {x['task']} {x['max_abs_diff_vs_export']:.2g}" for x in eager) + ".", ""]
     return lines
 
 

@@ -34,7 +34,10 @@ def _run(root, exports, name, *extra):
 @pytest.mark.timeout(300)
 def test_quick_bench_models_sections(setup):
     root, exports = setup
-    out, res, md = _run(root, exports, "models", "--only", "separation,coherence,speed", "--speed-seconds", "1.5")
+    from stemlink.engine.debug import save_debug_checkpoints
+
+    eager = [f"--eager={name}={path}" for name, path in save_debug_checkpoints(root / "checkpoints").items()]
+    out, res, md = _run(root, exports, "models", "--only", "separation,coherence,speed", "--speed-seconds", "1.5", *eager)
     assert res["schema"] == "stemlink-bench/1" and res["version"] == 1 and res["quick"] is True
     assert {"cpu", "cores", "threads", "torch", "onnxruntime"} <= set(res["machine"])
     assert "commit" in res["git"] and set(res["timings"]) == {"separation", "coherence", "speed", "total"}
@@ -57,12 +60,15 @@ def test_quick_bench_models_sections(setup):
     assert acc["parts"] > 0 and acc["generated"]["count"] == acc["true"]["count"] == acc["parts"]
     assert 0.0 <= acc["generated_nonsilent"] <= 1.0
 
-    runs = {(r["model"], r["task"]) for r in res["speed"]["runs"]}
-    assert runs == {("msdm-small", t) for t in ("separate", "accompany", "generate")} | {("cocola-small", "score")}
+    runs = {(r["model"], r["task"], r["runtime"]) for r in res["speed"]["runs"]}
+    tasks = {("msdm-small", t) for t in ("separate", "accompany", "generate")} | {("cocola-small", "score")}
+    assert runs == {(m, t, rt) for m, t in tasks for rt in ("torch (TorchScript)", "torch eager (checkpoint)")}
     assert all(r["rtf"] > 0 and math.isfinite(r["rtf"]) for r in res["speed"]["runs"])
+    eager = [r for r in res["speed"]["runs"] if r["runtime"].startswith("torch eager")]
+    assert all(r["max_abs_diff_vs_export"] < 1e-3 for r in eager)  # the checkpoint really is the exported network
 
     for heading in ("## Separation", "## Coherence", "## Speed", "| system | bass | drums | guitar | piano | mean SI-SDRi |",
-                    "| model | task | sampler steps | RTF torch (TorchScript) |", "| part | n | mean COCOLA |"):
+                    "| model | task | sampler steps | RTF torch (TorchScript) | RTF torch eager (checkpoint) |", "| part | n | mean COCOLA |"):
         assert heading in md
     for png in res["plots"]:
         assert (out / png).is_file() and f"bench/{png}" in md

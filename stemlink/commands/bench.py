@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, default=None, help="sampler steps for every diffusion measurement")
     parser.add_argument("--scale-seconds", default=None, help="comma-separated region lengths for the scale section")
     parser.add_argument("--speed-seconds", type=float, default=None, help="region length for the speed section (default 10; --quick 4)")
+    parser.add_argument("--eager", action="append", default=[], metavar="MODEL=CHECKPOINT",
+                        help="also time torch eager for MODEL from its training checkpoint (repeatable), e.g. msdm-small=runs/msdm-cpu/last.pt")
     parser.add_argument("--bridge-runs", type=int, default=None, help="round trips per transport (default 50; --quick 10)")
     parser.set_defaults(run=run)
 
@@ -41,7 +43,15 @@ def run(args: argparse.Namespace) -> int:
     bad = [s for s in sections if s not in SECTIONS]
     if bad:
         raise InvalidInput(f"--only: unknown section(s) {bad}; allowed: {', '.join(SECTIONS)}", field="only")
+    eager = []
+    for item in args.eager:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise InvalidInput(f"--eager must be MODEL=CHECKPOINT, got {item!r}", field="eager")
+        eager.append((name, path))
     argv = ["stemlink", "bench", *(["--quick"] if args.quick else []), "--out", args.out]
+    for item in args.eager:
+        argv += ["--eager", item]
     for flag, value in (("--markdown", args.markdown), ("--exports", args.exports), ("--data", args.data), ("--only", args.only),
                         ("--steps", args.steps), ("--separation-windows", args.separation_windows),
                         ("--scale-seconds", args.scale_seconds), ("--speed-seconds", args.speed_seconds),
@@ -53,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         exports=Path(args.exports) if args.exports else None, data=Path(args.data) if args.data else None,
         split=args.split, threads=args.threads, seed=args.seed, sections=sections, command=shlex.join(argv),
         separation_windows=args.separation_windows, separation_steps=steps, speed_seconds=args.speed_seconds,
-        bridge_runs=args.bridge_runs, accompaniment_steps=steps, speed_steps=steps,
+        bridge_runs=args.bridge_runs, eager=tuple(eager) or None, accompaniment_steps=steps, speed_steps=steps,
         scale_seconds=tuple(float(s) for s in args.scale_seconds.split(",")) if args.scale_seconds else None,
     )
     run_bench(config, log=lambda line: print(line, flush=True))
