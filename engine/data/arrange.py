@@ -116,9 +116,9 @@ def _plan_sections(style: Style, mode: str, key_root: int, n_bars: int, chord_ba
         k += 1
         length = intro_len if name == "intro" else sec_len
         prog = progs.get(name, progs["verse"])
-        sections.append(Section(name, bar, length, prog, _active(name, classes, rng)))
+        sections.append(Section(name, bar, length, prog, active_set(name, classes, rng)))
         bar += length
-    _ensure_everyone_plays([s for s in sections if s.start_bar < max(1, n_bars - 1)], classes, rng)
+    ensure_everyone_plays([s for s in sections if s.start_bar < max(1, n_bars - 1)], classes, rng)
     chords: list[Chord] = []
     for sec in sections:
         if sec.progression == "12-bar blues":
@@ -132,7 +132,8 @@ def _plan_sections(style: Style, mode: str, key_root: int, n_bars: int, chord_ba
     return sections, chords
 
 
-def _active(name: str, classes: list[str], rng: np.random.Generator) -> tuple[str, ...]:
+def active_set(name: str, classes: list[str], rng: np.random.Generator) -> tuple[str, ...]:
+    """Stems playing in a section of type `name` (dropout odds per type; >= 2, intro >= 1)."""
     drop = {"intro": 0.55, "verse": 0.25, "chorus": 0.05, "bridge": 0.4, "outro": 0.35}[name]
     active = [c for c in classes if rng.random() >= drop]
     if name == "bridge" and "drums" in active and rng.random() < 0.5:
@@ -145,7 +146,8 @@ def _active(name: str, classes: list[str], rng: np.random.Generator) -> tuple[st
     return tuple(c for c in classes if c in active)
 
 
-def _ensure_everyone_plays(sections: list[Section], classes: list[str], rng: np.random.Generator) -> None:
+def ensure_everyone_plays(sections: list[Section], classes: list[str], rng: np.random.Generator) -> None:
+    """Add each stem that plays in none of `sections` to one random non-intro section."""
     for c in classes:
         if not any(c in s.active for s in sections):
             candidates = [s for s in sections if s.name != "intro"] or sections

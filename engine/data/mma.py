@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stemlink.engine.data.arrange import FORM, Note, Part, _active, _ensure_everyone_plays, Section
+from stemlink.engine.data.arrange import FORM, Note, Part, Section, active_set, ensure_everyone_plays
 from stemlink.engine.data.classes import gm_class
 from stemlink.engine.data.sources import SongPlan
 from stemlink.engine.data.theory import PROGRESSIONS, key_name, realize
@@ -109,8 +109,8 @@ def compose_mma(rng: np.random.Generator, seconds: float) -> SongPlan:
         if bar_starts[k] >= seconds:
             break
         name = "intro" if k == 0 else FORM[(k - 1) % len(FORM)]
-        sections.append(Section(name, 4 * k, 4, verse if name != "chorus" else chorus, _active(name, keys, rng)))
-    _ensure_everyone_plays(sections, keys, rng)
+        sections.append(Section(name, 4 * k, 4, verse if name != "chorus" else chorus, active_set(name, keys, rng)))
+    ensure_everyone_plays(sections, keys, rng)
     for key, part in parts.items():
         part.notes = [n for n in part.notes
                       if any(key in s.active and bar_starts[i] <= n.start < bar_starts[i + 1] for i, s in enumerate(sections))]
