@@ -1,7 +1,7 @@
 """COCOLA: a contrastive encoder of musical coherence between sub-mixes (Ciranni et al. 2024).
 
     encoder f:   audio (B, T) -> log-mel (B, 1, n_mels, frames) -> timm CNN -> (B, F)
-                 -> projection head (Linear, LayerNorm, tanh; as in COLA) -> h (B, embed_dim)
+                 -> linear projection -> L2 normalisation -> h (B, embed_dim), ||h|| = 1
     similarity:  sim(h1, h2) = h1^T W h2 with a learnable W (embed_dim, embed_dim)   (eq. 2)
     loss:        multi-class cross-entropy over the batch, positives on the diagonal (eq. 3)
 
@@ -35,6 +35,7 @@ class CocolaConfig:
     backbone: str = "efficientnet_b0"  # any timm model name accepting in_chans=1
     dropout: float = 0.1
     embed_dim: int = 512
+    init_temperature: float = 0.1  # W starts as I / init_temperature (cosine similarity / tau)
 
     @property
     def clip_samples(self) -> int:
@@ -67,7 +68,13 @@ def _timm_backbone(name: str, dropout: float) -> nn.Module:
 
 
 class CocolaEncoder(nn.Module):
-    """f_theta: (B, T) audio at `config.sample_rate` -> (B, embed_dim) embedding in [-1, 1]."""
+    """f_theta: (B, T) audio at `config.sample_rate` -> (B, embed_dim) unit-norm embedding.
+
+    COLA's head is Linear -> LayerNorm -> tanh. Measured here from scratch on CPU budgets, that
+    head with a learnable bilinear W collapsed (every embedding the same point, loss stuck at
+    log B) or did not move in 100+ steps. With unit-norm embeddings and W = I / tau at the start
+    (SimCLR's cosine / temperature, which W then generalises) the logits stay bounded by ||W||.
+    """
 
     def __init__(self, config: CocolaConfig):
         super().__init__()
@@ -79,24 +86,23 @@ class CocolaEncoder(nn.Module):
         # timm: `head_hidden_size` is the pooled output width when a model has a conv head
         # (MobileNetV3), else `num_features`.
         features = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
-        self.head = nn.Sequential(nn.Linear(features, config.embed_dim),
-                                  nn.LayerNorm(config.embed_dim), nn.Tanh())
+        self.head = nn.Linear(features, config.embed_dim)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         mel = self.frontend(audio).unsqueeze(1)  # (B, 1, n_mels, frames)
-        return self.head(self.backbone(mel))
+        return F.normalize(self.head(self.backbone(mel)), dim=-1)
 
 
 class BilinearSimilarity(nn.Module):
     """sim(h1, h2) = h1^T W h2. Not symmetric unless W is.
 
-    Initialised to I / sqrt(dim): embeddings are tanh-bounded, so random pairs start with
-    logits of order 1 instead of order sqrt(dim).
+    Initialised to I / init_temperature: on unit-norm embeddings that is cosine similarity
+    over a temperature, a start that trains from scratch; W is then learned freely.
     """
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, init_temperature: float = 0.1):
         super().__init__()
-        self.weight = nn.Parameter(torch.eye(dim) / dim ** 0.5)
+        self.weight = nn.Parameter(torch.eye(dim) / init_temperature)
 
     def matrix(self, h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
         """(B1, D), (B2, D) -> (B1, B2) all pairwise similarities."""
@@ -119,7 +125,7 @@ class CocolaNet(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = CocolaEncoder(config)
-        self.similarity = BilinearSimilarity(config.embed_dim)
+        self.similarity = BilinearSimilarity(config.embed_dim, config.init_temperature)
 
     def forward(self, m1: torch.Tensor, m2: torch.Tensor) -> torch.Tensor:
         """(B, T), (B, T) sub-mixes of the same B windows -> (B, B) logits, row k = anchor m1[k]."""

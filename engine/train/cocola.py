@@ -32,6 +32,9 @@ from stemlink.errors import PresetError
 class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
+    # Adam step size of W relative to `lr`. Adam moves every entry of the D x D matrix by ~lr
+    # per step; on unit-norm embeddings that shifts a logit by at most ~lr * D.
+    similarity_lr_scale: float = 1.0
     noise_sigma: float = 1e-3
     max_steps: int = 100_000
     max_minutes: float | None = None
@@ -208,7 +211,10 @@ def train(model_kwargs: dict[str, Any], train_cfg: TrainConfig, data_cfg: DataCo
     torch.manual_seed(seed)
     net = build_cocola(**model_kwargs).to(device)
     cfg = net.config
-    optimizer = torch.optim.Adam(net.parameters(), lr=train_cfg.lr)
+    w_scale = train_cfg.similarity_lr_scale
+    optimizer = torch.optim.Adam([{"params": list(net.encoder.parameters())},
+                                  {"params": list(net.similarity.parameters()), "lr": train_cfg.lr * w_scale}],
+                                 lr=train_cfg.lr)
     step, best, metrics = 0, -1.0, {}
     last = out / "last.pt"
     if resume and last.is_file():
