@@ -167,6 +167,9 @@ class Client:
         try:
             self._send(Submit.from_request(job_id, request, keepalive=self.keepalive))
             return self._wait_job(job_id, progress, timeout, self._accept_deadline(request))
+        except KeyboardInterrupt:
+            self._send(Cancel(id=self._new_id(), job=job_id))  # Ctrl-C: do not leave the job running
+            raise
         finally:
             self.current_job = None
 

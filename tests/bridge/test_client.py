@@ -292,3 +292,20 @@ def test_embedded_child_process_killed_mid_job(echo_exports, stereo_mix):
     finally:
         client.close()
     assert not engine.alive and engine.folder is None  # temp folder with the ipc socket removed
+
+
+def test_ctrl_c_cancels_the_job_on_the_engine(start_server, stereo_mix):
+    server = start_server()
+
+    def progress(done, total, stage):
+        if stage == "run":
+            raise KeyboardInterrupt
+
+    with Client(server.address) as client:
+        with pytest.raises(KeyboardInterrupt):
+            client.separate(stereo_mix, 44100, params=SLOW, progress=progress)
+        deadline = time.monotonic() + 5
+        while client.status().running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = client.status()
+    assert status.running == [] and status.jobs_failed == 1
