@@ -47,6 +47,7 @@ from stemlink.errors import Cancelled, EngineUnavailable, InvalidInput, Protocol
 ProgressFn = Callable[[int, int, str], None]
 REPLY_LIMITS = Limits(max_frames=2**40, max_channels=1024, max_inputs=1024, max_message_bytes=2**40, max_header_bytes=16 * 2**20)
 POLL_MS = 50
+MIN_TRANSFER_RATE = 10e6  # bytes/s assumed for uploads and result downloads (deadlines only)
 
 
 def _planar(audio: Any) -> np.ndarray:
@@ -194,11 +195,12 @@ class Client:
         """Seconds to wait for `accepted`: the I/O thread accepts at once, so the upload (at
         >= 10 MB/s) plus a heartbeat timeout, capped at `timeout`."""
         nbytes = sum(int(np.prod(np.shape(a))) * 4 for a in request.inputs.values())
-        return min(self.timeout, self.heartbeat_timeout + nbytes / 10e6)
+        return min(self.timeout, self.heartbeat_timeout + nbytes / MIN_TRANSFER_RATE)
 
     def _wait_job(self, job_id: str, progress: ProgressFn | None, timeout: float | None, accept_within: float) -> TaskResult:
         start = last = last_ping = time.monotonic()
         accepted = cancel_sent = False
+        silence_allowed = self.heartbeat_timeout
         while True:
             if self._cancel.is_set() and not cancel_sent:
                 self._send(Cancel(id=self._new_id(), job=job_id))
@@ -213,7 +215,7 @@ class Client:
                     raise EngineUnavailable(f"the embedded engine ({self.address}) died during job {job_id!r}{self.engine.exit_info()}")
                 if not accepted and now - start > accept_within:
                     raise EngineUnavailable(f"the engine at {self.address} did not accept the job within {accept_within:.1f} s", field="address")
-                if accepted and now - last > self.heartbeat_timeout:
+                if accepted and now - last > silence_allowed:
                     raise EngineUnavailable(f"engine at {self.address} stopped responding during job {job_id!r} (nothing for {now - last:.1f} s)")
                 if timeout is not None and now - start > timeout:
                     self._send(Cancel(id=self._new_id(), job=job_id))
@@ -227,6 +229,9 @@ class Client:
             if isinstance(reply, Error):
                 raise reply.to_exception()
             accepted = accepted or isinstance(reply, (Accepted, Heartbeat, Progress))
+            if isinstance(reply, Progress) and reply.stage == "send":
+                silence_allowed = self.heartbeat_timeout + reply.total / MIN_TRANSFER_RATE  # the result is on its way
+                continue
             if isinstance(reply, Progress) and progress is not None and not cancel_sent:
                 try:
                     progress(reply.done, reply.total, reply.stage)

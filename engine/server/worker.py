@@ -4,6 +4,8 @@ Workers never touch the ROUTER socket: each owns a PUSH socket connected to the 
 inproc PULL socket and sends `[client identity, *message frames]`; the I/O thread forwards
 them unchanged (zero-copy). Progress is sent after each model step (throttled); a set cancel
 flag makes the progress callback raise `Cancelled`, so cancellation lands within one step.
+Before a result, a `send` progress (total = result bytes) tells the client how long the
+result transfer may keep the line silent.
 """
 from __future__ import annotations
 
@@ -86,6 +88,9 @@ class Worker(threading.Thread):
                 kwargs["scorer"] = self._scorer()
             result = run_task(model, request, callback=self._callback(job, out), **kwargs)
             reply: Message = Result.from_result(job.id, result)
+            nbytes = sum(int(getattr(a, "nbytes", 0)) for a in result.stems.values())
+            # Announce the upload: over a slow network a big result is one long silence.
+            self._send(out, job, Progress(id=job.id, done=0, total=nbytes, stage="send"))
             ok = True
         except StemlinkError as exc:
             reply, outcome = Error.from_exception(job.id, exc), exc.code

@@ -252,6 +252,40 @@ def test_engine_that_goes_silent_mid_job_is_reported_by_heartbeat_timeout(tmp_pa
         router.close(linger=0)
 
 
+def test_announced_big_result_may_take_longer_than_the_heartbeat_timeout(stereo_mix):
+    """`send` progress (result bytes) extends the allowed silence: slow links carry big results."""
+    import zmq
+
+    from stemlink.bridge.protocol import Accepted, Capabilities, Progress, Result, decode, encode
+
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    router.linger = 0
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+
+    def fake_engine():
+        for _ in range(2):  # hello, then submit
+            assert router.poll(5000)
+            identity, *frames = router.recv_multipart()
+            msg = decode(frames, "request")
+            if msg.TYPE == "hello":
+                router.send_multipart([identity, *encode(Capabilities(id=msg.id))])
+        router.send_multipart([identity, *encode(Accepted(id=msg.id))])
+        router.send_multipart([identity, *encode(Progress(id=msg.id, done=0, total=20_000_000, stage="send"))])  # 2 s at 10 MB/s
+        time.sleep(1.5)  # longer than the 1 s heartbeat timeout: the "transfer"
+        stems = {"bass": msg.inputs["mix"]}
+        router.send_multipart([identity, *encode(Result(id=msg.id, task="separate", model="fake", stems=stems))])
+
+    thread = threading.Thread(target=fake_engine)
+    thread.start()
+    try:
+        with Client(f"tcp://127.0.0.1:{port}", timeout=5, heartbeat_timeout=1.0, keepalive=0) as client:
+            result = client.separate(stereo_mix, 44100, progress=lambda d, t, s: pytest.fail("send stage is internal"))
+        np.testing.assert_array_equal(result.stems["bass"], stereo_mix)
+    finally:
+        thread.join(5)
+        router.close(linger=0)
+
+
 def test_engine_gone_between_jobs_is_reported_quickly(start_server, stereo_mix):
     server = start_server()
     with Client(server.address, timeout=30) as client:
