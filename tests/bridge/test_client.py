@@ -214,76 +214,75 @@ def test_heartbeats_keep_a_slow_job_alive(start_server, stereo_mix):
     assert result.stems["bass"].shape == (2, 2000)
 
 
-def test_engine_that_goes_silent_mid_job_is_reported_by_heartbeat_timeout(tmp_path, stereo_mix):
-    """A remote engine killed mid-job just goes silent: a fake engine accepts the job, sends
-    progress for 0.5 s, then nothing (as after SIGKILL); only the heartbeat timeout tells."""
+@pytest.fixture
+def fake_engine():
+    """fake_engine(script) -> address: a ROUTER thread that answers hello, accepts one submit and
+    then runs `script(send, submit)`; `send(msg)` sends a reply to that client."""
     import zmq
 
-    from stemlink.bridge.protocol import Accepted, Capabilities, Progress, decode, encode
+    from stemlink.bridge.protocol import Accepted, Capabilities, decode, encode
 
     router = zmq.Context.instance().socket(zmq.ROUTER)
     router.linger = 0
     port = router.bind_to_random_port("tcp://127.0.0.1")
+    threads = []
+
+    def start(script):
+        def run():
+            msg = None
+            while msg is None or msg.TYPE != "submit":
+                assert router.poll(5000)
+                identity, *frames = router.recv_multipart()
+                msg = decode(frames, "request")
+                if msg.TYPE == "hello":
+                    router.send_multipart([identity, *encode(Capabilities(id=msg.id))])
+            send = lambda reply: router.send_multipart([identity, *encode(reply)])  # noqa: E731
+            send(Accepted(id=msg.id))
+            script(send, msg)
+
+        threads.append(threading.Thread(target=run))
+        threads[-1].start()
+        return f"tcp://127.0.0.1:{port}"
+
+    yield start
+    for thread in threads:
+        thread.join(5)
+    router.close(linger=0)
+
+
+def test_engine_that_goes_silent_mid_job_is_reported_by_heartbeat_timeout(fake_engine, stereo_mix):
+    """A remote engine killed mid-job just goes silent: a fake engine accepts the job, sends
+    progress for 0.5 s, then nothing (as after SIGKILL); only the heartbeat timeout tells."""
+    from stemlink.bridge.protocol import Progress
+
     silent = []
 
-    def fake_engine():
-        for _ in range(2):  # hello, then submit
-            assert router.poll(5000)
-            identity, *frames = router.recv_multipart()
-            msg = decode(frames, "request")
-            if msg.TYPE == "hello":
-                router.send_multipart([identity, *encode(Capabilities(id=msg.id))])
-        router.send_multipart([identity, *encode(Accepted(id=msg.id))])
+    def script(send, submit):
         for step in range(5):
-            router.send_multipart([identity, *encode(Progress(id=msg.id, done=step + 1, total=100))])
+            send(Progress(id=submit.id, done=step + 1, total=100))
             time.sleep(0.1)
         silent.append(time.monotonic())
 
-    thread = threading.Thread(target=fake_engine)
-    thread.start()
-    try:
-        with Client(f"tcp://127.0.0.1:{port}", timeout=5, heartbeat_timeout=2.0) as client:
-            with pytest.raises(EngineUnavailable, match="stopped responding"):
-                client.separate(stereo_mix, 44100)
-            detected = time.monotonic() - silent[0]
-        assert 1.5 < detected < 2.3, f"silent engine noticed after {detected:.2f} s (heartbeat timeout 2 s)"
-    finally:
-        thread.join(5)
-        router.close(linger=0)
+    with Client(fake_engine(script), timeout=5, heartbeat_timeout=2.0) as client:
+        with pytest.raises(EngineUnavailable, match="stopped responding"):
+            client.separate(stereo_mix, 44100)
+        detected = time.monotonic() - silent[0]
+    assert 1.5 < detected < 2.3, f"silent engine noticed after {detected:.2f} s (heartbeat timeout 2 s)"
 
 
-def test_announced_big_result_may_take_longer_than_the_heartbeat_timeout(stereo_mix):
+def test_announced_big_result_may_take_longer_than_the_heartbeat_timeout(fake_engine, stereo_mix):
     """`send` progress (result bytes) extends the allowed silence: slow links carry big results."""
-    import zmq
+    from stemlink.bridge.protocol import Progress, Result
 
-    from stemlink.bridge.protocol import Accepted, Capabilities, Progress, Result, decode, encode
-
-    router = zmq.Context.instance().socket(zmq.ROUTER)
-    router.linger = 0
-    port = router.bind_to_random_port("tcp://127.0.0.1")
-
-    def fake_engine():
-        for _ in range(2):  # hello, then submit
-            assert router.poll(5000)
-            identity, *frames = router.recv_multipart()
-            msg = decode(frames, "request")
-            if msg.TYPE == "hello":
-                router.send_multipart([identity, *encode(Capabilities(id=msg.id))])
-        router.send_multipart([identity, *encode(Accepted(id=msg.id))])
-        router.send_multipart([identity, *encode(Progress(id=msg.id, done=0, total=20_000_000, stage="send"))])  # 2 s at 10 MB/s
+    def script(send, submit):
+        send(Progress(id=submit.id, done=0, total=20_000_000, stage="send"))  # 2 s at 10 MB/s
         time.sleep(1.5)  # longer than the 1 s heartbeat timeout: the "transfer"
-        stems = {"bass": msg.inputs["mix"]}
-        router.send_multipart([identity, *encode(Result(id=msg.id, task="separate", model="fake", stems=stems))])
+        send(Result(id=submit.id, task="separate", model="fake", stems={"bass": submit.inputs["mix"]}))
 
-    thread = threading.Thread(target=fake_engine)
-    thread.start()
-    try:
-        with Client(f"tcp://127.0.0.1:{port}", timeout=5, heartbeat_timeout=1.0, keepalive=0) as client:
-            result = client.separate(stereo_mix, 44100, progress=lambda d, t, s: pytest.fail("send stage is internal"))
-        np.testing.assert_array_equal(result.stems["bass"], stereo_mix)
-    finally:
-        thread.join(5)
-        router.close(linger=0)
+    address = fake_engine(script)
+    with Client(address, timeout=5, heartbeat_timeout=1.0, keepalive=0) as client:
+        result = client.separate(stereo_mix, 44100, progress=lambda d, t, s: pytest.fail("send stage is internal"))
+    np.testing.assert_array_equal(result.stems["bass"], stereo_mix)
 
 
 def test_engine_gone_between_jobs_is_reported_quickly(start_server, stereo_mix):
