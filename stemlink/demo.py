@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from stemlink.errors import InvalidInput, OutputExists
+from stemlink.errors import InvalidInput, OutputExists, UnknownModel
 from stemlink.paths import PROJECT_ROOT
 from stemlink.report import write_html
 
@@ -182,6 +182,12 @@ def run_demo(config: DemoConfig, *, log: Log = print, progress_stream: Any = Non
         result.timings["engine start"] = time.perf_counter() - t0
         models = {m.name: m for m in caps.models}
         log(f"[0/4] embedded engine {caps.engine_version}: models {', '.join(models) or '(none)'}")
+        for preset in (sep_preset, acc_preset):
+            if preset.model not in models:
+                where = config.exports or "the project's exports/ (or $STEMLINK_EXPORTS)"
+                raise UnknownModel(f"the demo needs model {preset.model!r} (preset {preset.name!r}), but {where} serves "
+                                   f"{', '.join(models) or 'no models'}; pass --exports DIR with a manifest.json that has it",
+                                   field="model")
         scorer = next((m.name for m in caps.models if "score" in m.tasks), None)
         if scorer is None:
             log("      warning: no model serves 'score' (COCOLA): candidates are not ranked and COCOLA scores are skipped")
