@@ -24,7 +24,7 @@ import os
 import platform
 import subprocess
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -84,7 +84,7 @@ class BenchConfig:
             "coherence": self.cocola_pairs * 0.004 + self.accompaniment_windows * 3 * self.accompaniment_steps * 0.08 / 60,
             "speed": (self.speed_seconds / 10) * (self.speed_steps / 40) * 6.0 + 0.5,
             "bridge": self.bridge_runs * 0.02 + 0.3,
-            "scale": sum(self.scale_seconds) * 0.02 / 60 + 0.3 * len(self.scale_seconds),
+            "scale": sum(self.scale_seconds) * 0.14 / 60 + 0.3 * len(self.scale_seconds),
         }
         return round(sum(per_section[s] for s in self.sections) + 0.2, 1)
 
@@ -186,7 +186,7 @@ def bench_separation(registry: Any, config: BenchConfig, log: Log) -> dict[str, 
         g = torch.Generator().manual_seed(config.seed)
         scores = evaluate(lambda mix: model.separate(mix, params=params, generator=g, callback=lambda d, t: None),
                           windows, model.stems, batch=config.separation_batch, sample_rate=model.sample_rate)
-        systems.append(summary(scores, f"{name} ({model.spec.format})", params=asdict(params) if hasattr(params, "__dataclass_fields__") else {},
+        systems.append(summary(scores, f"{name} ({model.spec.format})", params=asdict(params) if is_dataclass(params) else {},
                                rtf_model_rate=scores.summary().get("rtf")))
         results.append({"model": name, "format": model.spec.format, "sample_rate": model.sample_rate, "windows": len(windows),
                         "window_samples": int(refs.shape[-1]), "split": config.split, "systems": systems})
