@@ -64,7 +64,7 @@ class Client:
         *,
         timeout: float = 30.0,
         exports_dir: str | os.PathLike | None = None,
-        heartbeat_timeout: float = 2.0,
+        heartbeat_timeout: float = 1.5,
         embedded: str = "inproc",
         context: zmq.Context | None = None,
         discover_engine: bool = True,

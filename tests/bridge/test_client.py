@@ -263,11 +263,11 @@ def test_engine_that_goes_silent_mid_job_is_reported_by_heartbeat_timeout(fake_e
             time.sleep(0.1)
         silent.append(time.monotonic())
 
-    with Client(fake_engine(script), timeout=5, heartbeat_timeout=2.0) as client:
+    with Client(fake_engine(script), timeout=5) as client:  # default heartbeat timeout
         with pytest.raises(EngineUnavailable, match="stopped responding"):
             client.separate(stereo_mix, 44100)
         detected = time.monotonic() - silent[0]
-    assert 1.5 < detected < 2.3, f"silent engine noticed after {detected:.2f} s (heartbeat timeout 2 s)"
+    assert 1.0 < detected < 2.0, f"silent engine noticed after {detected:.2f} s (issue: within 2 s)"
 
 
 def test_announced_big_result_may_take_longer_than_the_heartbeat_timeout(fake_engine, stereo_mix):
