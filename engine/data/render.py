@@ -225,7 +225,9 @@ def render_corpus(cfg: RenderConfig, progress: Callable[[str], None] = print) ->
         results = map(_worker, jobs)
         pool = None
     else:
-        pool = mp.get_context("fork").Pool(cfg.jobs)
+        # forkserver, not fork: the caller may hold threads (torch, zmq, a test runner), and a
+        # forked child inheriting their locks can deadlock inside libfluidsynth or numpy.
+        pool = mp.get_context("forkserver").Pool(cfg.jobs)
         results = pool.imap_unordered(_worker, jobs)
     try:
         for done, (index, meta, secs) in enumerate(results, 1):
