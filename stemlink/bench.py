@@ -80,7 +80,7 @@ class BenchConfig:
         """Rough wall-clock expectation of the selected sections on this 2-core machine with
         msdm-small/cocola-small (constants from measured runs), printed before a run."""
         per_section = {
-            "separation": self.separation_windows * self.separation_steps * 0.12 / 60,
+            "separation": self.separation_windows * self.separation_steps * 0.25 / 60,
             "coherence": self.cocola_pairs * 0.004 + self.accompaniment_windows * 3 * self.accompaniment_steps * 0.08 / 60,
             "speed": (self.speed_seconds / 10) * (self.speed_steps / 40) * 6.0 + 0.5,
             "bridge": self.bridge_runs * 0.02 + 0.3,
