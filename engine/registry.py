@@ -153,6 +153,7 @@ def add_to_manifest(exports_dir: str | os.PathLike, spec: ModelSpec, *, default_
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, sort_keys=False)
             fh.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the manifest is a shipped, readable file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

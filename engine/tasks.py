@@ -196,7 +196,7 @@ def _accompany(model, request, params, callback, scorer, config, result) -> None
             best = stems
             break
         part = np.sum(list(stems.values()), axis=0, dtype=np.float32)
-        value, _ = score(scorer, ArraySource(part, request.sample_rate), source, config=config)
+        value, _ = score(scorer, source, ArraySource(part, request.sample_rate), config=config)  # (context, candidate), as COCOLA was trained
         result.scores[f"candidate_{i}"] = value
         if value > best_score:
             best, best_score, result.info["best_candidate"] = stems, value, i
