@@ -51,13 +51,13 @@ class BenchConfig:
     # spawning process's RSS, so it must be spawned while this process is still small.
     sections: tuple[str, ...] = ("scale", "separation", "coherence", "speed", "bridge")
     separation_windows: int = 48
-    separation_steps: int = 40
+    separation_steps: int | None = None  # None: the sampler's own (preset, or model defaults with --quick)
     separation_batch: int = 8
     cocola_pairs: int = 512
     accompaniment_windows: int = 12
-    accompaniment_steps: int = 40
+    accompaniment_steps: int | None = None
     speed_seconds: float = 10.0
-    speed_steps: int = 40
+    speed_steps: int | None = None
     bridge_runs: int = 50
     scale_seconds: tuple[float, ...] = (10, 60, 600)
     eager: tuple[tuple[str, str], ...] = ()  # (model name, training checkpoint): also time torch eager
@@ -68,8 +68,8 @@ class BenchConfig:
         """The full settings, or --quick's (fewer windows, steps and runs; under ~5 min)."""
         base = cls(quick=quick)
         if quick:
-            base = replace(base, separation_windows=8, separation_steps=10, cocola_pairs=64, accompaniment_windows=3,
-                           accompaniment_steps=10, speed_seconds=4.0, speed_steps=10, bridge_runs=10, scale_seconds=(10, 60))
+            base = replace(base, separation_windows=8, separation_steps=None, cocola_pairs=64, accompaniment_windows=3,
+                           accompaniment_steps=None, speed_seconds=4.0, speed_steps=None, bridge_runs=10, scale_seconds=(10, 60))
         return replace(base, **{k: v for k, v in kwargs.items() if v is not None})
 
     @property
@@ -79,10 +79,11 @@ class BenchConfig:
     def expected_minutes(self) -> float:
         """Rough wall-clock expectation of the selected sections on this 2-core machine with
         msdm-small/cocola-small (constants from measured runs), printed before a run."""
+        calls = 20 if self.quick else 40  # network calls per sampling run (quick: 10 steps + 1 corrector each)
         per_section = {
-            "separation": self.separation_windows * self.separation_steps * 0.25 / 60,
-            "coherence": self.cocola_pairs * 0.004 + self.accompaniment_windows * 3 * self.accompaniment_steps * 0.08 / 60,
-            "speed": (self.speed_seconds / 10) * (self.speed_steps / 40) * 6.0 + 0.5,
+            "separation": self.separation_windows * (self.separation_steps or calls) * 0.25 / 60,
+            "coherence": self.cocola_pairs * 0.004 + self.accompaniment_windows * 3 * (self.accompaniment_steps or calls) * 0.08 / 60,
+            "speed": (self.speed_seconds / 10) * ((self.speed_steps or calls) / 40) * 6.0 + 0.5,
             "bridge": self.bridge_runs * 0.02 + 0.3,
             "scale": sum(self.scale_seconds) * 0.14 / 60 + 0.3 * len(self.scale_seconds),
         }
@@ -124,6 +125,14 @@ def git_info() -> dict[str, Any]:
 
 def _models(registry: Any, task: str) -> list[str]:
     return [name for name in registry.names() if task in registry.spec(name).tasks]
+
+
+def _sampler_params(config: "BenchConfig", task: str, model: str, steps: int | None) -> dict[str, Any]:
+    """Full runs: the shipped preset's sampler params for `task` (when it targets `model`), `steps`
+    overriding. --quick: the model's own manifest defaults (tuned by its trainer for few steps;
+    forcing few steps onto a preset's many-step sampler can diverge), `steps` only if given."""
+    base = {} if config.quick else _preset_params(task, model)
+    return {**base, **({"steps": steps} if steps is not None else {})}
 
 
 def _preset_params(task: str, model: str) -> dict[str, Any]:
@@ -182,7 +191,7 @@ def bench_separation(registry: Any, config: BenchConfig, log: Log) -> dict[str, 
         oracle = SeparationScores(tuple(model.stems))
         oracle.add(refs, oracle_irm(refs))
         systems.append(summary(oracle, "oracle IRM (upper bound)"))
-        params = model.parse_params("separate", {**_preset_params("separate", name), "steps": config.separation_steps})
+        params = model.parse_params("separate", _sampler_params(config, "separate", name, config.separation_steps))
         g = torch.Generator().manual_seed(config.seed)
         scores = evaluate(lambda mix: model.separate(mix, params=params, generator=g, callback=lambda d, t: None),
                           windows, model.stems, batch=config.separation_batch, sample_rate=model.sample_rate)
@@ -224,14 +233,14 @@ def bench_coherence(registry: Any, config: BenchConfig, log: Log) -> dict[str, A
         ds = StemWindows(corpus, config.split, stems=tuple(model.stems), sample_rate=model.sample_rate, length=model.window,
                          max_overlap=0.5, silence_rule=True, jitter=False, seed=config.seed)
         idx = _spread(len(ds), config.accompaniment_windows)
-        params = model.parse_params("accompany", {**_preset_params("accompany", name), "steps": config.accompaniment_steps})
+        params = model.parse_params("accompany", _sampler_params(config, "accompany", name, config.accompaniment_steps))
         scores = accompaniment_scores(model, scorer, [ds[i] for i in idx], [ds.window(i)[0] for i in idx], params=params,
                                       seed=config.seed)
         s = scores.summary()
         log(f"  {name} + {scorer_name}: {s['parts']} parts, mean COCOLA generated "
             f"{_get(s, 'generated')} / true {_get(s, 'true')} / random {_get(s, 'random')}, "
             f"non-silent {s['generated_nonsilent'] * 100:.0f}%")
-        accompaniment.append({"model": name, "scorer": scorer_name, "windows": len(idx), "steps": config.accompaniment_steps,
+        accompaniment.append({"model": name, "scorer": scorer_name, "windows": len(idx), "steps": params.steps,
                               "candidates": 1, **s})
     return {"cocola": scorers, "accompaniment": accompaniment}
 
@@ -272,11 +281,11 @@ def bench_speed(registry: Any, config: BenchConfig, log: Log) -> dict[str, Any]:
     for spec, runtime, load in candidates:
         model = load()
         for task in [t for t in ("separate", "accompany", "generate", "score") if t in spec.tasks]:
-            params = {} if task == "score" else {**_preset_params(task, spec.name), "steps": config.speed_steps}
+            params = {} if task == "score" else _sampler_params(config, task, spec.name, config.speed_steps)
             _, short = _timed_task(model, task, audio[:, :rate], rate, params, config.seed)  # warm-up (runtime, shapes)
-            seconds, _ = _timed_task(model, task, audio, rate, params, config.seed)
+            seconds, result = _timed_task(model, task, audio, rate, params, config.seed)
             row = {"model": spec.name, "format": spec.format, "runtime": runtime, "task": task,
-                   "rtf": seconds / config.speed_seconds, "seconds": seconds, "steps": params.get("steps")}
+                   "rtf": seconds / config.speed_seconds, "seconds": seconds, "steps": result.params.get("steps")}
             reference = warm.setdefault((spec.name, task), short)  # the first runtime's warm-up output
             if runtime.startswith("torch eager"):
                 row["max_abs_diff_vs_export"] = _max_diff(reference, short)
