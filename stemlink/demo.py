@@ -51,14 +51,17 @@ class DemoConfig:
     candidates: int = 4
     separate_preset: str = "separate-msdm"
     accompany_preset: str = "accompany-msdm"
-    steps: int | None = None  # sampler steps (None: the presets')
+    params: tuple[tuple[str, Any], ...] = ()  # sampler params overriding the presets' (e.g. (("steps", 10),))
     track: str = "demo"
     command: str = "stemlink demo"  # how this run was started (shown in the report)
 
     @classmethod
     def quick(cls, **kwargs: Any) -> "DemoConfig":
         """Shorter regions, fewer steps and candidates: a smoke run in well under a minute."""
-        base = dict(separate_region=(2.0, 6.0), accompany_region=(9.0, 13.0), candidates=2, steps=10)
+        # few steps need the few-step sampler (dirac_sym + 1 corrector step, msdm-small's own defaults):
+        # the presets' 40-step plain Dirac sampler diverges at 10 steps
+        few = (("steps", 10), ("corrector_steps", 1), ("likelihood", "dirac_sym"))
+        base = dict(separate_region=(2.0, 6.0), accompany_region=(9.0, 13.0), candidates=2, params=few)
         return cls(**{**base, **kwargs})
 
 
@@ -123,8 +126,8 @@ def _si_sdr(truth: np.ndarray, estimate: np.ndarray) -> float:
     return float(si_sdr(torch.from_numpy(np.ascontiguousarray(truth)), torch.from_numpy(np.ascontiguousarray(estimate))).mean())
 
 
-def _params(preset: Any, steps: int | None) -> dict[str, Any] | None:
-    return None if steps is None else {**preset.params, "steps": steps}
+def _params(preset: Any, params: tuple[tuple[str, Any], ...]) -> dict[str, Any] | None:
+    return {**preset.params, **dict(params)} if params else None
 
 
 def _engine_seconds(sidecar: Path) -> float:
@@ -153,8 +156,8 @@ def run_demo(config: DemoConfig, *, log: Log = print, progress_stream: Any = Non
             raise InvalidInput(f"{label} {lo / rate:g}-{hi / rate:g} s is outside the demo song (0-{info.frames / rate:g} s)", field=label)
     sep_preset = load_preset(config.separate_preset)
     acc_preset = load_preset(config.accompany_preset)
-    sep_preset = sep_preset.with_overrides(params=_params(sep_preset, config.steps))
-    acc_preset = acc_preset.with_overrides(params=_params(acc_preset, config.steps), context_stems=config.context_stems,
+    sep_preset = sep_preset.with_overrides(params=_params(sep_preset, config.params))
+    acc_preset = acc_preset.with_overrides(params=_params(acc_preset, config.params), context_stems=config.context_stems,
                                            stems=(config.target,), candidates=config.candidates)
     result = DemoResult(report=out / "report.html")
     out.mkdir(parents=True, exist_ok=True)
@@ -291,7 +294,7 @@ def _commands(config: DemoConfig, rate: int, result: DemoResult, context_path: P
     """The CLI commands that reproduce each step (same presets, params, seeds -> same audio)."""
     q = shlex.quote
     env = f"STEMLINK_EXPORTS={q(str(config.exports))} " if config.exports else ""
-    steps = [] if config.steps is None else ["--param", f"steps={config.steps}"]
+    steps = [arg for k, v in config.params for arg in ("--param", f"{k}={json.dumps(v)}")]
     s0, s1 = (int(round(t * rate)) for t in config.separate_region)
     a0 = int(round(config.accompany_region[0] * rate))
     out = Path(config.out)

@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import shlex
+    from dataclasses import replace
     from pathlib import Path
 
     from stemlink.demo import DemoConfig, run_demo
@@ -35,10 +36,11 @@ def run(args: argparse.Namespace) -> int:
                "command": shlex.join(argv)}
     if args.song:
         options["song"] = Path(args.song)
-    for key in ("steps", "candidates"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
+    if args.candidates is not None:
+        options["candidates"] = args.candidates
     config = DemoConfig.quick(**options) if args.quick else DemoConfig(**options)
+    if args.steps is not None:
+        config = replace(config, params=(*[(k, v) for k, v in config.params if k != "steps"], ("steps", args.steps)))
     result = run_demo(config, log=lambda line: print(line, flush=True))
     print(result.report.resolve())
     return 0
