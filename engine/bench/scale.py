@@ -1,6 +1,6 @@
 """Apply-layer scaling: wall time and peak RSS vs region length (echo model, file in, files out).
 
-Each duration runs in a fresh Python process (so `ru_maxrss` is that run's peak):
+Each duration runs in a fresh Python process (so VmHWM is that run's peak):
 1. write a stereo 44.1 kHz float WAV of the duration in 10 s chunks (never whole in memory),
 2. load the echo debug model through the registry from a temporary export (ONNX),
 3. warm up on 1 s, note RSS, then time `separate_stream` from a `FileSource` with every
@@ -47,9 +47,18 @@ def _rss_mb() -> float:
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM). Not `ru_maxrss`: Linux carries that over fork/exec
+    from the parent, so a child of a big process would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # non-Linux fallback (KiB on Linux, bytes on macOS)
 
 
 def run_one(seconds: float, folder: Path, threads: int = 1) -> dict:
@@ -87,7 +96,7 @@ def run_one(seconds: float, folder: Path, threads: int = 1) -> dict:
     assert frames == int(seconds * RATE), (frames, seconds)
     return {
         "seconds": seconds, "frames": frames, "wall": round(wall, 3), "wall_per_audio_second": round(wall / seconds, 5),
-"rss_before_mb": round(rss_before, 1), "rss_after_mb": round(_rss_mb(), 1),
+        "rss_before_mb": round(rss_before, 1), "rss_after_mb": round(_rss_mb(), 1),
         "peak_rss_mb": round(_peak_rss_mb(), 1), "apply_peak_delta_mb": round(_peak_rss_mb() - rss_before, 1), "threads": threads, "model_rate": model.sample_rate,
         "window": model.window, "overlap": config.overlap, "batch": config.batch,
     }

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from stemlink.engine.nn.cocola import CocolaConfig, CocolaNet, build_cocola, contrastive_loss, pair_accuracy
-from stemlink.engine.train.loop import Budget, JsonlLog, load_checkpoint, save_checkpoint
+from stemlink.engine.train.loop import Budget, JsonlLog, load_checkpoint, save_checkpoint, warm_start
 from stemlink.errors import PresetError
 
 
@@ -49,7 +49,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "corpus"  # "corpus" (stemlink.engine.data) | "synthetic"
-    root: str = "data/corpus"
+    root: str | tuple[str, ...] = "data/corpus"  # one corpus folder, or several trained on together
     train_split: str = "train"
     valid_split: str = "valid"
     max_overlap: float = 0.5
@@ -60,7 +60,7 @@ def _dataclass_from(cls: type, table: dict[str, Any], where: str) -> Any:
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise PresetError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}", field=where)
-    return cls(**table)
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in table.items()})
 
 
 def load_preset(name_or_path: str) -> tuple[dict[str, Any], TrainConfig, DataConfig]:
@@ -122,8 +122,20 @@ def pair_dataset(data: DataConfig, split: str, sample_rate: int, length: int, se
         raise PresetError(f"data.source must be 'corpus' or 'synthetic', got {data.source!r}", field="data.source")
     from stemlink.engine.data import SubmixPairs, open_corpus
 
-    corpus = open_corpus(data.root)
-    return SubmixPairs(corpus, split, sample_rate=sample_rate, length=length, max_overlap=data.max_overlap, seed=seed)
+    roots = [data.root] if isinstance(data.root, str) else list(data.root)
+    if not roots:
+        raise PresetError("data.root names no corpus folder", field="data.root")
+    parts = [SubmixPairs(open_corpus(root), split, sample_rate=sample_rate, length=length,
+                         max_overlap=data.max_overlap, seed=seed + 101 * i) for i, root in enumerate(roots)]
+    return parts[0] if len(parts) == 1 else ConcatPairs(parts)
+
+
+class ConcatPairs(ConcatDataset):
+    """Pairs from several corpora (e.g. procedural songs + chorales); forwards `set_epoch`."""
+
+    def set_epoch(self, epoch: int) -> None:
+        for part in self.datasets:
+            part.set_epoch(epoch)
 
 
 def _as_tensor(x: Any) -> torch.Tensor:
@@ -204,7 +216,7 @@ def _infinite(loader: DataLoader, epoch: int):
 
 
 def train(model_kwargs: dict[str, Any], train_cfg: TrainConfig, data_cfg: DataConfig, out: Path, *,
-          resume: bool = False, device: str = "cpu", seed: int = 0) -> dict[str, Any]:
+          resume: bool = False, device: str = "cpu", seed: int = 0, init: str | None = None) -> dict[str, Any]:
     """Run (or resume) training until max_steps or max_minutes; returns the last metrics."""
     out.mkdir(parents=True, exist_ok=True)
     log = RunLog(out)
@@ -217,6 +229,8 @@ def train(model_kwargs: dict[str, Any], train_cfg: TrainConfig, data_cfg: DataCo
                                  lr=train_cfg.lr)
     step, best, metrics = 0, -1.0, {}
     last = out / "last.pt"
+    if init and not (resume and last.is_file()):
+        log.line(f"initialised from {warm_start(net, init)}")
     if resume and last.is_file():
         state = load_checkpoint(last, map_location=device)
         net.load_state_dict(state["model"])
@@ -298,5 +312,6 @@ def main(args: argparse.Namespace) -> int:
     torch.set_flush_denormal(True)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     out = Path(args.out or Path("runs") / Path(args.preset).stem)
-    train(model_kwargs, train_cfg, data_cfg, out, resume=args.resume, device=device, seed=args.seed)
+    train(model_kwargs, train_cfg, data_cfg, out, resume=args.resume, device=device, seed=args.seed,
+          init=getattr(args, "init", None))
     return 0

@@ -108,6 +108,42 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
+def warm_start(module: nn.Module, path: str | os.PathLike) -> str:
+    """Load the weights of a previous run into `module` (fine-tuning / continuing a shipped model).
+
+    `path` is a training checkpoint (its EMA weights when it has them, else its weights) or an
+    exported TorchScript file (`exports/NAME.pt`). Every parameter and persistent buffer of
+    `module` must be present with the same shape; extra entries are allowed only when they are
+    non-persistent buffers of `module` (an export also stores those). Returns a description of
+    what was loaded, for the run log.
+    """
+    from stemlink.errors import ModelLoadError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"--init file {str(path)!r} does not exist", field="init")
+    try:
+        state = torch.jit.load(str(path), map_location="cpu").state_dict()
+        kind = "TorchScript export"
+    except RuntimeError:
+        checkpoint = load_checkpoint(path)
+        state = checkpoint.get("ema") or checkpoint.get("model")
+        kind = "checkpoint EMA weights" if checkpoint.get("ema") else "checkpoint weights"
+        if not state:
+            raise ModelLoadError(f"--init checkpoint {str(path)!r} holds no weights", field="init")
+    own = module.state_dict()
+    buffers = {name for name, _ in module.named_buffers()}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(k for k in set(state) - set(own) if k not in buffers)
+    mismatched = sorted(k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape))
+    if missing or unexpected or mismatched:
+        raise ModelLoadError(
+            f"--init {str(path)!r} does not fit this preset's model: missing {missing[:5]}, unexpected {unexpected[:5]}, "
+            f"shape mismatch {mismatched[:5]}", field="init")
+    module.load_state_dict({k: state[k] for k in own})
+    return f"{kind} of {path}"
+
+
 class JsonlLog:
     """Append-only JSON-lines log (one dict per line), flushed on every write."""
 

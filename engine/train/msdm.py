@@ -30,6 +30,7 @@ from stemlink.engine.train.loop import (
     init_distributed,
     load_checkpoint,
     save_checkpoint,
+    warm_start,
 )
 from stemlink.engine.train.msdm_data import AugmentConfig, DataConfig, augment, batches
 from stemlink.errors import PresetError
@@ -162,6 +163,11 @@ def train(args: argparse.Namespace) -> nn.Module:
     ckpt_path = out / "last.pt"
     torch.manual_seed(args.seed)  # identical init on every rank
     model = build_denoiser(cfg).to(dist.device)
+    init_note = None
+    if getattr(args, "init", None) and not (args.resume and ckpt_path.is_file()):
+        init_note = warm_start(model, args.init)
+        if dist.is_main:
+            print(f"initialised from {init_note}", flush=True)
     ema = EMA(model, tcfg.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     step, wall_before = 0, 0.0
@@ -171,6 +177,7 @@ def train(args: argparse.Namespace) -> nn.Module:
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         step, wall_before = int(state["step"]), float(state["wall_time"])
+        init_note = state.get("init")
         if dist.is_main:
             print(f"resumed from {ckpt_path} at step {step} ({wall_before / 60:.1f} min)", flush=True)
     stepper: nn.Module = _LossStep(model)
@@ -195,7 +202,7 @@ def train(args: argparse.Namespace) -> nn.Module:
         metrics["valid_loss_ema"] = _valid_loss(ema.module, valid, dist.device) if valid else float("nan")
         save_checkpoint(ckpt_path, family=FAMILY, preset=preset.to_dict(), config=cfg.to_dict(),
                         model=model.state_dict(), ema=ema.state_dict(), optimizer=opt.state_dict(),
-                        step=step, wall_time=wall_before + budget.elapsed, metrics=dict(metrics))
+                        step=step, wall_time=wall_before + budget.elapsed, metrics=dict(metrics), init=init_note)
         log.write(step=step, wall=wall_before + budget.elapsed, **{k: v for k, v in metrics.items()})
         print(f"checkpoint step {step} valid_loss_ema {metrics['valid_loss_ema']:.4f} -> {ckpt_path}", flush=True)
 

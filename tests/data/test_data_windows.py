@@ -139,3 +139,20 @@ def test_errors_name_the_field(gated_corpus):
         StemWindows(corpus, "test", sample_rate=RATE, length=RATE)
     with pytest.raises(InvalidInput, match="layout"):
         open_corpus(gated_corpus, layout="nope")
+
+
+def test_cocola_pairs_from_several_corpora(gated_corpus, coco_tree):
+    """A COCOLA preset may train on several corpora at once (e.g. songs + chorales)."""
+    from stemlink.engine.train.cocola import ConcatPairs, DataConfig, pair_dataset
+
+    one = pair_dataset(DataConfig(root=str(gated_corpus)), "valid", RATE, 4000, seed=0)
+    other = pair_dataset(DataConfig(root=str(coco_tree)), "valid", RATE, 4000, seed=101)
+    both = pair_dataset(DataConfig(root=(str(gated_corpus), str(coco_tree))), "valid", RATE, 4000, seed=0)
+    assert isinstance(both, ConcatPairs) and len(one) > 0 and len(other) > 0
+    assert len(both) == len(one) + len(other)
+    a, b = both[len(one)]  # first item of the second corpus: its own pair, not the first corpus'
+    a2, b2 = other[0]
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(a2))
+    np.testing.assert_array_equal(np.asarray(b), np.asarray(b2))
+    both.set_epoch(3)
+    assert all(part.epoch == 3 for part in both.datasets)

@@ -76,3 +76,28 @@ def test_ddp_two_processes_gloo_stay_in_sync(tmp_path):
         assert torch.allclose(a[key], b[key], atol=1e-6), key
     for key in a:  # rank 0's checkpoint holds those same weights
         assert torch.equal(a[key], init["model"][key]), key
+
+
+def test_init_from_checkpoint_and_from_export_and_mismatch(tmp_path):
+    from stemlink.engine.export import export_torchscript
+    from stemlink.engine.train.msdm_export import load_denoiser
+    from stemlink.errors import ModelLoadError
+
+    train(_args(tmp_path / "a", max_steps=2))
+    ema_a, config, _ = load_denoiser(tmp_path / "a" / "last.pt")
+    # zero steps from --init: the new run's weights are exactly the previous run's EMA weights
+    warm = train(_args(tmp_path / "b", max_steps=0, init=str(tmp_path / "a" / "last.pt")))
+    for key, value in ema_a.state_dict().items():
+        assert torch.equal(warm.state_dict()[key], value), key
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["init"].startswith("checkpoint EMA weights")
+    # from a TorchScript export (what exports/ ships)
+    example = (torch.randn(1, len(config.stems), config.window), torch.tensor([0.5]))
+    script = export_torchscript(ema_a, example, tmp_path / "a.pt")
+    warm2 = train(_args(tmp_path / "c", max_steps=0, init=str(script)))
+    for key, value in ema_a.state_dict().items():
+        assert torch.equal(warm2.state_dict()[key], value), key
+    # a file of another architecture is refused by name, not half-loaded
+    other = torch.nn.Conv1d(2, 3, 5)
+    torch.jit.save(torch.jit.script(other), str(tmp_path / "other.pt"))
+    with pytest.raises(ModelLoadError, match="does not fit"):
+        train(_args(tmp_path / "d", max_steps=0, init=str(tmp_path / "other.pt")))
