@@ -47,8 +47,8 @@ class BenchConfig:
     quick: bool = False
     threads: int = 2
     seed: int = 0
-    # scale runs first: its child processes report ru_maxrss, which on Linux starts at the
-    # spawning process's RSS, so it must be spawned while this process is still small.
+    # scale runs first, on a machine not yet warmed by the model sections (its children read
+    # their own peak, VmHWM, so the order does not change the memory numbers).
     sections: tuple[str, ...] = ("scale", "separation", "coherence", "speed", "bridge")
     separation_windows: int = 48
     separation_steps: int | None = None  # None: the sampler's own (preset, or model defaults with --quick)
