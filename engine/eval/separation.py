@@ -112,15 +112,19 @@ def protocol_windows(root: str, split: str, stems: Sequence[str], sample_rate: i
                      hop_seconds: float = 2.0, limit: int | None = None, multiple_of: int = 1) -> list[torch.Tensor]:
     """MSDM-protocol windows (S, T) of the corpus split at `sample_rate`, in corpus order.
 
-    T = seconds * sample_rate rounded down to `multiple_of`; `limit` takes windows spread
-    evenly over the whole list (not only the first tracks)."""
+    `split` may name several splits joined by commas ("train,valid,test": a whole held-out
+    corpus). T = seconds * sample_rate rounded down to `multiple_of`; `limit` takes windows
+    spread evenly over the whole list (not only the first tracks)."""
     from stemlink.engine.data import StemWindows, open_corpus
 
     length = int(seconds * sample_rate) // multiple_of * multiple_of
     overlap = 1.0 - hop_seconds / seconds
-    ds = StemWindows(open_corpus(root), split, stems=tuple(stems), sample_rate=sample_rate, length=length,
-                     max_overlap=overlap, silence_rule=True, jitter=False, seed=0)
-    idx = list(range(len(ds)))
-    if limit is not None and limit < len(idx):
-        idx = [idx[round(k * (len(idx) - 1) / max(limit - 1, 1))] for k in range(limit)]
-    return [ds[i] for i in idx]
+    corpus = open_corpus(root)
+    items = []
+    for name in split.split(","):
+        ds = StemWindows(corpus, name.strip(), stems=tuple(stems), sample_rate=sample_rate, length=length,
+                         max_overlap=overlap, silence_rule=True, jitter=False, seed=0)
+        items += [(ds, i) for i in range(len(ds))]
+    if limit is not None and limit < len(items):
+        items = [items[round(k * (len(items) - 1) / max(limit - 1, 1))] for k in range(limit)]
+    return [ds[i] for ds, i in items]

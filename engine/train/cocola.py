@@ -131,11 +131,15 @@ def pair_dataset(data: DataConfig, split: str, sample_rate: int, length: int, se
 
 
 class ConcatPairs(ConcatDataset):
-    """Pairs from several corpora (e.g. procedural songs + chorales); forwards `set_epoch`."""
+    """Pairs from several corpora (e.g. procedural songs + chorales); forwards `set_epoch`.
+
+    A new epoch re-draws each part's window grid, which can change its length, so the
+    offsets into the parts are recomputed."""
 
     def set_epoch(self, epoch: int) -> None:
         for part in self.datasets:
             part.set_epoch(epoch)
+        self.cumulative_sizes = self.cumsum(self.datasets)
 
 
 def _as_tensor(x: Any) -> torch.Tensor:

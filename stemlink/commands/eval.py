@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     sep = kinds.add_parser("separation", parents=[common], help="SI-SDRi with the MSDM protocol on a corpus split")
     sep.add_argument("--data", default="data/corpus")
-    sep.add_argument("--split", default="test")
+    sep.add_argument("--split", default="test", help="split, or several joined by commas (train,valid,test: a whole held-out corpus)")
     sep.add_argument("--windows", type=int, default=40, help="number of protocol windows (spread over the split)")
     sep.add_argument("--likelihood", default="dirac", help="comma-separated: dirac, dirac_sym, gaussian")
     sep.add_argument("--format", default="onnx", choices=("onnx", "torchscript"))

@@ -154,5 +154,8 @@ def test_cocola_pairs_from_several_corpora(gated_corpus, coco_tree):
     a2, b2 = other[0]
     np.testing.assert_array_equal(np.asarray(a), np.asarray(a2))
     np.testing.assert_array_equal(np.asarray(b), np.asarray(b2))
-    both.set_epoch(3)
-    assert all(part.epoch == 3 for part in both.datasets)
+    for epoch in range(1, 6):  # a new epoch may change each part's window count
+        both.set_epoch(epoch)
+        assert all(part.epoch == epoch for part in both.datasets)
+        assert len(both) == sum(len(part) for part in both.datasets)
+        both[len(both) - 1]  # the last item of the last part is reachable
