@@ -22,8 +22,10 @@ This module does the rest, streaming, so memory stays flat in region length:
 Stereo and multichannel policy:
 - separate: every channel is processed independently (channels are folded into the batch),
   so a stereo (or 5.1) mix gives stereo (5.1) stems. Mixture consistency: after overlap-add
-  and resampling back, `(mix - sum(stems)) / S` is added to every stem, so the stems sum to
-  the input exactly (float32 rounding only).
+  and resampling back, the residual `mix - sum(stems)` (mostly the band above the model's
+  Nyquist) is shared among the stems in proportion to their energy in the model's top octave
+  (`engine/residual.py`; `ApplyConfig(residual="equal")` shares it equally), so the stems sum
+  to the input exactly (float32 rounding only).
 - accompany / generate: run once on the mid channel (mean of all channels) and return
   identical channels (dual mono), so a generated part is one coherent performance.
   `generate` has no input: it runs the generator for every window and crossfades them, so a
@@ -48,6 +50,7 @@ import torch
 from stemlink.engine.audio_io import AudioSource, MidSource
 from stemlink.engine.models.base import EngineModel, ProgressCallback
 from stemlink.engine.resample import DEFAULT_FILTER, FilterSpec, input_span, out_frames, resample_span
+from stemlink.engine.residual import ResidualSplit
 from stemlink.errors import InvalidInput, StemlinkError
 
 # batch (B, W) float32 model-rate windows (None for generate), batch size, generator -> (B, S, W)
@@ -62,6 +65,7 @@ class ApplyConfig:
     batch: int = 4  # mono windows per model call
     block: int = 0  # max host frames per emitted block; 0 = whatever a model call completes
     filter: FilterSpec = DEFAULT_FILTER
+    residual: str = "band"  # separation: how mix - sum(stems) is shared ("band" or "equal"; engine/residual.py)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.overlap <= 0.5:
@@ -70,6 +74,8 @@ class ApplyConfig:
             raise InvalidInput(f"batch must be >= 1, got {self.batch}", field="batch")
         if self.block < 0:
             raise InvalidInput(f"block must be >= 0, got {self.block}", field="block")
+        if self.residual not in ("band", "equal"):
+            raise InvalidInput(f"residual must be 'band' or 'equal', got {self.residual!r}", field="residual")
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,7 @@ def stream(
     calls = [items[i : i + config.batch] for i in range(0, len(items), config.batch)]
     progress = _Progress(callback, len(calls))
     acc = _Accumulator(stems, lanes)
+    split = ResidualSplit(stems, channels, sample_rate, model_rate, config.residual) if consistency else None
     emitted = 0
     for call in calls:
         k0, c0 = call[0]
@@ -225,7 +232,7 @@ def stream(
         last = call is calls[-1]
         final = plan.end if last else plan.start(k_last + (1 if c_last == lanes - 1 else 0))
         for block in _emit(acc, plan, emitted, final, last, frames, sample_rate, model_rate, config):
-            yield _finish(block, source, emitted, stems, channels, consistency)
+            yield _finish(block, source, emitted, stems, channels, split)
             emitted += block.shape[-1]
     assert emitted == frames, (emitted, frames)
 
@@ -251,15 +258,15 @@ def _emit(acc: _Accumulator, plan: WindowPlan, emitted: int, final: int, last: b
         acc.discard_before(lo)
 
 
-def _finish(block: np.ndarray, source: AudioSource | None, start: int, stems: int, channels: int, consistency: bool) -> np.ndarray:
+def _finish(block: np.ndarray, source: AudioSource | None, start: int, stems: int, channels: int,
+            split: ResidualSplit | None) -> np.ndarray:
     """(S*lanes, n) -> (S, channels, n): dual-mono broadcast and mixture consistency."""
     n = block.shape[-1]
     out = block.reshape(stems, -1, n)
     if out.shape[1] != channels:
         out = np.repeat(out, channels, axis=1)
-    if consistency:
-        mix = source.read(start, n)
-        out = out + (mix - out.sum(axis=0)) / stems
+    if split is not None:
+        out = split(out, source.read(start, n))
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
