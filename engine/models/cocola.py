@@ -118,11 +118,23 @@ def _parity(module: nn.Module, path: Path, fmt: str, example: tuple[torch.Tensor
     return worst
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m stemlink.engine.models.cocola --checkpoint CKPT [--exports DIR --name N]`."""
+def export_cocola_checkpoint(checkpoint: str, exports: str | None = None, *, name: str = "cocola-small",
+                             version: str = "0.1.0", card: str | None = None) -> Any:
+    """Export a training checkpoint (`stemlink export cocola`); prints one line per format."""
     from stemlink.engine.train.cocola import load_network as load_checkpoint
     from stemlink.paths import exports_dir
 
+    net, state = load_checkpoint(checkpoint)
+    report = export_cocola(net, exports or exports_dir(), name=name, version=version, card=card,
+                           extra_config={"trained_steps": int(state.get("step", 0))})
+    for spec in report.specs:
+        print(f"{spec.name} {spec.format} {spec.file} sha256 {spec.sha256[:12]} "
+              f"{report.sizes_mb[spec.format]:.1f} MB parity {report.parity[spec.format]:.2e}")
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m stemlink.engine.models.cocola --checkpoint CKPT [--exports DIR --name N]`."""
     parser = argparse.ArgumentParser(description="export a COCOLA checkpoint to ONNX + TorchScript and register it")
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--exports", default=None)
@@ -130,12 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", default="0.1.0")
     parser.add_argument("--card", default=None, help="model card file name relative to the exports folder")
     args = parser.parse_args(argv)
-    net, state = load_checkpoint(args.checkpoint)
-    report = export_cocola(net, args.exports or exports_dir(), name=args.name, version=args.version,
-                           card=args.card, extra_config={"trained_steps": int(state.get("step", 0))})
-    for spec in report.specs:
-        print(f"{spec.name} {spec.format} {spec.file} sha256 {spec.sha256[:12]} "
-              f"{report.sizes_mb[spec.format]:.1f} MB parity {report.parity[spec.format]:.2e}")
+    export_cocola_checkpoint(args.checkpoint, args.exports, name=args.name, version=args.version, card=args.card)
     return 0
 
 

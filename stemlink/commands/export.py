@@ -1,5 +1,6 @@
-"""`stemlink export msdm --checkpoint RUN/last.pt [--name msdm-small] [--out exports]`:
-export a trained checkpoint's EMA denoiser to ONNX + TorchScript, check parity, register it."""
+"""`stemlink export msdm|cocola --checkpoint RUN/last.pt [--name N] [--out exports]`: export a
+trained checkpoint (MSDM: its EMA denoiser; COCOLA: encoder + front end + W) to ONNX and
+TorchScript, check parity against torch, register it in the exports manifest."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +21,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--default-for", default="", help="comma-separated tasks this model becomes the default for")
     sub.set_defaults(run=_run)
 
+    coc = families.add_parser("cocola", help="export a COCOLA checkpoint")
+    coc.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. runs/cocola-cpu/best.pt)")
+    coc.add_argument("--name", default="cocola-small")
+    coc.add_argument("--version", default="0.1.0")
+    coc.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
+    coc.add_argument("--card", default=None, help="model card file name inside the exports folder")
+    coc.set_defaults(run=_run_cocola)
+
 
 def _run(args: argparse.Namespace) -> int:
     from stemlink.engine.models.msdm import parse_msdm_params
@@ -34,4 +43,11 @@ def _run(args: argparse.Namespace) -> int:
     for spec in result.specs:
         print(f"{spec.name} {spec.format} {spec.file} sha256 {spec.sha256[:12]} parity max|diff| {result.parity[spec.format]:.2e}")
     print(f"checkpoint step {result.step}, wall {result.wall_time / 60:.1f} min")
+    return 0
+
+
+def _run_cocola(args: argparse.Namespace) -> int:
+    from stemlink.engine.models.cocola import export_cocola_checkpoint
+
+    export_cocola_checkpoint(args.checkpoint, args.out, name=args.name, version=args.version, card=args.card)
     return 0

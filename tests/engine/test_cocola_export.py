@@ -73,3 +73,25 @@ def test_corrupt_export_is_refused(exported, tmp_path):
         f.write(b"\x00garbage")
     with pytest.raises(ModelLoadError, match="sha256"):
         ModelRegistry(copy, device="cpu").get("cocola-test", "onnx")
+
+
+def test_cli_exports_a_training_checkpoint(tmp_path, capsys):
+    """`stemlink export cocola --checkpoint CKPT --out DIR` registers what the trainer saved."""
+    pytest.importorskip("onnxruntime")
+    from stemlink.cli import main
+    from stemlink.engine.registry import ModelRegistry
+    from stemlink.engine.train.cocola import DataConfig, TrainConfig, save
+
+    torch.manual_seed(1)
+    net = build_cocola(**TINY).eval()
+    optimizer = torch.optim.Adam(net.parameters())
+    save(tmp_path / "last.pt", net, optimizer, 7, TrainConfig(), DataConfig(), {})
+    assert main(["export", "cocola", "--checkpoint", str(tmp_path / "last.pt"), "--out", str(tmp_path / "exports"),
+                 "--name", "cocola-cli"]) == 0
+    assert "cocola-cli onnx" in capsys.readouterr().out
+    model = ModelRegistry(tmp_path / "exports", device="cpu").get("cocola-cli")
+    assert model.spec.config["trained_steps"] == 7
+    x = torch.randn(2, 2000) * 0.1
+    with torch.no_grad():
+        expected = net.encoder(x).numpy()
+    assert (model.embed(x) - torch.from_numpy(expected)).abs().max() < 1e-4
