@@ -92,18 +92,28 @@ def preset_from_args(args: argparse.Namespace, task: str, **overrides: Any):
 
 
 class ProgressBar:
-    """`label [######----] 60%` on stderr, redrawn at most every 0.1 s."""
+    """`label [######----] 60%` on stderr, redrawn at most every 0.1 s; when the stream is not
+    a terminal (a log file, CI), one plain `label 10%` line per tenth instead."""
 
     def __init__(self, label: str, stream=None, width: int = 30):
         self.label, self.stream, self.width, self.last = label, stream or sys.stderr, width, 0.0
         self.drawn = False
+        self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.decile = -1
 
     def __call__(self, done: int, total: int, stage: str = "") -> None:
+        frac = 0.0 if total <= 0 else min(max(done / total, 0.0), 1.0)
+        if not self.interactive:
+            decile = int(frac * 10)
+            if decile > self.decile:
+                self.decile = decile
+                self.stream.write(f"{self.label} {decile * 10:3d}%\n")
+                self.stream.flush()
+            return
         now = time.monotonic()
         if done < total and now - self.last < 0.1:
             return
         self.last = now
-        frac = 0.0 if total <= 0 else min(max(done / total, 0.0), 1.0)
         fill = int(round(frac * self.width))
         self.drawn = True
         self.stream.write(f"\r{self.label} [{'#' * fill}{'-' * (self.width - fill)}] {frac * 100:3.0f}%")

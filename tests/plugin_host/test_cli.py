@@ -165,3 +165,29 @@ def test_engine_death_mid_job_leaves_no_output(env):
         with pytest.raises(EngineUnavailable):
             run_job(client, job)
     assert not (env / "out").exists() or not any((env / "out").iterdir())
+
+
+def test_progress_bar_redraws_on_a_terminal_and_writes_lines_to_a_log():
+    import io
+
+    from stemlink.plugin_host.cli import ProgressBar
+
+    log = io.StringIO()  # not a terminal: one line per tenth, no carriage returns
+    bar = ProgressBar("separate", stream=log)
+    for done in range(101):
+        bar(done, 100)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue()
+    assert lines == [f"separate {p:3d}%" for p in range(0, 101, 10)]
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    bar = ProgressBar("separate", stream=tty)
+    bar(0, 4)
+    bar(4, 4)
+    bar.close()
+    assert tty.getvalue().startswith("\rseparate [") and tty.getvalue().endswith("100%\n")
