@@ -77,5 +77,7 @@ def export_msdm(checkpoint: str | Path, exports_dir: str | Path, *, name: str = 
     """Export a training checkpoint's EMA denoiser (see `export_denoiser` for kwargs)."""
     model, config, state = load_denoiser(checkpoint)
     extra = {"train_step": int(state["step"]), "train_wall_seconds": round(float(state["wall_time"]), 1)}
+    if state.get("init"):  # the run continued from earlier weights (`stemlink train --init`)
+        extra["train_init"] = str(state["init"])
     specs, parity = export_denoiser(model, config, exports_dir, name=name, extra_config=extra, **kwargs)
     return MSDMExport(specs, parity, int(state["step"]), float(state["wall_time"]))
