@@ -82,6 +82,22 @@ def parse_msdm_params(values: Mapping[str, Any], *, model: str = "msdm") -> MSDM
     return params
 
 
+def task_defaults(defaults: Mapping[str, Any], task: str) -> dict[str, Any]:
+    """A manifest's sampler defaults for one task: the shared keys, then the task's own table.
+
+    `{"steps": 25, "s_churn": 20.0, "accompany": {"s_churn": 0.0}}` gives accompany
+    S_churn 0 and every other task S_churn 20 (stochastic churn makes MSDM's generated
+    parts silent far more often: exports/msdm-small.md)."""
+    shared = {k: v for k, v in defaults.items() if k not in TASK_NAMES}
+    own = defaults.get(task, {})
+    if not isinstance(own, Mapping):
+        raise InvalidInput(f"defaults.{task} must be a table of sampler parameters, got {own!r}", field=f"defaults.{task}")
+    return {**shared, **own}
+
+
+TASK_NAMES = ("separate", "accompany", "generate")
+
+
 class MSDMModel(EngineModel, Separator, Accompanist, Generator):
     """MSDM over an exported denoiser `network(x (B,N,T), sigma (B,)) -> (B,N,T)`."""
 
@@ -92,7 +108,7 @@ class MSDMModel(EngineModel, Separator, Accompanist, Generator):
     def parse_params(self, task: str, params: Mapping[str, Any]) -> MSDMParams:
         if task not in self.tasks:
             raise InvalidInput(f"model {self.name!r} does not serve task {task!r}; tasks: {', '.join(self.tasks)}", field="task")
-        return parse_msdm_params({**dict(self.spec.defaults), **dict(params or {})}, model=self.name)
+        return parse_msdm_params({**task_defaults(self.spec.defaults, task), **dict(params or {})}, model=self.name)
 
     def _denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return self.network(x.float().contiguous(), sigma.float().contiguous())

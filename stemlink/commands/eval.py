@@ -131,8 +131,10 @@ def _accompaniment(args: argparse.Namespace) -> int:
                                hop_seconds=model.window / model.sample_rate, limit=args.windows, multiple_of=model.hop)
     for k in _ints(args.best_of):
         for steps in _ints(args.steps):
-            params = model.parse_params("accompany", {"steps": steps, "best_of": k, "corrector_steps": 0})
-            share = nonsilent_share(model, windows, params, seed=args.seed)
-            _emit(args, dict(kind="accompaniment", model=args.model, format=args.format, best_of=k, steps=steps,
-                             windows=len(windows), **share))
+            for churn in _churns(args):
+                params = model.parse_params("accompany", {"steps": steps, "best_of": k, "corrector_steps": 0, **churn})
+                share = nonsilent_share(model, windows, params, seed=args.seed)
+                _emit(args, dict(kind="accompaniment", model=args.model, format=args.format, best_of=k, steps=steps,
+                                 s_churn=params.s_churn if hasattr(params, "s_churn") else churn.get("s_churn"),
+                                 windows=len(windows), **share))
     return 0

@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--version", default="1")
     sub.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
     sub.add_argument("--formats", default="onnx,torchscript")
-    sub.add_argument("--defaults", default="{}", help="JSON object of default sampler params for the manifest")
+    sub.add_argument("--defaults", default="{}", help="JSON object of default sampler params for the manifest "
+                     "(optionally per task: {\"steps\": 25, \"accompany\": {\"s_churn\": 0.0}})")
     sub.add_argument("--card", default=None, help="model card file name inside the exports folder")
     sub.add_argument("--default-for", default="", help="comma-separated tasks this model becomes the default for")
     sub.set_defaults(run=_run)
@@ -31,12 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from stemlink.engine.models.msdm import parse_msdm_params
+    from stemlink.engine.models.msdm import TASK_NAMES, parse_msdm_params, task_defaults
     from stemlink.engine.train.msdm_export import export_msdm
     from stemlink.paths import exports_dir
 
     defaults = json.loads(args.defaults)
-    parse_msdm_params(defaults, model=args.name)  # refuse invalid defaults before exporting
+    for task in TASK_NAMES:  # refuse invalid defaults before exporting
+        parse_msdm_params(task_defaults(defaults, task), model=args.name)
     result = export_msdm(args.checkpoint, args.out or exports_dir(), name=args.name, version=args.version,
                          formats=tuple(f for f in args.formats.split(",") if f), defaults=defaults, card=args.card,
                          default_for=tuple(t for t in args.default_for.split(",") if t))

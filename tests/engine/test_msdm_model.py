@@ -96,3 +96,15 @@ def test_bad_inputs_are_refused_with_the_field_named():
         with pytest.raises(InvalidInput) as info:
             model.accompany(torch.zeros(1, T), context_stems=stems, params={"steps": 2}, generator=_gen(), callback=_noop)
         assert info.value.field == "context_stems"
+
+
+def test_manifest_defaults_can_differ_per_task():
+    model = _model(defaults={"steps": 25, "s_churn": 20.0, "accompany": {"s_churn": 0.0, "steps": 40},
+                             "generate": {"s_churn": 0.0}})
+    assert model.parse_params("separate", {}).s_churn == 20.0 and model.parse_params("separate", {}).steps == 25
+    accompany = model.parse_params("accompany", {})
+    assert accompany.s_churn == 0.0 and accompany.steps == 40
+    assert model.parse_params("generate", {}).steps == 25
+    assert model.parse_params("accompany", {"s_churn": 5.0}).s_churn == 5.0  # a request still wins
+    with pytest.raises(InvalidInput, match="defaults.accompany"):
+        _model(defaults={"accompany": 3}).parse_params("accompany", {})
