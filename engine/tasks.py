@@ -123,7 +123,8 @@ def run_task(model: Any, request: TaskRequest, *, callback: Any = None, scorer: 
     score -> scores {"score": mean similarity, "windows": n}.
     accompany with `candidates=N>1` and a `scorer` (the registry's default score model):
     candidates use seeds seed, seed+1, ...; each is scored against the context and the best
-    returned, all scores in `scores` ("candidate_0", ...; "best"). Without a scorer only
+    returned (audible parts before silent ones, then by score: `better_candidate`), all
+    scores in `scores` ("candidate_0", ...; "best"), audible ones in `info["audible_candidates"]`. Without a scorer only
     candidate 0 is made (ranking needs a score model) and `info["ranked"]` is False.
     `callback(done, total)` gets progress; raising from it cancels (the exception propagates).
     """
@@ -186,7 +187,8 @@ def _accompany(model, request, params, callback, scorer, config, result) -> None
         raise InvalidInput(f"nothing to accompany: context_stems {list(request.context_stems)} cover all model stems", field="stems")
     count = request.candidates if scorer is not None else 1
     source = ArraySource(context, request.sample_rate)
-    best, best_score = None, -np.inf
+    best, best_score, best_audible = None, -np.inf, False
+    heard: list[int] = []
     for i in range(count):
         seed = (request.seed + i) % 2**63
         sub = None if callback is None else (lambda d, t, i=i: callback(i * t + d, count * t))
@@ -198,12 +200,32 @@ def _accompany(model, request, params, callback, scorer, config, result) -> None
         part = np.sum(list(stems.values()), axis=0, dtype=np.float32)
         value, _ = score(scorer, source, ArraySource(part, request.sample_rate), config=config)  # (context, candidate), as COCOLA was trained
         result.scores[f"candidate_{i}"] = value
-        if value > best_score:
-            best, best_score, result.info["best_candidate"] = stems, value, i
+        audible = is_audible(part)
+        if audible:
+            heard.append(i)
+        if better_candidate(value, audible, best_score, best_audible):
+            best, best_score, best_audible, result.info["best_candidate"] = stems, value, audible, i
     if count > 1:
         result.scores["best"] = float(best_score)
+        result.info["audible_candidates"] = heard
     result.info["ranked"] = count > 1
     result.stems = best
+
+
+AUDIBLE_DBFS = -50.0  # a generated part quieter than this (RMS) counts as silent
+
+
+def is_audible(part: np.ndarray) -> bool:
+    """RMS of a (C, N) part above `AUDIBLE_DBFS`."""
+    rms = float(np.sqrt(np.mean(np.square(part, dtype=np.float64)))) if part.size else 0.0
+    return rms > 10.0 ** (AUDIBLE_DBFS / 20.0)
+
+
+def better_candidate(score: float, audible: bool, best_score: float, best_audible: bool) -> bool:
+    """Ranking of accompaniment candidates: an audible part always beats a silent one (COCOLA
+    rates low-level noise well above silence, so a near-silent candidate could otherwise win),
+    then the higher COCOLA score."""
+    return (audible, score) > (best_audible, best_score)
 
 
 def _generate(model, request, params, callback, scorer, config, result) -> None:

@@ -114,8 +114,23 @@ def test_accompany_candidates_ranked_by_scorer():
     best = result.info["best_candidate"]
     again = run_task(model, replace(req, candidates=1, seed=5 + best))
     np.testing.assert_array_equal(again.stems["piano"], result.stems["piano"])
+    assert result.info["audible_candidates"] == [0, 1, 2, 3]
     # without a scorer only one candidate is made, unranked
     assert run_task(model, req).info["ranked"] is False
+
+
+def test_an_audible_candidate_beats_a_silent_one_whatever_the_scores():
+    from stemlink.engine.tasks import better_candidate, is_audible
+
+    loud = np.full((2, 1000), 0.01, np.float32)  # -40 dBFS
+    assert is_audible(loud) and not is_audible(loud * 0.1) and not is_audible(np.zeros((2, 0), np.float32))
+    # first candidate: anything beats the initial state
+    assert better_candidate(-5.0, False, -np.inf, False)
+    # a silent part with a higher score does not replace an audible one, and the reverse holds
+    assert not better_candidate(20.0, False, 3.0, True)
+    assert better_candidate(3.0, True, 20.0, False)
+    # among equals, the score decides
+    assert better_candidate(4.0, True, 3.0, True) and not better_candidate(2.0, True, 3.0, True)
 
 
 def test_generate_shape_and_seed():
