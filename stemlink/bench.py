@@ -77,15 +77,15 @@ class BenchConfig:
         return self.markdown or Path(self.out).resolve().parent / "BENCHMARKS.md"
 
     def expected_minutes(self) -> float:
-        """Rough wall-clock expectation of the selected sections on this 2-core machine with
-        msdm-small/cocola-small (constants from measured runs), printed before a run."""
-        calls = 20 if self.quick else 40  # network calls per sampling run (quick: 10 steps + 1 corrector each)
+        """Rough wall-clock expectation of the selected sections on an idle 2-core machine with
+        msdm-small/cocola-small (constants from the 2026-11-29 full run), printed before a run."""
+        calls = 20 if self.quick else 50  # network calls per sampling run (quick: 10 steps + 1 corrector each)
         per_section = {
-            "separation": self.separation_windows * (self.separation_steps or calls) * 0.25 / 60,
-            "coherence": self.cocola_pairs * 0.004 + self.accompaniment_windows * 3 * (self.accompaniment_steps or calls) * 0.08 / 60,
-            "speed": (self.speed_seconds / 10) * ((self.speed_steps or calls) / 40) * 6.0 + 0.5,
-            "bridge": self.bridge_runs * 0.02 + 0.3,
-            "scale": sum(self.scale_seconds) * 0.14 / 60 + 0.3 * len(self.scale_seconds),
+            "separation": self.separation_windows * (self.separation_steps or calls) * 0.04 / 60,
+            "coherence": self.cocola_pairs * 0.001 + self.accompaniment_windows * 3 * (self.accompaniment_steps or 40) * 0.015 / 60,
+            "speed": (self.speed_seconds / 10) * ((self.speed_steps or calls) / 50) * 1.0 + 0.2,
+            "bridge": self.bridge_runs * 0.01 + 0.1,
+            "scale": sum(self.scale_seconds) * 0.03 / 60 + 0.05 * len(self.scale_seconds),
         }
         return round(sum(per_section[s] for s in self.sections) + 0.2, 1)
 
