@@ -78,6 +78,7 @@ def test_ddp_two_processes_gloo_stay_in_sync(tmp_path):
         assert torch.equal(a[key], init["model"][key]), key
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit deprecation notices
 def test_init_from_checkpoint_and_from_export_and_mismatch(tmp_path):
     from stemlink.engine.export import export_torchscript
     from stemlink.engine.train.msdm_export import load_denoiser
