@@ -23,8 +23,8 @@ Stereo and multichannel policy:
 - separate: every channel is processed independently (channels are folded into the batch),
   so a stereo (or 5.1) mix gives stereo (5.1) stems. Mixture consistency: after overlap-add
   and resampling back, the residual `mix - sum(stems)` (mostly the band above the model's
-  Nyquist) is shared among the stems in proportion to their energy in the model's top octave
-  (`engine/residual.py`; `ApplyConfig(residual="equal")` shares it equally), so the stems sum
+  Nyquist) is shared among the stems in proportion to their energy at the top of the model's
+  band (`engine/residual.py`; `ApplyConfig(residual="equal")` shares it equally), so the stems sum
   to the input exactly (float32 rounding only).
 - accompany / generate: run once on the mid channel (mean of all channels) and return
   identical channels (dual mono), so a generated part is one coherent performance.

@@ -82,6 +82,9 @@ def parse_msdm_params(values: Mapping[str, Any], *, model: str = "msdm") -> MSDM
     return params
 
 
+TASK_NAMES = ("separate", "accompany", "generate")
+
+
 def task_defaults(defaults: Mapping[str, Any], task: str) -> dict[str, Any]:
     """A manifest's sampler defaults for one task: the shared keys, then the task's own table.
 
@@ -93,9 +96,6 @@ def task_defaults(defaults: Mapping[str, Any], task: str) -> dict[str, Any]:
     if not isinstance(own, Mapping):
         raise InvalidInput(f"defaults.{task} must be a table of sampler parameters, got {own!r}", field=f"defaults.{task}")
     return {**shared, **own}
-
-
-TASK_NAMES = ("separate", "accompany", "generate")
 
 
 class MSDMModel(EngineModel, Separator, Accompanist, Generator):

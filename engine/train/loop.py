@@ -126,7 +126,13 @@ def warm_start(module: nn.Module, path: str | os.PathLike) -> str:
         state = torch.jit.load(str(path), map_location="cpu").state_dict()
         kind = "TorchScript export"
     except RuntimeError:
-        checkpoint = load_checkpoint(path)
+        try:
+            checkpoint = load_checkpoint(path)
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # not a zip, not a checkpoint: say so instead of a traceback
+            raise ModelLoadError(f"--init {str(path)!r} is neither a TorchScript export nor a training checkpoint ({exc})",
+                                 field="init") from exc
         state = checkpoint.get("ema") or checkpoint.get("model")
         kind = "checkpoint EMA weights" if checkpoint.get("ema") else "checkpoint weights"
         if not state:

@@ -135,6 +135,6 @@ def _accompaniment(args: argparse.Namespace) -> int:
                 params = model.parse_params("accompany", {"steps": steps, "best_of": k, "corrector_steps": 0, **churn})
                 share = nonsilent_share(model, windows, params, seed=args.seed)
                 _emit(args, dict(kind="accompaniment", model=args.model, format=args.format, best_of=k, steps=steps,
-                                 s_churn=params.s_churn if hasattr(params, "s_churn") else churn.get("s_churn"),
+                                 s_churn=params.s_churn,
                                  windows=len(windows), **share))
     return 0

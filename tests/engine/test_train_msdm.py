@@ -102,3 +102,6 @@ def test_init_from_checkpoint_and_from_export_and_mismatch(tmp_path):
     torch.jit.save(torch.jit.script(other), str(tmp_path / "other.pt"))
     with pytest.raises(ModelLoadError, match="does not fit"):
         train(_args(tmp_path / "d", max_steps=0, init=str(tmp_path / "other.pt")))
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(ModelLoadError, match="neither"):
+        train(_args(tmp_path / "e", max_steps=0, init=str(tmp_path / "junk.pt")))
