@@ -50,7 +50,7 @@ import torch
 from stemlink.engine.audio_io import AudioSource, MidSource
 from stemlink.engine.models.base import EngineModel, ProgressCallback
 from stemlink.engine.resample import DEFAULT_FILTER, FilterSpec, input_span, out_frames, resample_span
-from stemlink.engine.residual import ResidualSplit
+from stemlink.engine.residual import MODES as RESIDUAL_MODES, ResidualSplit
 from stemlink.errors import InvalidInput, StemlinkError
 
 # batch (B, W) float32 model-rate windows (None for generate), batch size, generator -> (B, S, W)
@@ -74,8 +74,8 @@ class ApplyConfig:
             raise InvalidInput(f"batch must be >= 1, got {self.batch}", field="batch")
         if self.block < 0:
             raise InvalidInput(f"block must be >= 0, got {self.block}", field="block")
-        if self.residual not in ("band", "equal"):
-            raise InvalidInput(f"residual must be 'band' or 'equal', got {self.residual!r}", field="residual")
+        if self.residual not in RESIDUAL_MODES:
+            raise InvalidInput(f"residual must be one of {', '.join(RESIDUAL_MODES)}, got {self.residual!r}", field="residual")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from scipy import signal
 
 ENVELOPE_SECONDS = 0.01  # time constant of the energy envelope
 BAND_START = 0.375  # the band that decides the shares starts at this fraction of the model rate
+MODES = ("band", "equal")  # share by top-of-band energy, or equally
 FLOOR = 1e-9  # energy added to every stem's envelope: equal shares where all stems are quiet
 
 
@@ -33,8 +34,8 @@ class ResidualSplit:
     """Per-stream state; `__call__(stems (S, C, n), mix (C, n)) -> stems summing to mix`."""
 
     def __init__(self, stems: int, channels: int, sample_rate: int, model_rate: int, mode: str = "band"):
-        if mode not in ("band", "equal"):
-            raise ValueError(f"residual mode must be 'band' or 'equal', got {mode!r}")
+        if mode not in MODES:
+            raise ValueError(f"residual mode must be one of {MODES}, got {mode!r}")
         self.stems, self.mode = stems, mode
         nyquist = 0.5 * sample_rate
         low = min(BAND_START * model_rate, 0.45 * sample_rate)  # top of the model's band (or the host's, if lower)

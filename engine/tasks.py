@@ -212,13 +212,13 @@ def _accompany(model, request, params, callback, scorer, config, result) -> None
     result.stems = best
 
 
-AUDIBLE_DBFS = -50.0  # a generated part quieter than this (RMS) counts as silent
+AUDIBLE_RMS = 10 ** (-50 / 20)  # -50 dBFS: a part with a lower RMS counts as silent (also what the evals count)
 
 
 def is_audible(part: np.ndarray) -> bool:
-    """RMS of a (C, N) part above `AUDIBLE_DBFS`."""
+    """RMS of a (C, N) part at or above `AUDIBLE_RMS`."""
     rms = float(np.sqrt(np.mean(np.square(part, dtype=np.float64)))) if part.size else 0.0
-    return rms > 10.0 ** (AUDIBLE_DBFS / 20.0)
+    return rms >= AUDIBLE_RMS
 
 
 def better_candidate(score: float, audible: bool, best_score: float, best_audible: bool) -> bool:

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import torch
 
-RMS_FLOOR = 10 ** (-50 / 20)
+from stemlink.engine.tasks import AUDIBLE_RMS as RMS_FLOOR  # one definition of "silent" for ranking and evaluation
 
 
 def nonsilent_share(model: Any, windows: Sequence[torch.Tensor], params: Any, *, seed: int = 0,
