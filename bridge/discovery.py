@@ -5,6 +5,16 @@ otherwise, when no exports folder was chosen (argument or `$STEMLINK_EXPORTS`), 
 `stemlink serve` on the default address if it answers a ping (a plain TCP connect probe
 first, so the common no-server case costs about a millisecond); otherwise None, meaning the
 client starts an embedded engine. An explicit address never falls back silently.
+
+What discovery trusts: only that *some local process* listens on 127.0.0.1:5555 and answers
+a protocol-v1 ping with a pong. It does not authenticate that process (no CURVE key is
+checked on loopback, no model hash is compared): anything there, e.g. another user's program
+on a shared machine, is treated as our engine and receives the audio of the requests. What
+comes back is not trusted: the host checks every result before writing a file
+(`plugin_host/verify.py`: the stems asked for, each of the region's shape, float32, finite
+samples, the provenance fields) and refuses a malformed one with `BadResult`. To rule out a
+stranger entirely, set `$STEMLINK_ENGINE` (or `--engine`) to an address you control, or
+`embedded`, or run `stemlink serve --curve DIR` and pass `--curve DIR`.
 """
 from __future__ import annotations
 
@@ -38,7 +48,8 @@ def answers_ping(address: str, timeout: float = 1.0, context: zmq.Context | None
         if not sock.poll(int(timeout * 1000)):
             return False
         try:
-            return isinstance(decode(sock.recv_multipart(), "reply"), Pong)
+            reply = decode(sock.recv_multipart(), "reply")
+            return isinstance(reply, Pong) and reply.id == "discover"  # an answer to this ping, not any pong
         except StemlinkError:
             return False
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
 from stemlink.bridge.fields import INT64, NAME_PATTERN, HeaderReader, short_repr
-from stemlink.bridge.wire import ID_MAX_LEN, PROTOCOL_VERSION, SAMPLE_RATES, Limits
+from stemlink.bridge.wire import ID_MAX_LEN, PROTOCOL_VERSION, SAMPLE_RATES, AudioSpec, Limits
 from stemlink.engine.models.base import TASKS
-from stemlink.engine.tasks import TaskRequest, TaskResult
-from stemlink.errors import ERRORS_BY_CODE, ProtocolError, StemlinkError, UnknownTask
+from stemlink.engine.tasks import INPUTS, TaskRequest, TaskResult
+from stemlink.errors import ERRORS_BY_CODE, InvalidInput, ProtocolError, StemlinkError, UnknownTask
 
 
 def to_plain(value: Any, _depth: int = 0) -> Any:
@@ -111,12 +111,24 @@ class Capabilities(Message):
     limits: Limits = field(default_factory=Limits)
     workers: int = 1
     defaults: dict[str, str] = field(default_factory=dict)  # task -> default model name
+    # Liveness (bridge/liveness.py): the engine process, so a client on the same host can tell
+    # a busy engine from a dead one; 0 / "" when unknown. Optional on read (older engines).
+    pid: int = 0
+    boot_id: str = ""  # /proc/sys/kernel/random/boot_id of the engine's kernel
+    process_start: int = 0  # start time of `pid`, clock ticks after boot (/proc/PID/stat field 22)
+    heartbeat_interval: float = 0.0  # seconds between the engine's heartbeats for unfinished jobs
+    # Fair share (engine/server/jobs.py); 0 = no limit.
+    max_client_jobs: int = 0  # active (queued + running) jobs per client connection
+    memory_budget: int = 0  # bytes all active jobs may hold together (inputs + estimated outputs)
+    job_timeout: float = 0.0  # seconds a job may run before the engine cancels it with TIMEOUT
 
     def body(self) -> dict[str, Any]:
         return {
             "engine_version": self.engine_version, "protocol_version": self.protocol_version,
             "models": [m.to_header() for m in self.models], "limits": self.limits.to_header(),
-            "workers": self.workers, "defaults": dict(self.defaults),
+            "workers": self.workers, "defaults": dict(self.defaults), "pid": self.pid, "boot_id": self.boot_id,
+            "process_start": self.process_start, "heartbeat_interval": self.heartbeat_interval,
+            "max_client_jobs": self.max_client_jobs, "memory_budget": self.memory_budget, "job_timeout": self.job_timeout,
         }
 
     @classmethod
@@ -132,6 +144,9 @@ class Capabilities(Message):
             id=msg_id, engine_version=r.str("engine_version", max_len=64),
             protocol_version=r.int("protocol_version", 0, 2**31), models=r.items("models", ModelInfo.from_header, max_items=1024),
             limits=limits_obj, workers=r.int("workers", 0, 1024), defaults={k: str(v) for k, v in defaults.items()},
+            pid=r.int("pid", 0, 2**31, 0), boot_id=r.str("boot_id", "", max_len=64), process_start=r.int("process_start", 0, INT64[1], 0),
+            heartbeat_interval=r.float("heartbeat_interval", 0.0, 3600.0, 0.0), max_client_jobs=r.int("max_client_jobs", 0, 2**31, 0),
+            memory_budget=r.int("memory_budget", 0, INT64[1], 0), job_timeout=r.float("job_timeout", 0.0, 10**9, 0.0),
         )
 
 
@@ -171,13 +186,31 @@ class Submit(Message):
 
     @classmethod
     def from_header(cls, r: HeaderReader, msg_id: str) -> "Submit":
+        """Types only; the bounds are `check_limits` (they depend on the engine's `Limits`)."""
         return cls(
-            id=msg_id, task=_task(r), sample_rate=r.int("sample_rate", *SAMPLE_RATES),
+            id=msg_id, task=_task(r), sample_rate=r.int("sample_rate", 0, INT64[1]),
             model=r.str("model", None, pattern=NAME_PATTERN), params=r.params("params", {}),
             seed=r.int("seed", 0, INT64[1], 0), stems=r.names("stems", ()), context_stems=r.names("context_stems", ()),
-            candidates=r.int("candidates", 1, 64, 1), frames=r.int("frames", 0, INT64[1], 0), channels=r.int("channels", 0, 1024, 0),
+            candidates=r.int("candidates", 0, INT64[1], 1), frames=r.int("frames", 0, INT64[1], 0), channels=r.int("channels", 0, INT64[1], 0),
             keepalive=r.float("keepalive", 0.0, 3600.0, 0.0),
         )
+
+    def check_limits(self, audio: Sequence[AudioSpec], limits: Limits) -> None:
+        """Every bound of `stemlink.limits` a request can break, from the header alone (before
+        any array is built or the job queued). `audio`: the described inputs (count, channels,
+        `max_frames` and total bytes are already checked by `decode`)."""
+        where = "submit: "
+        limits.check_rate(self.sample_rate, where=where)
+        limits.check_candidates(self.candidates, where=where)
+        limits.check_params(self.params, where=where)
+        if self.task == "generate":
+            limits.check_generate(self.frames, self.channels, where=where, rate=self.sample_rate)
+        wanted = INPUTS[self.task]
+        names = [a.name for a in audio]
+        if sorted(names) != sorted(wanted):
+            raise InvalidInput(f"{where}task {self.task!r} takes audio inputs {list(wanted) or 'none'}, got {names}", field="audio")
+        for i, spec in enumerate(audio):
+            limits.check_frames(spec.frames, field=f"audio[{i}].frames", where=where + f"input {spec.name!r}: ", rate=self.sample_rate)
 
     def to_request(self) -> TaskRequest:
         return TaskRequest(
@@ -361,25 +394,31 @@ class Status(Message):
     TYPE: ClassVar[str] = "status"
     queue_depth: int = 0
     queue_size: int = 0
-    running: list[dict[str, Any]] = field(default_factory=list)  # [{job, task, model, done, total}]
+    running: list[dict[str, Any]] = field(default_factory=list)  # [{job, task, model, done, total, cancelling}]
     uptime: float = 0.0
     jobs_done: int = 0
     jobs_failed: int = 0
+    queued: list[dict[str, Any]] = field(default_factory=list)  # [{job, task, model}] in queue order
+    memory_used: int = 0  # bytes held by active jobs (inputs + estimated outputs)
+    memory_budget: int = 0  # 0 = no budget
 
     def body(self) -> dict[str, Any]:
         return {
             "queue_depth": self.queue_depth, "queue_size": self.queue_size, "running": self.running,
             "uptime": self.uptime, "jobs_done": self.jobs_done, "jobs_failed": self.jobs_failed,
+            "queued": self.queued, "memory_used": self.memory_used, "memory_budget": self.memory_budget,
         }
 
     @classmethod
     def from_header(cls, r: HeaderReader, msg_id: str) -> "Status":
-        running = r.plain("running")
-        if not isinstance(running, list):
-            raise ProtocolError("status: field 'running' must be a list", field="running")
+        running, queued = r.plain("running"), r.plain("queued", [])
+        for name, value in (("running", running), ("queued", queued)):
+            if not isinstance(value, list):
+                raise ProtocolError(f"status: field {name!r} must be a list", field=name)
         return cls(
             id=msg_id, queue_depth=r.int("queue_depth", 0, 2**31), queue_size=r.int("queue_size", 0, 2**31), running=running,
             uptime=r.float("uptime", 0.0, math.inf), jobs_done=r.int("jobs_done", 0, INT64[1]), jobs_failed=r.int("jobs_failed", 0, INT64[1]),
+            queued=queued, memory_used=r.int("memory_used", 0, INT64[1], 0), memory_budget=r.int("memory_budget", 0, INT64[1], 0),
         )
 
 

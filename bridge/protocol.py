@@ -11,8 +11,9 @@ Every message type is a dataclass (`bridge/messages.py`, re-exported here) with 
 gives the frames to send (arrays are passed as buffers for `copy=False`), `decode(frames,
 direction)` validates everything at the boundary and returns the dataclass, or raises a
 `stemlink.errors` subclass naming the field. Nothing is ever unpickled: msgpack is unpacked
-with strict string map keys, length limits, no bin and no ext types. Audio arrays decoded from
-frames are read-only zero-copy views (`np.frombuffer`) of the received frames.
+with strict string map keys (each key once per map), length limits, no bin and no ext types;
+a `submit` is checked against `Limits` (`stemlink/limits.py`) before its arrays are built.
+Audio arrays decoded from frames are read-only zero-copy views (`np.frombuffer`) of the frames.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import msgpack
 import numpy as np
 
-from stemlink.bridge.fields import NAME_PATTERN, HeaderReader, check_plain, depth, short_repr
+from stemlink.bridge.fields import INT64, NAME_PATTERN, HeaderReader, check_plain, depth, short_repr
 from stemlink.bridge.messages import (
     REPLIES, REQUESTS, Accepted, Cancel, Capabilities, Error, Heartbeat, Hello, Message, ModelInfo, Ping, Pong,
     Progress, Result, Status, StatusRequest, Submit, to_plain,
@@ -63,13 +64,24 @@ def _refuse_ext(code: int, data: bytes) -> Any:
     raise ProtocolError(f"msgpack ext type {code} is not allowed in a header", field="header")
 
 
+def _unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """msgpack `object_pairs_hook`: a map that repeats a key is malformed (which copy counts
+    would otherwise depend on the decoder)."""
+    out: dict[Any, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ProtocolError(f"header repeats the map key {short_repr(key)}; every key must appear once", field="header")
+        out[key] = value
+    return out
+
+
 def unpack_header(raw: bytes | memoryview, limits: Limits) -> dict[str, Any]:
     """msgpack -> header map, refusing anything but plain bounded data."""
     if len(raw) > limits.max_header_bytes:
         raise TooLarge(f"header is {len(raw)} bytes; at most {limits.max_header_bytes} allowed", field="header")
     try:
         header = msgpack.unpackb(
-            raw, raw=False, strict_map_key=True, use_list=True, ext_hook=_refuse_ext,
+            raw, raw=False, strict_map_key=True, use_list=True, ext_hook=_refuse_ext, object_pairs_hook=_unique_keys,
             max_str_len=limits.max_header_bytes, max_bin_len=0, max_ext_len=0, max_array_len=4096, max_map_len=1024,
         )
     except StemlinkError:
@@ -93,19 +105,19 @@ def header_id(header: Mapping[str, Any]) -> str:
 
 def _audio_specs(r: HeaderReader, n_frames: int, limits: Limits) -> list[AudioSpec]:
     def parse(ar: HeaderReader) -> AudioSpec:
-        return AudioSpec(
-            name=ar.str("name", pattern=NAME_PATTERN), channels=ar.int("channels", 1, limits.max_channels),
-            frames=ar.int("frames", 1, limits.max_frames),
-        )
+        spec = AudioSpec(name=ar.str("name", pattern=NAME_PATTERN), channels=ar.int("channels", 1, limits.max_channels),
+                         frames=ar.int("frames", 1, INT64[1]))
+        if spec.frames > limits.max_frames:
+            raise TooLarge(f"{r.where}: field {ar.prefix + 'frames'!r} = {spec.frames} is too long; at most {limits.max_frames} frames (limits.max_frames)",
+                           field=ar.prefix + "frames")
+        return spec
 
     specs = r.items("audio", parse, max_items=limits.max_inputs, default=[])
     if len({s.name for s in specs}) != len(specs):
         raise InvalidInput(f"{r.where}: audio names must be distinct, got {[s.name for s in specs]}", field="audio")
     if n_frames != 1 + len(specs):
         raise ProtocolError(f"{r.where}: header describes {len(specs)} audio frame(s) but the message has {n_frames - 1}", field="audio")
-    total = sum(s.nbytes for s in specs)
-    if total > limits.max_message_bytes:
-        raise TooLarge(f"{r.where}: audio is {total} bytes; at most {limits.max_message_bytes} allowed", field="audio")
+    limits.check_bytes(sum(s.nbytes for s in specs), field="audio", what="audio", where=f"{r.where}: ")
     return specs
 
 
@@ -114,16 +126,20 @@ def _frame_bytes(frame: Any) -> memoryview:
     return memoryview(buffer).cast("B")
 
 
+def _check_frame_sizes(specs: Sequence[AudioSpec], frames: Sequence[Any]) -> None:
+    for i, (spec, frame) in enumerate(zip(specs, frames)):
+        nbytes = _frame_bytes(frame).nbytes
+        if nbytes != spec.nbytes:
+            raise ProtocolError(
+                f"audio[{i}] ({spec.name!r}): frame has {nbytes} bytes, header says {spec.channels} x {spec.frames} float32 = {spec.nbytes}",
+                field=f"audio[{i}]",
+            )
+
+
 def _audio_arrays(specs: Sequence[AudioSpec], frames: Sequence[Any], check_finite: bool) -> dict[str, np.ndarray]:
     out = {}
     for i, (spec, frame) in enumerate(zip(specs, frames)):
-        view = _frame_bytes(frame)
-        if view.nbytes != spec.nbytes:
-            raise ProtocolError(
-                f"audio[{i}] ({spec.name!r}): frame has {view.nbytes} bytes, header says {spec.channels} x {spec.frames} float32 = {spec.nbytes}",
-                field=f"audio[{i}]",
-            )
-        arr = np.frombuffer(view, dtype=DTYPE).reshape(spec.channels, spec.frames)
+        arr = np.frombuffer(_frame_bytes(frame), dtype=DTYPE).reshape(spec.channels, spec.frames)
         if check_finite and not np.isfinite(arr).all():
             raise InvalidInput(f"audio[{i}] ({spec.name!r}) contains NaN or infinite samples", field=f"audio[{i}]")
         out[spec.name] = arr
@@ -159,11 +175,14 @@ def decode(frames: Sequence[Any], direction: str, limits: Limits | None = None) 
         reader = HeaderReader(header, kind)
         if cls.AUDIO:
             specs = _audio_specs(reader, len(frames), limits)
+            _check_frame_sizes(specs, frames[1:])
         elif len(frames) != 1:
             reader.used.add("audio")
             raise ProtocolError(f"{kind}: carries no audio but the message has {len(frames) - 1} extra frame(s)", field="audio")
         msg = cls.from_header(reader, msg_id)
         reader.finish()
+        if isinstance(msg, Submit):
+            msg.check_limits(specs, limits)  # before any array is built or the job queued
         if cls.AUDIO:
             setattr(msg, cls.AUDIO, _audio_arrays(specs, frames[1:], check_finite=direction == "request"))
         return msg

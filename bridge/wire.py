@@ -1,39 +1,23 @@
 """Wire-level constants of protocol v1: version, sample format, id length, size limits.
 
 See `bridge/PROTOCOL.md`. `Limits` is what an engine accepts (advertised in `capabilities`);
-`AudioSpec` describes one audio frame of a message.
+it lives in `stemlink/limits.py`, the one definition of every request bound that the wire and
+the engine both check. `AudioSpec` describes one audio frame of a message.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
-from stemlink.bridge.fields import INT64, HeaderReader
+from stemlink.limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, Limits
 
 PROTOCOL_VERSION = 1
 DTYPE = np.dtype("<f4")
 ID_MAX_LEN = 64
-SAMPLE_RATES = (1000, 384000)
+SAMPLE_RATES = (MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
 
-
-@dataclass(frozen=True)
-class Limits:
-    """What an engine accepts; advertised in `capabilities`."""
-
-    max_frames: int = 2**26  # per audio input (~25 min at 44.1 kHz)
-    max_channels: int = 16
-    max_inputs: int = 8
-    max_message_bytes: int = 2**30  # all audio frames of one message together
-    max_header_bytes: int = 64 * 1024
-    queue_size: int = 8
-
-    def to_header(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_header(cls, r: HeaderReader) -> "Limits":
-        return cls(**{f.name: r.int(f.name, 0, INT64[1]) for f in fields(cls)})
+__all__ = ["PROTOCOL_VERSION", "DTYPE", "ID_MAX_LEN", "SAMPLE_RATES", "Limits", "AudioSpec"]
 
 
 @dataclass(frozen=True)

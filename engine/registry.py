@@ -11,7 +11,8 @@ Manifest format (paths relative to the manifest's folder)::
      "defaults": {"separate": "msdm-small"}}          # optional: default model per task
 
 Several entries may share a `name` with different `format`; `spec(name)` prefers onnx.
-A file's sha256 is verified before it is loaded. A broken entry does not hide the others:
+A file's sha256 is verified before it is loaded; a symlinked file must resolve inside the
+exports folder (`resolve_file`). A broken entry does not hide the others:
 it is left out of `list()` and asking for it raises `ModelLoadError` saying what is wrong.
 Exporters call `add_to_manifest(exports_dir, spec)` (atomic write).
 """
@@ -267,11 +268,23 @@ class ModelRegistry:
                 return s.name
         raise UnknownModel(f"no model in {self.exports_dir / MANIFEST} serves task {task!r}", field="model")
 
-    def _load(self, spec: ModelSpec) -> EngineModel:
+    def resolve_file(self, spec: ModelSpec) -> Path:
+        """The real path of `spec.file`. A symlink is followed once, here, and must stay inside
+        the (resolved) exports folder; the file is then hashed and loaded through this path
+        only, so swapping a link between the sha256 check and the load changes nothing."""
         path = self.exports_dir / spec.file
         label = f"model {spec.name!r} ({spec.format}, file {str(path)!r})"
-        if not path.is_file():
+        real = path.resolve()
+        if not real.is_relative_to(self.exports_dir.resolve()):
+            raise ModelLoadError(f"{label}: resolves to {str(real)!r}, outside the exports folder; a model file (or a link to it) "
+                                 "must stay inside it", field="file")
+        if not real.is_file():
             raise ModelLoadError(f"{label}: file is missing", field="file")
+        return real
+
+    def _load(self, spec: ModelSpec) -> EngineModel:
+        label = f"model {spec.name!r} ({spec.format}, file {str(self.exports_dir / spec.file)!r})"
+        path = self.resolve_file(spec)
         actual = sha256_file(path)
         if actual != spec.sha256:
             raise ModelLoadError(f"{label}: sha256 mismatch (manifest {spec.sha256[:12]}..., file {actual[:12]}...): corrupt or replaced file", field="sha256")

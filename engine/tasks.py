@@ -49,28 +49,31 @@ class TaskResult:
 
 INPUTS = {"separate": ("mix",), "extract": ("mix",), "remove": ("mix",), "accompany": ("context",), "generate": (), "score": ("a", "b")}
 CAPABILITY = {"separate": "Separator", "extract": "Separator", "remove": "Separator", "accompany": "Accompanist", "generate": "Generator", "score": "Scorer"}
-MIN_RATE, MAX_RATE, MAX_CHANNELS, MAX_CANDIDATES = 8000, 384000, 16, 16
 
 
-def validate_request(model: Any, request: TaskRequest) -> None:
-    """Check a request against a model. Raises `UnknownTask` / `InvalidInput` naming the field.
+def validate_request(model: Any, request: TaskRequest, limits: Any = None) -> None:
+    """Check a request against a model. Raises `UnknownTask` / `InvalidInput` / `TooLarge` naming the field.
 
-    Inputs: float32 numpy (C, N), 1 <= C <= 16 (5.1 = 6 channels), N > 0, finite samples;
-    sample_rate an integer in 8000..384000; seed an integer in 0..2**63-1.
+    Against the model: the task is one it serves, the stems are its stems, the inputs are the
+    task's. Every numeric bound (sample rate, channels, frames, candidates, sampler steps,
+    bytes) is `limits` (default `stemlink.limits.DEFAULT_LIMITS`), the same checks the wire
+    runs on a `submit`. Inputs: float32 numpy (C, N), finite samples; seed in 0..2**63-1.
     """
     from stemlink.engine.models import base
     from stemlink.errors import InvalidInput, UnknownTask
+    from stemlink.limits import DEFAULT_LIMITS
 
+    limits = limits or DEFAULT_LIMITS
     if request.task not in INPUTS:
         raise UnknownTask(f"task {request.task!r} is not known; allowed: {', '.join(INPUTS)}", field="task")
     capability = getattr(base, CAPABILITY[request.task])
     if request.task not in model.tasks or not isinstance(model, capability):
         raise UnknownTask(f"model {model.name!r} does not serve task {request.task!r}; its tasks: {', '.join(model.tasks)}", field="task")
-    rate = request.sample_rate
-    if not _is_int(rate) or not MIN_RATE <= rate <= MAX_RATE:
-        raise InvalidInput(f"sample_rate must be an integer in {MIN_RATE}..{MAX_RATE} Hz, got {rate!r}", field="sample_rate")
+    limits.check_rate(request.sample_rate)
     if not _is_int(request.seed) or not 0 <= request.seed < 2**63:
         raise InvalidInput(f"seed must be an integer in 0..2**63-1, got {request.seed!r}", field="seed")
+    limits.check_candidates(request.candidates)
+    limits.check_params(request.params)
     wanted = INPUTS[request.task]
     extra = set(request.inputs) - set(wanted)
     if extra:
@@ -78,17 +81,13 @@ def validate_request(model: Any, request: TaskRequest) -> None:
     for name in wanted:
         if name not in request.inputs:
             raise InvalidInput(f"task {request.task!r} needs input {name!r}", field=f"inputs.{name}")
-        _check_audio(request.inputs[name], f"inputs.{name}")
+        _check_audio(request.inputs[name], f"inputs.{name}", limits, request.sample_rate)
+    limits.check_bytes(sum(a.nbytes for a in request.inputs.values()), field="inputs", what="the inputs")
     for name in (*request.stems, *request.context_stems):
         if name not in model.stems:
             raise InvalidInput(f"stem {name!r} is not one of model {model.name!r}'s stems: {', '.join(model.stems)}", field="stems")
     if request.task == "generate":
-        if not _is_int(request.frames) or request.frames <= 0:
-            raise InvalidInput(f"generate needs frames > 0 (output length at the host rate), got {request.frames!r}", field="frames")
-        if not _is_int(request.channels) or not 0 <= request.channels <= MAX_CHANNELS:
-            raise InvalidInput(f"channels must be an integer in 1..{MAX_CHANNELS} (0 = stereo), got {request.channels!r}", field="channels")
-    if not _is_int(request.candidates) or not 1 <= request.candidates <= MAX_CANDIDATES:
-        raise InvalidInput(f"candidates must be an integer in 1..{MAX_CANDIDATES}, got {request.candidates!r}", field="candidates")
+        limits.check_generate(request.frames, request.channels, rate=request.sample_rate)
     if request.candidates > 1 and request.task != "accompany":
         raise InvalidInput(f"candidates > 1 is only for accompany, not {request.task!r}", field="candidates")
     if request.task in ("extract", "remove") and not request.stems:
@@ -99,15 +98,17 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def _check_audio(audio: Any, field_name: str) -> None:
+def _check_audio(audio: Any, field_name: str, limits: Any, rate: int) -> None:
     from stemlink.errors import InvalidInput
 
     if not isinstance(audio, np.ndarray):
         raise InvalidInput(f"{field_name} must be a numpy array, got {type(audio).__name__}", field=field_name)
     if audio.dtype != np.float32:
         raise InvalidInput(f"{field_name} must be float32, got {audio.dtype}", field=field_name)
-    if audio.ndim != 2 or not 1 <= audio.shape[0] <= MAX_CHANNELS or audio.shape[1] <= 0:
-        raise InvalidInput(f"{field_name} must be (channels, frames) with 1..{MAX_CHANNELS} channels and frames > 0, got shape {audio.shape}", field=field_name)
+    if audio.ndim != 2:
+        raise InvalidInput(f"{field_name} must be a (channels, frames) array, got shape {audio.shape}", field=field_name)
+    limits.check_channels(audio.shape[0], field=field_name)
+    limits.check_frames(audio.shape[1], field=field_name, rate=rate)
     if not np.isfinite(audio).all():
         bad = int(np.size(audio) - np.count_nonzero(np.isfinite(audio)))
         raise InvalidInput(f"{field_name} has {bad} NaN/inf sample(s); audio must be finite", field=field_name)
@@ -148,15 +149,25 @@ def run_task(model: Any, request: TaskRequest, *, callback: Any = None, scorer: 
     return result
 
 
-def _fill(blocks: Any, stems: int, channels: int, frames: int) -> np.ndarray:
-    """Write a block stream (S, C, n) into one preallocated (S, C, frames) array."""
-    out = np.empty((stems, channels, frames), dtype=np.float32)
+def _fill(blocks: Any, rows: int, channels: int, frames: int, pick: Any = None) -> np.ndarray:
+    """Write a block stream (S, C, n) into one preallocated (rows, C, frames) float32 array.
+
+    `pick(block, start) -> (rows, C, n)` chooses/derives the rows kept from each block (default:
+    the whole block), so stems nobody asked for are never held for the whole region.
+    """
+    out = np.empty((rows, channels, frames), dtype=np.float32)
     pos = 0
     for block in blocks:
-        out[..., pos : pos + block.shape[-1]] = block
-        pos += block.shape[-1]
+        n = block.shape[-1]
+        out[..., pos : pos + n] = block if pick is None else pick(block, pos)
+        pos += n
     assert pos == frames, (pos, frames)
     return out
+
+
+def _rows(block: np.ndarray, index: list[int]) -> np.ndarray:
+    """block[index] (a view when `index` is all rows in order)."""
+    return block if index == list(range(block.shape[0])) else block[index]
 
 
 def _separate(model, request, params, callback, scorer, config, result) -> None:
@@ -165,15 +176,27 @@ def _separate(model, request, params, callback, scorer, config, result) -> None:
 
     mix = request.inputs["mix"]
     source = ArraySource(mix, request.sample_rate)
-    out = _fill(separate_stream(model, source, params=params, seed=request.seed, callback=callback, config=config), len(model.stems), *mix.shape)
-    stems = dict(zip(model.stems, out))
+    blocks = separate_stream(model, source, params=params, seed=request.seed, callback=callback, config=config)
+    chosen = list(dict.fromkeys(request.stems or model.stems))
+    index = [model.stems.index(s) for s in chosen]
     if request.task == "separate":
-        result.stems = {s: stems[s] for s in (request.stems or model.stems)}
-    elif request.task == "extract":
-        result.stems = {s: stems[s] for s in request.stems}
-        result.stems["residual"] = mix - np.sum([stems[s] for s in request.stems], axis=0, dtype=np.float32)
-    else:  # remove
-        result.stems = {"mix": mix - np.sum([stems[s] for s in request.stems], axis=0, dtype=np.float32)}
+        names = chosen
+        pick = None if index == list(range(len(model.stems))) else (lambda block, pos: block[index])
+    elif request.task == "extract":  # the stems, then residual = mix - their sum
+        names = [*chosen, "residual"]
+
+        def pick(block, pos):
+            rows = np.empty((len(names),) + block.shape[1:], dtype=np.float32)
+            rows[:-1] = block[index]
+            np.subtract(mix[:, pos : pos + block.shape[-1]], rows[:-1].sum(axis=0, dtype=np.float32), out=rows[-1])
+            return rows
+    else:  # remove: mix - the stems' sum
+        names = ["mix"]
+
+        def pick(block, pos):
+            return (mix[:, pos : pos + block.shape[-1]] - _rows(block, index).sum(axis=0, dtype=np.float32))[None]
+    out = _fill(blocks, len(names), *mix.shape, pick=pick)
+    result.stems = dict(zip(names, out))
 
 
 def _accompany(model, request, params, callback, scorer, config, result) -> None:
@@ -185,6 +208,8 @@ def _accompany(model, request, params, callback, scorer, config, result) -> None
     wanted = request.stems or tuple(s for s in model.stems if s not in request.context_stems)
     if not wanted:
         raise InvalidInput(f"nothing to accompany: context_stems {list(request.context_stems)} cover all model stems", field="stems")
+    wanted = tuple(dict.fromkeys(wanted))
+    index = [model.stems.index(s) for s in wanted]
     count = request.candidates if scorer is not None else 1
     source = ArraySource(context, request.sample_rate)
     best, best_score, best_audible = None, -np.inf, False
@@ -192,12 +217,13 @@ def _accompany(model, request, params, callback, scorer, config, result) -> None
     for i in range(count):
         seed = (request.seed + i) % 2**63
         sub = None if callback is None else (lambda d, t, i=i: callback(i * t + d, count * t))
-        out = _fill(accompany_stream(model, source, context_stems=request.context_stems, params=params, seed=seed, callback=sub, config=config), len(model.stems), *context.shape)
-        stems = {s: out[model.stems.index(s)] for s in wanted}
+        blocks = accompany_stream(model, source, context_stems=request.context_stems, params=params, seed=seed, callback=sub, config=config)
+        out = _fill(blocks, len(index), *context.shape, pick=lambda block, pos: _rows(block, index))  # only the wanted stems
+        stems = dict(zip(wanted, out))
         if count == 1:
             best = stems
             break
-        part = np.sum(list(stems.values()), axis=0, dtype=np.float32)
+        part = out[0] if len(out) == 1 else out.sum(axis=0, dtype=np.float32)
         value, _ = score(scorer, source, ArraySource(part, request.sample_rate), config=config)  # (context, candidate), as COCOLA was trained
         result.scores[f"candidate_{i}"] = value
         audible = is_audible(part)
@@ -232,8 +258,11 @@ def _generate(model, request, params, callback, scorer, config, result) -> None:
     from stemlink.engine.apply import generate_stream
 
     channels = request.channels or 2
-    out = _fill(generate_stream(model, request.frames, request.sample_rate, channels, params=params, seed=request.seed, callback=callback, config=config), len(model.stems), channels, request.frames)
-    result.stems = {s: out[model.stems.index(s)] for s in (request.stems or model.stems)}
+    names = list(dict.fromkeys(request.stems or model.stems))
+    index = [model.stems.index(s) for s in names]
+    blocks = generate_stream(model, request.frames, request.sample_rate, channels, params=params, seed=request.seed, callback=callback, config=config)
+    out = _fill(blocks, len(names), channels, request.frames, pick=lambda block, pos: _rows(block, index))  # only the wanted stems
+    result.stems = dict(zip(names, out))
 
 
 def _score(model, request, params, callback, scorer, config, result) -> None:

@@ -7,11 +7,13 @@ the written files, optionally audition them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 import tomllib
+import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from stemlink.errors import InvalidInput, MissingDependency
 
@@ -19,6 +21,19 @@ from stemlink.errors import InvalidInput, MissingDependency
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", metavar="ADDR", help="engine address (tcp://HOST:PORT, ipc://PATH); default: $STEMLINK_ENGINE, else a local `stemlink serve` that answers, else an embedded engine")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the engine to accept a request")
+    add_curve_args(parser)
+
+
+def add_curve_args(parser: argparse.ArgumentParser) -> None:
+    """`--curve DIR --client NAME`: keys for an engine started with `stemlink serve --curve` (bridge/auth.py)."""
+    parser.add_argument("--curve", metavar="DIR", help="CURVE keys folder for an engine started with `serve --curve` (default: $STEMLINK_CURVE)")
+    parser.add_argument("--client", metavar="NAME", dest="client_name",
+                        help="this client's key pair in DIR, NAME.key_secret (default: $STEMLINK_CLIENT, else the only one there)")
+
+
+def curve_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`Client(...)` keyword arguments from `add_curve_args`' options."""
+    return {"curve": getattr(args, "curve", None), "client_name": getattr(args, "client_name", None)}
 
 
 def add_job_args(parser: argparse.ArgumentParser) -> None:
@@ -126,19 +141,39 @@ class ProgressBar:
         self.stream.flush()
 
 
-def run_jobs(args: argparse.Namespace, jobs: Sequence[Any]) -> int:
-    """Run jobs with one client; print written paths; `--play` auditions the last job's stems."""
-    from stemlink.bridge import Client
-    from stemlink.plugin_host.jobs import run_job
+@contextlib.contextmanager
+def warnings_as_lines(stream=None) -> Iterator[None]:
+    """Show the host's warnings (e.g. a truncated input file) as one `warning: ...` line each."""
 
-    taken: set[Path] = set()
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"warning: {message}", file=stream or sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = show
+        yield
+
+
+def run_jobs(args: argparse.Namespace, jobs: Sequence[Any]) -> int:
+    """Run jobs with one client; print written paths; `--play` auditions the last job's stems.
+
+    Every job is planned first (names, regions, output folders and their free space), so a
+    session never fails halfway on something that could be known before the first job.
+    """
+    from stemlink.bridge import Client
+    from stemlink.plugin_host.jobs import plan_jobs, run_job
+    from stemlink.plugin_host.outputs import check_out_dir
+
+    for out_dir in dict.fromkeys(job.out_dir for job in jobs):
+        check_out_dir(out_dir)  # a fast "no" before an engine starts; the space is checked once the plan is known
     outputs = []
-    with Client(args.engine, timeout=args.timeout) as client:
-        for job in jobs:
+    with warnings_as_lines(), Client(args.engine, timeout=args.timeout, **curve_options(args)) as client:
+        plans = plan_jobs(client.hello(), jobs)
+        for job, plan in zip(jobs, plans):
             label = f"{job.preset.task} {job.track or (job.region.path.name if job.region else '')}".strip()
             bar = ProgressBar(label)
             try:
-                outputs.append(run_job(client, job, progress=bar, taken=taken))
+                outputs.append(run_job(client, job, progress=bar, plan=plan))
             finally:
                 bar.close()
             for stem, path in outputs[-1].stems.items():

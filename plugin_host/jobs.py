@@ -5,28 +5,36 @@
     with Client() as client:                    # embedded engine when no address
         output = run_job(client, job)           # output.stems[name] -> Path of the BWF WAV
 
-Order of work, so a failure never leaves a partial or clobbered file: validate the region and
-the FX chain, resolve the model and plan every output name (`OutputExists` before any audio
-is computed), run the task, apply the FX chain, write every WAV and sidecar to temp files in
-the output folder, then move them all into place. If the engine dies mid-job the client
-raises `EngineUnavailable` and nothing has been written. Inputs are only ever opened for
-reading.
+Order of work, so a failure never leaves a partial or clobbered file: validate the FX chain,
+then `plan_job`: resolve the model, check the stems asked for, the region against its file
+(no audio is read), every output name (`OutputExists`) and the output folder (a writable
+directory with room for the expected bytes: `OutputError`). Only then read the region, run
+the task, check the result (`plugin_host/verify.py`: `BadResult` for wrong stems, shapes,
+NaN/inf or provenance), apply the FX chain, write every WAV and sidecar to temp files in the
+output folder and move them all into place. If the engine dies mid-job the client raises
+`EngineUnavailable` and nothing has been written; an I/O error while writing is one
+`OutputError` and the job's files are removed. A session plans all its jobs first
+(`plan_jobs`), so a clash between two jobs' names fails before any job runs. Inputs are only
+ever opened for reading.
 """
 from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from stemlink.errors import InvalidInput, UnknownModel, UnknownTask
+from stemlink.errors import InvalidInput, TooLarge, UnknownModel, UnknownTask
 from stemlink.plugin_host.bwf import BwfWriter
 from stemlink.plugin_host.fx import apply_chain, build_chain
-from stemlink.plugin_host.outputs import AtomicFile, commit_all, plan_outputs, sidecar_path, write_json
+from stemlink.plugin_host.outputs import (
+    AtomicFile, check_out_dir, commit_all, expected_bytes, io_error, plan_outputs, sidecar_path, write_json,
+)
 from stemlink.plugin_host.presets import Preset
-from stemlink.plugin_host.region import Region, read_region
+from stemlink.plugin_host.region import Region, file_info, read_region
+from stemlink.plugin_host.verify import check_result
 
 WRITE_BLOCK = 1 << 16  # frames per write call
 ProgressFn = Callable[[int, int, str], None]
@@ -45,6 +53,25 @@ class Job:
     sample_rate: int = 0  # generate: output rate
     channels: int = 2  # generate: output channels
     timeline: int = 0  # generate: BWF TimeReference (samples at `sample_rate`)
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """A job checked against the engine's models, its input file and the output folder."""
+
+    job: Job
+    model: Any  # the engine's ModelInfo
+    region: Region | None  # checked: frames filled in
+    sample_rate: int
+    frames: int
+    channels: int  # of the input region (= of every stem written)
+    time_reference: int
+    track: str
+    outputs: dict[str, Path]  # stem -> final WAV path
+
+    @property
+    def need_bytes(self) -> int:
+        return expected_bytes(self.frames, self.channels, len(self.outputs))
 
 
 @dataclass
@@ -69,6 +96,26 @@ def resolve_model(capabilities: Any, task: str, name: str | None) -> Any:
     return models[name]
 
 
+def check_stems(preset: Preset, model: Any) -> None:
+    """Stem names the preset asks for must be the model's; accompany needs a consistent context."""
+    known = tuple(model.stems)
+    for name in (*preset.stems, *preset.context_stems):
+        if name not in known:
+            raise InvalidInput(f"stem {name!r} is not a stem of model {model.name!r} (its stems: {', '.join(known)})", field="stems")
+    if preset.task != "accompany":
+        return
+    if not preset.context_stems:
+        raise InvalidInput(f"accompany needs --context-stems: which stems of model {model.name!r} ({', '.join(known)}) the region holds, "
+                           f"e.g. --context-stems {','.join(known[:2])}", field="context_stems")
+    both = [s for s in preset.stems if s in preset.context_stems]
+    free = [s for s in known if s not in preset.context_stems]
+    if both:
+        raise InvalidInput(f"stem(s) {', '.join(both)} in both --stems and --context-stems: the region already holds them; "
+                           f"generate {', '.join(free) or 'nothing'} instead", field="stems")
+    if not free:
+        raise InvalidInput(f"nothing to accompany: --context-stems {','.join(preset.context_stems)} are all the stems of model {model.name!r}", field="context_stems")
+
+
 def output_stems(preset: Preset, model_stems: tuple[str, ...]) -> tuple[str, ...]:
     """The stem files a task writes (what `run_task` returns)."""
     chosen = preset.stems
@@ -81,49 +128,88 @@ def output_stems(preset: Preset, model_stems: tuple[str, ...]) -> tuple[str, ...
     return chosen or model_stems
 
 
-def run_job(client: Any, job: Job, *, progress: ProgressFn | None = None, taken: set[Path] | None = None) -> JobOutput:
-    """Run one job end to end (see module docstring). Returns the written paths."""
-    from stemlink.engine.tasks import TaskRequest
-
+def plan_job(capabilities: Any, job: Job, *, taken: set[Path] | None = None, check_space: bool = True) -> JobPlan:
+    """Check a job before any audio is read or computed (see module docstring)."""
     preset = job.preset
     if preset.task == "score":
         raise UnknownTask("the score task compares two sub-mixes: use Client.score(a, b, rate), not a region job", field="task")
-    board = build_chain(preset.fx)  # fail on a bad VST3 before the engine works
-    capabilities = client.hello()
     info = resolve_model(capabilities, preset.task, preset.model)
+    check_stems(preset, info)
     if job.region is not None:
-        audio, rate, region = read_region(job.region)
-        inputs = {"accompany": {"context": audio}}.get(preset.task, {"mix": audio})
-        frames, channels, time_reference = region.frames, audio.shape[0], region.time_reference(rate)
+        source = file_info(job.region.path)
+        region = job.region.check(source)
+        rate, frames = source.sample_rate, region.frames
+        channels = len(region.channels) if region.channels is not None else source.channels
+        time_reference = region.time_reference(rate)
         track = job.track or region.track or region.path.stem
     else:
         if preset.task != "generate":
             raise InvalidInput(f"task {preset.task!r} needs a region (an input file)", field="region")
-        region, inputs, rate, frames, channels, time_reference = None, {}, job.sample_rate, job.frames, job.channels, job.timeline
-        track = job.track or "generated"
+        region, rate, frames, time_reference = None, job.sample_rate, job.frames, job.timeline
+        channels, track = job.channels or 2, job.track or "generated"  # 0 channels = stereo
+    limit = getattr(getattr(capabilities, "limits", None), "max_frames", None)
+    if limit is not None and frames > limit:  # before the space check: the limit is the real problem
+        raise TooLarge(f"{preset.task}: {frames} frames; the engine accepts at most {limit} (limits.max_frames)", field="frames")
     fields = {"track": track, "region": region.label() if region else "0", "task": preset.task, "model": info.name, "seed": preset.seed, "timeline": time_reference}
-    plan = plan_outputs(job.out_dir, preset.output, fields, output_stems(preset, info.stems), overwrite=job.overwrite, on_exists=preset.on_exists, taken=taken)
+    outputs = plan_outputs(job.out_dir, preset.output, fields, output_stems(preset, info.stems), overwrite=job.overwrite, on_exists=preset.on_exists, taken=taken)
+    plan = JobPlan(job, info, region, rate, frames, channels, time_reference, track, outputs)
+    if check_space:
+        check_out_dir(job.out_dir, plan.need_bytes)
+    return plan
+
+
+def plan_jobs(capabilities: Any, jobs: Sequence[Job]) -> list[JobPlan]:
+    """Plan a whole session: every name checked against the others, each folder's space for all its jobs."""
+    taken: set[Path] = set()
+    plans = [plan_job(capabilities, job, taken=taken, check_space=False) for job in jobs]
+    need: dict[Path, int] = {}
+    for plan in plans:
+        need[plan.job.out_dir] = need.get(plan.job.out_dir, 0) + plan.need_bytes
+    for out_dir, total in need.items():
+        check_out_dir(out_dir, total)
+    return plans
+
+
+def run_job(client: Any, job: Job, *, progress: ProgressFn | None = None, taken: set[Path] | None = None, plan: JobPlan | None = None) -> JobOutput:
+    """Run one job end to end (see module docstring). Returns the written paths.
+
+    `plan`: from `plan_jobs` (a session planned up front); otherwise the job is planned here.
+    """
+    from stemlink.engine.tasks import TaskRequest
+
+    preset = job.preset
+    board = build_chain(preset.fx)  # fail on a bad VST3 before the engine works
+    capabilities = client.hello()
+    plan = plan or plan_job(capabilities, job, taken=taken)
+    region, rate, channels = plan.region, plan.sample_rate, plan.channels
+    if region is not None:
+        audio, rate, region = read_region(region)
+        inputs = {"accompany": {"context": audio}}.get(preset.task, {"mix": audio})
+    else:
+        inputs = {}
     request = TaskRequest(
-        task=preset.task, sample_rate=rate, inputs=inputs, model=info.name, params=dict(preset.params), seed=preset.seed,
+        task=preset.task, sample_rate=rate, inputs=inputs, model=plan.model.name, params=dict(preset.params), seed=preset.seed,
         stems=preset.stems, context_stems=preset.context_stems, candidates=preset.candidates,
-        frames=frames if region is None else 0, channels=channels if region is None else 0,
+        frames=plan.frames if region is None else 0, channels=job.channels if region is None else 0,
     )
     result = client.submit(request, progress=progress)
-    missing = set(plan) - set(result.stems)
-    if missing:
-        raise InvalidInput(f"the engine returned stems {sorted(result.stems)}, expected {sorted(plan)}", field="stems")
-    provenance = _provenance(job, preset, result, capabilities, region, rate, time_reference, channels)
+    check_result(result, source=getattr(client, "address", "?"), task=preset.task, model=plan.model.name, seed=preset.seed,
+                 stems=plan.outputs, channels=channels, frames=region.frames if region is not None else plan.frames)
+    provenance = _provenance(job, preset, result, capabilities, region, rate, plan.time_reference, channels)
     files: list[AtomicFile] = []
     out = JobOutput(stems={}, sidecars={}, sample_rate=rate, scores=dict(result.scores))
+    path = job.out_dir
     try:
-        for stem, path in plan.items():
+        for stem, path in plan.outputs.items():
             audio_out = apply_chain(board, np.asarray(result.stems[stem], dtype=np.float32), rate)
-            files.append(_write_wav(path, audio_out, rate, time_reference, preset, job.overwrite, stem))
+            files.append(_write_wav(path, audio_out, rate, plan.time_reference, preset, job.overwrite, stem))
             files.append(write_json(sidecar_path(path), {**provenance, "stem": stem, "file": path.name}, overwrite=job.overwrite))
             out.stems[stem], out.sidecars[stem], out.audio[stem] = path, sidecar_path(path), audio_out
-    except BaseException:
+    except BaseException as exc:
         for f in files:
             f.abort()
+        if isinstance(exc, OSError):
+            raise io_error(path, exc) from exc
         raise
     commit_all(files)
     return out
@@ -138,6 +224,9 @@ def _write_wav(path: Path, audio: np.ndarray, rate: int, time_reference: int, pr
             writer.write(audio[:, i : i + WRITE_BLOCK])
         writer.close()
         out.finish()
+    except OSError as exc:  # disk full, read-only filesystem, permission: one line, no temp file
+        out.abort()
+        raise io_error(path, exc) from exc
     except BaseException:
         out.abort()
         raise

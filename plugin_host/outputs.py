@@ -5,20 +5,75 @@ moved into place in one step (`os.link` when the name must not exist yet, `os.re
 overwriting was asked for), so a reader never sees a half-written WAV and a failed job leaves
 nothing behind. Existing outputs are never replaced silently: `OutputExists` names the file
 unless `overwrite` is set, or the `number` policy picks the first free "name-2.wav", ...
+
+`check_out_dir` runs before any audio is computed: the folder must be (or be creatable as) a
+writable directory on a real filesystem with room for the expected bytes; `OutputError`
+says which of these fails. A later I/O error (disk full, read-only filesystem, permission) is raised
+as `OutputError` too, after every temp file of the job was removed.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import string
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from stemlink.errors import OutputExists, PresetError
+from stemlink.errors import OutputError, OutputExists, PresetError
 
 PATTERN_FIELDS = ("track", "stem", "region", "task", "model", "seed", "timeline")
 ON_EXISTS = ("error", "number")
+SPACE_MARGIN = 1 << 20  # bytes beyond the samples: WAV headers, sidecars, filesystem slack
+VIRTUAL_FS = ("/proc", "/sys")  # kernel views: writes there are never audio files
+
+
+def expected_bytes(frames: int, channels: int, stems: int) -> int:
+    """Bytes the WAVs of one job need on disk (float32, the larger format) plus a margin."""
+    return frames * channels * 4 * stems + SPACE_MARGIN
+
+
+def check_out_dir(out_dir: Path, need: int = 0) -> Path:
+    """Make sure `out_dir` is, or can be created as, a writable folder with `need` bytes free.
+
+    Nothing is created: one probe file is written and removed in the folder, or in its nearest
+    existing parent when the folder does not exist yet (it is made when the first output is
+    written). Raises `OutputError` naming the folder and the reason. Returns `out_dir`.
+    """
+    out_dir = Path(out_dir)
+    real = Path(os.path.realpath(out_dir))
+    for virtual in map(Path, VIRTUAL_FS):
+        if real == virtual or virtual in real.parents:
+            raise OutputError(f"output folder {out_dir} is under {virtual}, a virtual filesystem, not a place for files: choose another --out", field="out")
+    base = next(part for part in (real, *real.parents) if part.exists() or part.is_symlink())
+    if not base.is_dir():
+        what = "is" if base == real else f"is inside {base}, which is"
+        raise OutputError(f"output folder {out_dir} {what} not a directory ({_kind(base)}): choose another --out", field="out")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".stemlink-probe-", dir=base)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        where = "" if base == real else f" (cannot be created in {base})"
+        raise OutputError(f"output folder {out_dir} is not writable{where}: {exc.strerror or exc}", field="out") from exc
+    free = shutil.disk_usage(base).free
+    if need > free:
+        raise OutputError(f"not enough space in {out_dir}: the outputs need about {_mb(need)}, {_mb(free)} free", field="out")
+    return out_dir
+
+
+def io_error(path: Path, exc: OSError) -> OutputError:
+    """One-line `OutputError` for a failed write of `path` (disk full, read-only, permission)."""
+    return OutputError(f"cannot write {path}: {exc.strerror or exc}", field="out")
+
+
+def _kind(path: Path) -> str:
+    return "a regular file" if path.is_file() else "not a folder"
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
 
 
 def check_pattern(pattern: str, field: str = "output") -> str:
@@ -93,14 +148,19 @@ class AtomicFile:
     """`with AtomicFile(path) as fh:` write to a temp file beside `path`; committed on success.
 
     On an exception the temp file is removed and `path` is untouched. Use `commit=False` to
-    keep the temp file and call `commit()` later (several outputs committed together).
+    keep the temp file and call `commit()` later (several outputs committed together). An
+    `OSError` of the filesystem (creating, flushing, placing) is raised as `OutputError`.
     """
 
     def __init__(self, path: Path, *, overwrite: bool = False):
         self.path = Path(path)
         self.overwrite = overwrite
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
+        self.placed_new = False  # set by commit(): `path` did not exist before
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
+        except OSError as exc:
+            raise io_error(self.path, exc) from exc
         self.tmp = Path(tmp)
         os.chmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         self.fh = os.fdopen(fd, "w+b")
@@ -118,21 +178,30 @@ class AtomicFile:
     def finish(self) -> None:
         """Flush and close the temp file (data on disk before the rename)."""
         if not self.fh.closed:
-            self.fh.flush()
-            os.fsync(self.fh.fileno())
-            self.fh.close()
+            try:
+                self.fh.flush()
+                os.fsync(self.fh.fileno())
+                self.fh.close()
+            except OSError as exc:
+                self.abort()
+                raise io_error(self.path, exc) from exc
 
     def commit(self) -> Path:
         self.finish()
         try:
             if self.overwrite:
+                self.placed_new = not os.path.lexists(self.path)
                 os.replace(self.tmp, self.path)
             else:
                 try:
                     os.link(self.tmp, self.path)  # fails if the name exists: no clobbering, even racing
                 except FileExistsError as exc:
                     raise OutputExists(f"output {self.path} appeared while writing; not overwritten", field="output") from exc
+                self.placed_new = True
                 self.tmp.unlink()
+        except OSError as exc:
+            self.abort()
+            raise io_error(self.path, exc) from exc
         except BaseException:
             self.abort()
             raise
@@ -140,7 +209,10 @@ class AtomicFile:
 
     def abort(self) -> None:
         if not self.fh.closed:
-            self.fh.close()
+            try:
+                self.fh.close()
+            except OSError:
+                pass  # the close of a file being discarded (e.g. ENOSPC on its last flush)
         self.tmp.unlink(missing_ok=True)
 
 
@@ -149,6 +221,9 @@ def write_json(path: Path, data: Mapping[str, Any], *, overwrite: bool) -> Atomi
     out = AtomicFile(path, overwrite=overwrite)
     try:
         out.fh.write(json.dumps(data, indent=2, sort_keys=True, default=str).encode("utf-8") + b"\n")
+    except OSError as exc:
+        out.abort()
+        raise io_error(path, exc) from exc
     except BaseException:
         out.abort()
         raise
@@ -157,7 +232,8 @@ def write_json(path: Path, data: Mapping[str, Any], *, overwrite: bool) -> Atomi
 
 
 def commit_all(files: Iterable[AtomicFile], cleanup: Callable[[], None] | None = None) -> list[Path]:
-    """Commit prepared temp files in order; on a failure remove the rest's temp files."""
+    """Commit prepared temp files in order; on a failure remove the rest's temp files and the
+    files already placed by this call (those that did not replace an existing file)."""
     files = list(files)
     done: list[Path] = []
     try:
@@ -166,6 +242,9 @@ def commit_all(files: Iterable[AtomicFile], cleanup: Callable[[], None] | None =
     except BaseException:
         for f in files[len(done):]:
             f.abort()
+        for f in files[: len(done)]:
+            if f.placed_new:
+                f.path.unlink(missing_ok=True)
         if cleanup:
             cleanup()
         raise

@@ -10,31 +10,86 @@ file's rate.
 The engine returns stems at the file's rate. Their BWF TimeReference is the timeline sample
 expressed at the file's rate: `round(timeline * file_rate / session_rate)`.
 
-Every problem (missing or unreadable file, negative start, zero length, past the end of
-the file, bad channel index) raises `InvalidInput` naming the field.
+Every problem (missing or unreadable file, a folder or FIFO given as the file, negative
+start, zero length, past the end of the file, bad channel index) raises `InvalidInput` naming
+the field; a region longer than the engine accepts per input (`Limits.max_frames`) raises
+`TooLarge` before anything is read (`stemlink/limits.py` `MAX_FRAMES`).
+
+Memory follows the file, not its header: for WAV/RF64/AIFF the frames the header claims are
+compared with the bytes the file holds (`plugin_host/headers.py`). A file holding less than
+its header says is read only as far as its data goes, with a `TruncatedAudio` warning
+("truncated: header says N frames, file holds M"); a region past the data is refused.
+Compressed files are bounded by the frame limit and read in blocks.
 """
 from __future__ import annotations
 
 import math
+import os
+import stat
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from stemlink.engine.audio_io import FileSource, open_audio
-from stemlink.errors import InvalidInput
+from stemlink.engine.audio_io import open_audio
+from stemlink.errors import InvalidInput, TooLarge
+from stemlink.limits import MAX_FRAMES
+from stemlink.plugin_host.headers import pcm_extent
+
+READ_BLOCK = 1 << 18  # frames decoded per read call
+_KINDS = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
+
+
+class TruncatedAudio(UserWarning):
+    """A file holds fewer frames than its header claims; only the frames present are used."""
 
 
 @dataclass(frozen=True)
 class FileInfo:
     sample_rate: int
     channels: int
-    frames: int
+    frames: int  # frames the file really holds (what regions are checked against)
+    header_frames: int | None = None  # what the header claims, when that is more than `frames`
+
+    def truncation(self, path: Path) -> str | None:
+        if self.header_frames is None:
+            return None
+        return f"{path}: truncated: header says {self.header_frames} frames, file holds {self.frames}; using the {self.frames} present"
+
+
+def check_input_file(path: str | Path, kind: str = "audio file", field: str = "path") -> Path:
+    """`path` must be an existing regular file: a folder, FIFO or device is named as such
+    (and never opened: opening a FIFO would block)."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as exc:
+        raise InvalidInput(f"{kind} not found: {path}", field=field) from exc
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {kind} {path}: {exc.strerror or exc}", field=field) from exc
+    if stat.S_ISDIR(mode):
+        raise InvalidInput(f"{path} is a directory, not {'an' if kind[0] in 'aeiou' else 'a'} {kind}", field=field)
+    if not stat.S_ISREG(mode):
+        what = next((name for test, name in _KINDS if test(mode)), "special file")
+        raise InvalidInput(f"{path} is not a regular file ({what})", field=field)
+    return path
 
 
 def file_info(path: str | Path) -> FileInfo:
+    """Rate, channels and the frames really present (the header's claim checked against the file size)."""
+    path = check_input_file(path)
     with open_audio(path) as f:
-        return FileInfo(int(round(f.samplerate)), int(f.num_channels), int(f.frames))
+        rate, channels, frames = int(round(f.samplerate)), int(f.num_channels), int(f.frames)
+    try:
+        extent = pcm_extent(path)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read audio file {path}: {exc.strerror or exc}", field="path") from exc
+    if extent is not None and extent.held < frames:
+        if extent.held == 0:
+            raise InvalidInput(f"{path} holds no audio data (its header says {frames} frames): the file is truncated", field="path")
+        return FileInfo(rate, channels, extent.held, header_frames=frames)
+    return FileInfo(rate, channels, frames)
 
 
 @dataclass(frozen=True)
@@ -79,13 +134,16 @@ class Region:
         """Validate against the file; returns the region with `frames` filled in."""
         if self.start < 0:
             raise InvalidInput(f"region start must be >= 0, got sample {self.start}", field="start")
+        held = f"{info.frames} samples at {info.sample_rate} Hz" + ("" if info.header_frames is None else f"; its header claims {info.header_frames}: truncated")
         if self.start >= info.frames:
-            raise InvalidInput(f"region starts at sample {self.start}, past the end of {self.path} ({info.frames} samples at {info.sample_rate} Hz)", field="start")
+            raise InvalidInput(f"region starts at sample {self.start}, past the end of {self.path} ({held})", field="start")
         frames = info.frames - self.start if self.frames is None else self.frames
         if frames <= 0:
             raise InvalidInput(f"region is empty: end must be after start (start {self.start}, frames {frames})", field="end")
         if self.start + frames > info.frames:
-            raise InvalidInput(f"region end (sample {self.start + frames}) is past the end of {self.path} ({info.frames} samples at {info.sample_rate} Hz)", field="end")
+            raise InvalidInput(f"region end (sample {self.start + frames}) is past the end of {self.path} ({held})", field="end")
+        if frames > MAX_FRAMES:
+            raise TooLarge(f"region of {self.path} is {frames} frames; the engine accepts at most {MAX_FRAMES} per input (limits.max_frames): choose a shorter region", field="end")
         if self.timeline is not None and self.timeline < 0:
             raise InvalidInput(f"timeline position must be >= 0, got {self.timeline}", field="timeline")
         if self.session_rate is not None and not 1000 <= self.session_rate <= 384000:
@@ -120,12 +178,41 @@ def _pick(label: str, seconds: float | None, samples: int | None, rate: int, def
     return default
 
 
-def read_region(region: Region) -> tuple[np.ndarray, int, Region]:
-    """Read a region: ((C, N) float32 audio, file rate, the checked region with frames set)."""
+def read_region(region: Region, *, rate: int | None = None) -> tuple[np.ndarray, int, Region]:
+    """Read a region: ((C, N) float32 audio, its rate, the checked region with frames set).
+
+    `rate`: resample to this rate while reading (the region stays in the file's samples).
+    Only the frames present in the file are ever decoded, in blocks of `READ_BLOCK`.
+    """
     info = file_info(region.path)
     region = region.check(info)
-    with FileSource(region.path, offset=region.start, frames=region.frames) as source:
-        audio = source.read(0, region.frames)
+    note = info.truncation(region.path)
+    if note:
+        warnings.warn(note, TruncatedAudio, stacklevel=2)
+    with open_audio(region.path) as f:
+        start, count, out_rate = region.start, region.frames, info.sample_rate
+        if rate is not None and rate != info.sample_rate:
+            f = f.resampled_to(float(rate))
+            start, out_rate = int(round(region.start * rate / info.sample_rate)), int(rate)
+            count = max(1, int(round(region.frames * rate / info.sample_rate)))
+        audio = _read_blocks(f, start, count, info.channels)
     if region.channels is not None:
         audio = np.ascontiguousarray(audio[list(region.channels)])
-    return audio, info.sample_rate, region
+    return audio, out_rate, region
+
+
+def _read_blocks(f, start: int, count: int, channels: int) -> np.ndarray:
+    """(channels, count) float32 from an open pedalboard file, decoded block by block."""
+    out = np.empty((channels, count), dtype=np.float32)
+    f.seek(start)
+    done = 0
+    while done < count:
+        block = f.read(min(READ_BLOCK, count - done))
+        n = block.shape[-1]
+        if n == 0:
+            break
+        out[:, done : done + n] = block
+        done += n
+    if done < count:
+        out[:, done:] = 0.0  # a resampler's last partial block
+    return out

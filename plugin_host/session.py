@@ -33,7 +33,7 @@ from typing import Any, Mapping
 from stemlink.errors import InvalidInput, StemlinkError
 from stemlink.plugin_host.jobs import Job
 from stemlink.plugin_host.presets import Preset, load_preset
-from stemlink.plugin_host.region import Region
+from stemlink.plugin_host.region import Region, check_input_file
 
 SESSION_KEYS = {"session_rate", "preset", "out", "overwrite", "tracks"}
 TRACK_KEYS = {"name", "file", "preset", "channels", "regions"}
@@ -58,11 +58,9 @@ def _keys(table: Any, allowed: set[str], where: str) -> Mapping[str, Any]:
 
 def load_session(path: str | Path, *, out_dir: Path | None = None, overwrite: bool | None = None) -> Session:
     """Parse and validate a session file into jobs (regions are checked against their files)."""
-    path = Path(path)
+    path = check_input_file(path, "session file", field="session")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InvalidInput(f"session file not found: {path}", field="session") from exc
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise InvalidInput(f"session {path}: not valid TOML: {exc}", field="session") from exc
     _keys(data, SESSION_KEYS, "session")

@@ -38,6 +38,12 @@ class TooLarge(ProtocolError):
     code = "TOO_LARGE"
 
 
+class BadResult(ProtocolError):
+    """An engine's result the host refuses: wrong stems, shapes, dtype, NaN/inf or provenance."""
+
+    code = "BAD_RESULT"
+
+
 class UnknownModel(StemlinkError):
     code = "UNKNOWN_MODEL"
 
@@ -82,6 +88,12 @@ class OutputExists(StemlinkError):
     code = "OUTPUT_EXISTS"
 
 
+class OutputError(StemlinkError):
+    """The output folder cannot take the outputs (not a folder, read-only, full) or writing failed."""
+
+    code = "OUTPUT"
+
+
 class MissingDependency(StemlinkError):
     """An optional system or Python dependency is missing; the message says how to install it."""
 
@@ -91,8 +103,8 @@ class MissingDependency(StemlinkError):
 ERRORS_BY_CODE: dict[str, type[StemlinkError]] = {
     cls.code: cls
     for cls in [
-        StemlinkError, InvalidInput, ProtocolError, VersionMismatch, TooLarge, UnknownModel,
+        StemlinkError, InvalidInput, ProtocolError, VersionMismatch, TooLarge, BadResult, UnknownModel,
         UnknownTask, ModelLoadError, Busy, Cancelled, EngineUnavailable, Timeout, PresetError,
-        OutputExists, MissingDependency,
+        OutputExists, OutputError, MissingDependency,
     ]
 }

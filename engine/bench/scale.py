@@ -12,10 +12,22 @@ Each duration runs in a fresh Python process (so VmHWM is that run's peak):
 or `python -m stemlink.engine.bench.scale 10 60 600` (prints JSON). Memory flat in region length
 means the 600 s peak stays within ~1.2x of the 60 s peak; time linear means wall/second is
 about constant.
+
+`--engine` measures the product path instead: a `stemlink serve` process (the engine) gets a
+stereo 44.1 kHz region as one `separate` request from a `Client` in the measuring process,
+runs it, and returns the stems; its peak RSS (VmHWM, read from /proc/PID/status after the
+result arrived) minus its RSS after a 1 s warm-up job is the job's peak, also given as a
+multiple of the input's bytes. `--code DIR` runs both processes from another checkout (old
+code: put it first on PYTHONPATH). Echo model by default, `--model NAME --exports DIR` for a
+shipped one:
+
+    python -m stemlink.engine.bench.scale --engine 60 600 1500
+    python -m stemlink.engine.bench.scale --engine 60 --model msdm-small --exports exports --code /work/before
 """
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -119,17 +131,125 @@ def bench_scale(durations: Sequence[float] = (10, 60, 600), threads: int = 1) ->
     }
 
 
+def _proc_status(pid: int) -> dict[str, float]:
+    """VmRSS / VmHWM of process `pid` in MiB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key = line.split(":")[0]
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(line.split()[1]) / 1024
+    return out
+
+
+def _noise(seconds: float) -> "np.ndarray":
+    import numpy as np
+
+    frames = int(seconds * RATE)
+    rng = np.random.default_rng(0)
+    mix = np.empty((CHANNELS, frames), dtype=np.float32)
+    step = CHUNK_SECONDS * RATE
+    for start in range(0, frames, step):
+        n = min(step, frames - start)
+        mix[:, start : start + n] = 0.1 * rng.standard_normal((CHANNELS, n), dtype=np.float32)
+    return mix
+
+
+def run_engine_one(seconds: float, folder: Path, model: str | None, exports: str | None, threads: int, task: str = "separate") -> dict:
+    """One product-path measurement: a fresh `stemlink serve` child, one request (`task`:
+    separate, or extract / remove of the model's first stem)."""
+    from stemlink.bridge.client import Client
+    from stemlink.engine.tasks import TaskRequest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if exports is None:
+        from stemlink.engine.models.echo import build_echo_export
+
+        exports, model = str(build_echo_export(folder / "exports", sample_rate=16000, window=16384, delay=7, formats=("onnx",))), "echo"
+    sock = folder / "engine.sock"
+    cmd = [sys.executable, "-m", "stemlink", "serve", "--bind", f"ipc://{sock}", "--exports", str(exports), "--threads", str(threads)]
+    with open(folder / "engine.log", "wb") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        while not sock.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"engine did not start: {(folder / 'engine.log').read_text(errors='replace')[-2000:]}")
+            time.sleep(0.05)
+        mix = _noise(seconds)
+        with Client(f"ipc://{sock}", discover_engine=False, timeout=300, heartbeat_timeout=600) as client:
+            stems = () if task == "separate" else (next(m for m in client.models() if m.name == model).stems[0],)
+
+            def request(audio):
+                return TaskRequest(task=task, sample_rate=RATE, inputs={"mix": audio}, model=model, stems=stems)
+
+            client.submit(request(mix[:, :RATE].copy()))  # warm-up: model load, runtime, allocator
+            base = _proc_status(proc.pid)
+            started = time.perf_counter()
+            result = client.submit(request(mix))
+            wall = time.perf_counter() - started
+            after = _proc_status(proc.pid)
+            stems = {name: tuple(a.shape) for name, a in result.stems.items()}
+            del result
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    input_mb = mix.nbytes / 2**20
+    delta = after["VmHWM"] - base["VmRSS"]
+    return {
+        "seconds": seconds, "task": task, "model": model, "input_mb": round(input_mb, 1), "wall": round(wall, 2),
+        "engine_rss_before_mb": round(base["VmRSS"], 1), "engine_peak_mb": round(after["VmHWM"], 1),
+        "job_peak_delta_mb": round(delta, 1), "job_peak_x_input": round(delta / input_mb, 2), "stems": stems, "threads": threads,
+    }
+
+
+def bench_engine(durations: Sequence[float], *, code: str | None = None, model: str | None = None, exports: str | None = None, threads: int = 1, task: str = "separate") -> dict:
+    """Product-path peak per duration, each in a fresh pair of processes (client + engine)."""
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = str(Path(code).resolve())
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="stemlink-engine-mem-") as tmp:
+        for seconds in durations:
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--engine-child", str(seconds), "--dir", str(Path(tmp) / f"run{seconds}"), "--threads", str(threads), "--task", task]
+            if exports is not None:
+                cmd += ["--exports", str(Path(exports).resolve()), "--model", model or "msdm-small"]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, cwd=code or None)
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            row["code"] = code or str(Path(__file__).resolve().parents[2])
+            row["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            runs.append(row)
+    return {"runs": runs, "command": f"python -m stemlink.engine.bench.scale --engine --task {task} " + " ".join(str(d) for d in durations)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("durations", nargs="*", type=float, default=[10, 60, 600])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--engine", action="store_true", help="product path: peak RSS of a `stemlink serve` process per request")
+    parser.add_argument("--code", help="--engine: run client and engine from this checkout")
+    parser.add_argument("--model", help="--engine: model name (with --exports; default: the echo debug model)")
+    parser.add_argument("--exports", help="--engine: exports folder holding --model")
+    parser.add_argument("--task", default="separate", choices=("separate", "extract", "remove"), help="--engine: the request")
     parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--engine-child", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
         print(json.dumps(run_one(args.child, Path(args.dir), args.threads)))
+        return 0
+    if args.engine_child is not None:
+        print(json.dumps(run_engine_one(args.engine_child, Path(args.dir), args.model, args.exports, args.threads, args.task)))
+        return 0
+    if args.engine:
+        print(json.dumps(bench_engine(args.durations, code=args.code, model=args.model, exports=args.exports, threads=args.threads, task=args.task), indent=2))
         return 0
     print(json.dumps(bench_scale(args.durations, args.threads), indent=2))
     return 0

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-import torch
+if TYPE_CHECKING:  # annotations only: the wire layer imports TASKS/ModelSpec without paying for torch
+    import torch
 
 ProgressCallback = Callable[[int, int], None]
 

@@ -32,6 +32,7 @@ from torch import nn
 
 from stemlink.engine.models.base import Accompanist, EngineModel, Generator, ModelSpec, ProgressCallback, Scorer, Separator
 from stemlink.errors import InvalidInput
+from stemlink.limits import MAX_STEPS
 
 ECHO_STEMS = ("bass", "drums", "guitar", "piano")
 ECHO_GAINS = (0.125, 0.25, 0.25, 0.375)  # dyadic, sum exactly 1.0
@@ -71,8 +72,8 @@ class EchoModel(EngineModel, Separator, Accompanist, Generator, Scorer):
         if unknown:
             raise InvalidInput(f"model {self.name!r}: unknown parameter(s) {sorted(unknown)}; allowed: steps, sleep", field=f"params.{sorted(unknown)[0]}")
         steps = merged.get("steps", 1)
-        if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 1000:
-            raise InvalidInput(f"model {self.name!r}: params.steps must be an integer in 1..1000, got {steps!r}", field="params.steps")
+        if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
+            raise InvalidInput(f"model {self.name!r}: params.steps must be an integer in 1..{MAX_STEPS}, got {steps!r}", field="params.steps")
         sleep = merged.get("sleep", 0.0)
         if not isinstance(sleep, (int, float)) or isinstance(sleep, bool) or not (math.isfinite(sleep) and 0 <= sleep <= 10):
             raise InvalidInput(f"model {self.name!r}: params.sleep must be a number of seconds in 0..10, got {sleep!r}", field="params.sleep")

@@ -27,6 +27,7 @@ import torch
 from stemlink.engine.models.base import Accompanist, EngineModel, Generator, ModelSpec, ProgressCallback, Separator
 from stemlink.engine.sampling import karras_sigmas, sample_dirac, sample_gaussian, sample_generate, sample_inpaint
 from stemlink.errors import InvalidInput
+from stemlink.limits import MAX_STEPS
 
 LIKELIHOODS = ("dirac", "dirac_sym", "gaussian")
 
@@ -54,7 +55,7 @@ def _is_number(v: Any) -> bool:
 
 
 _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "steps": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000, "an integer in 1..1000"),
+    "steps": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_STEPS, f"an integer in 1..{MAX_STEPS}"),
     "s_churn": (lambda v: _is_number(v) and 0 <= v <= 1000, "a number in 0..1000"),
     "corrector_steps": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10, "an integer in 0..10"),
     "sigma_min": (lambda v: _is_number(v) and 0 < v < 10, "a number in (0, 10)"),

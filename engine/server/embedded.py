@@ -104,6 +104,17 @@ class Engine:
             return self.process.poll() is None
         return self.server is not None and self.server._thread is not None and self.server._thread.is_alive()
 
+    def wait_exit(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for a child process that is dying (e.g. SIGKILLed: the kernel
+        tears it down for a while) so `exit_info` can name the signal; True once it ended."""
+        if self.process is None:
+            return not self.alive
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def exit_info(self) -> str:
         """": exit code N" for a child process that ended, else ""."""
         if self.process is not None and self.process.poll() is not None:

@@ -11,10 +11,17 @@ ENGINE_UNAVAILABLE error, running jobs are cancelled (or allowed to finish for
 `shutdown_grace` seconds when `finish_running`), their final replies are forwarded, and the
 sockets close with linger 0.
 
-Abandoned jobs: a submit may declare `keepalive` seconds; its client then sends something
-(the `Client` pings) at least that often while the job is unfinished. A job whose client has
-been silent for 3 keepalive intervals (crashed DAW, dropped network) is cancelled, so it does
-not hold a worker.
+Abandoned jobs: the ROUTER is `ROUTER_MANDATORY`, so a reply or heartbeat to a client whose
+connection is gone fails at once; every active job of that client is then cancelled (within a
+heartbeat interval of the disconnect). A submit may also declare `keepalive` seconds; its
+client then sends something (the `Client` pings) at least that often while the job is
+unfinished. A job whose client has been silent for 3 keepalive intervals (a hung DAW, a dead
+network without a reset) is cancelled. Silence is counted in time the engine itself ran: a
+stall of the I/O loop (SIGSTOP, a machine under load) is forgiven.
+
+Fair share (engine/server/jobs.py): at most `max_client_jobs` active jobs per client
+connection, a `memory_budget` in bytes for all active jobs (default a quarter of the
+machine's RAM), an optional `job_timeout` (seconds a job may run; then TIMEOUT).
 """
 from __future__ import annotations
 
@@ -31,12 +38,13 @@ import zmq
 from stemlink import __version__
 from stemlink.bridge.auth import secure_server
 from stemlink.bridge.discovery import DEFAULT_ADDRESS
+from stemlink.bridge.liveness import ProcessIdentity
 from stemlink.bridge.protocol import (
     Accepted, Cancel, Capabilities, Error, Heartbeat, Hello, Limits, Message, ModelInfo, Ping, Pong, Status,
     StatusRequest, Submit, decode, encode,
 )
 from stemlink.engine.registry import ModelRegistry
-from stemlink.engine.server.jobs import Job, JobQueue
+from stemlink.engine.server.jobs import MAX_CLIENT_JOBS, Job, JobQueue, default_memory_budget, job_cost
 from stemlink.engine.server.worker import Worker
 from stemlink.errors import Cancelled, EngineUnavailable, ProtocolError, StemlinkError, UnknownTask
 
@@ -44,6 +52,7 @@ log = logging.getLogger("stemlink.engine.server")
 DEFAULT_BIND = DEFAULT_ADDRESS
 SHUTDOWN_LINGER_MS = 200
 KEEPALIVE_MISSES = 3  # a job whose client sent nothing for this many keepalive intervals is cancelled
+STALL_GAP = 1.0  # s between two I/O loop turns (normally <= 0.1 s): the engine itself was stalled
 UNKNOWN_ID = "-"  # id of error replies to messages whose own id could not be read
 
 
@@ -61,6 +70,9 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     curve_dir: Path | None = None  # CURVE keys folder (bridge/auth.py): encrypt + authorize clients
     preload: bool = False  # load (and sha256-check) every model before accepting clients
+    max_client_jobs: int = MAX_CLIENT_JOBS  # active jobs per client connection (0 = no limit)
+    memory_budget: int | None = None  # bytes for all active jobs; None = a quarter of the RAM, 0 = no budget
+    job_timeout: float | None = None  # seconds a job may run before it is stopped with TIMEOUT (None = no limit)
 
 
 def model_infos(registry: ModelRegistry) -> list[ModelInfo]:
@@ -86,7 +98,10 @@ class Server:
             self.config.limits = Limits(**{**self.config.limits.to_header(), "queue_size": self.config.queue_size})
         self.context = context or zmq.Context.instance()
         self.registry = registry or ModelRegistry(self.config.exports_dir, device=self.config.device, threads=self.config.threads)
-        self.queue = JobQueue(self.config.queue_size)
+        if self.config.memory_budget is None:
+            self.config.memory_budget = default_memory_budget()
+        self.queue = JobQueue(self.config.queue_size, max_client_jobs=self.config.max_client_jobs, memory_budget=self.config.memory_budget)
+        self.process = ProcessIdentity.of_this_process()
         self.address: str | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -145,6 +160,7 @@ class Server:
             self.preload()
         router = self.context.socket(zmq.ROUTER)
         router.linger = 0
+        router.router_mandatory = 1  # a send to a gone client fails: its jobs are cancelled (_send)
         router.maxmsgsize = self.config.limits.max_message_bytes + self.config.limits.max_header_bytes
         pull = self.context.socket(zmq.PULL)
         pull.linger = 0
@@ -191,9 +207,14 @@ class Server:
         poller.register(router, zmq.POLLIN)
         poller.register(pull, zmq.POLLIN)
         interval = self.config.heartbeat_interval
-        next_beat = time.monotonic() + interval
+        next_beat = previous = time.monotonic()
         while not self._stop.is_set():
             events = dict(poller.poll(timeout=min(100, int(interval * 1000))))
+            now = time.monotonic()
+            if now - previous > STALL_GAP:  # this process was not running: forgive its clients that silence
+                for identity in self._last_seen:
+                    self._last_seen[identity] += now - previous
+            previous = now
             if pull in events:
                 self._forward(router, pull)
             if router in events:
@@ -204,7 +225,8 @@ class Server:
                         break
                     self._handle(router, frames)
             if time.monotonic() >= next_beat:
-                self._heartbeats(router)
+                # keepalive verdicts only once every pending client message has been read
+                self._heartbeats(router, judge=not router.getsockopt(zmq.EVENTS) & zmq.POLLIN)
                 next_beat = time.monotonic() + interval
 
     def _forward(self, router: zmq.Socket, pull: zmq.Socket) -> None:
@@ -213,17 +235,41 @@ class Server:
                 frames = pull.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            router.send_multipart(frames, copy=False)
+            self._send_frames(router, frames[0].bytes, frames[1:])
 
     def _send(self, router: zmq.Socket, identity: bytes, msg: Message) -> None:
-        router.send_multipart([identity, *encode(msg)], copy=False)
+        self._send_frames(router, identity, encode(msg))
 
-    def _heartbeats(self, router: zmq.Socket) -> None:
+    def _send_frames(self, router: zmq.Socket, identity: bytes, frames: list[Any]) -> None:
+        """Send without ever blocking; a client that is gone gets its jobs cancelled."""
+        try:
+            router.send_multipart([identity, *frames], zmq.NOBLOCK, copy=False)
+        except zmq.Again:  # its queue is full (a client that does not read): drop, as ZeroMQ would
+            log.warning("reply to client %s dropped: its send queue is full", identity.hex())
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+            self._client_gone(identity)
+
+    def _client_gone(self, identity: bytes) -> None:
+        """The connection of `identity` is closed (process exited, socket closed, network
+        reset): nobody can receive its jobs' replies, so cancel them all."""
+        self._last_seen.pop(identity, None)
+        for job in self.queue.active():
+            if job.identity != identity:
+                continue
+            try:
+                self.queue.cancel(identity, job.id, Cancelled(f"job {job.id!r} cancelled: its client disconnected", field="job"))
+            except StemlinkError:
+                continue  # finished meanwhile
+            log.info("job %s: client disconnected, cancelled", job.id)
+
+    def _heartbeats(self, router: zmq.Socket, judge: bool = True) -> None:
         now = time.monotonic()
         active = self.queue.active()
         for job in active:
             keepalive = job.submit.keepalive
-            if keepalive > 0 and now - self._last_seen.get(job.identity, now) > KEEPALIVE_MISSES * keepalive:
+            if judge and keepalive > 0 and now - self._last_seen.get(job.identity, now) > KEEPALIVE_MISSES * keepalive:
                 self._abandon(router, job)
                 continue
             state = "running" if job.state == "running" else "queued"
@@ -233,14 +279,17 @@ class Server:
             del self._last_seen[identity]
 
     def _abandon(self, router: zmq.Socket, job: Job) -> None:
-        """The client of `job` stopped its keepalives (crashed or gone): cancel the job."""
+        """The client of `job` stopped its keepalives (hung or unreachable): cancel the job."""
+        if job.cancel.is_set():
+            return
         log.info("job %s: client silent for more than %d keepalive intervals, cancelling", job.id, KEEPALIVE_MISSES)
+        reason = Cancelled(f"job {job.id!r} cancelled: its client stopped sending keepalives", field="keepalive")
         try:
-            queued = self.queue.cancel(job.identity, job.id)
+            queued = self.queue.cancel(job.identity, job.id, reason)
         except StemlinkError:
             return  # finished meanwhile
         if queued is not None:
-            self._send(router, job.identity, Error.from_exception(job.id, Cancelled("job cancelled: client stopped sending keepalives", field="keepalive")))
+            self._send(router, job.identity, Error.from_exception(job.id, reason))
 
     def _handle(self, router: zmq.Socket, frames: list[Any]) -> None:
         identity = frames[0].bytes
@@ -281,7 +330,8 @@ class Server:
         spec = self.registry.spec(name)
         if msg.task not in spec.tasks:
             raise UnknownTask(f"model {name!r} does not do task {msg.task!r}; its tasks: {', '.join(spec.tasks)}", field="task")
-        position = self.queue.put(Job(identity=identity, submit=msg, model=name))
+        job = Job(identity=identity, submit=msg, model=name, cost=job_cost(msg, spec.stems), timeout=self.config.job_timeout or 0.0)
+        position = self.queue.put(job)
         return Accepted(id=msg.id, position=position)
 
     def capabilities(self, msg_id: str) -> Capabilities:
@@ -290,17 +340,23 @@ class Server:
             defaults[task] = self.registry.default_for(task)
         return Capabilities(
             id=msg_id, engine_version=__version__, models=model_infos(self.registry), limits=self.config.limits,
-            workers=max(1, self.config.workers), defaults=defaults,
+            workers=max(1, self.config.workers), defaults=defaults, pid=self.process.pid, boot_id=self.process.boot_id,
+            process_start=self.process.start_ticks, heartbeat_interval=self.config.heartbeat_interval,
+            max_client_jobs=self.config.max_client_jobs, memory_budget=self.config.memory_budget or 0,
+            job_timeout=self.config.job_timeout or 0.0,
         )
 
     def status(self, msg_id: str) -> Status:
+        snap = self.queue.snapshot()  # one consistent view: a job is queued, running or done
         running = [
-            {"job": j.id, "task": j.submit.task, "model": j.model, "done": j.done, "total": j.total}
-            for j in self.queue.running()
+            {"job": j.id, "task": j.submit.task, "model": j.model, "done": j.done, "total": j.total, "cancelling": j.cancel.is_set()}
+            for j in snap.running
         ]
+        queued = [{"job": j.id, "task": j.submit.task, "model": j.model} for j in snap.queued]
         return Status(
-            id=msg_id, queue_depth=self.queue.depth(), queue_size=self.queue.size, running=running, uptime=self.uptime,
-            jobs_done=self.queue.jobs_done, jobs_failed=self.queue.jobs_failed,
+            id=msg_id, queue_depth=len(snap.queued), queue_size=self.queue.size, running=running, uptime=self.uptime,
+            jobs_done=snap.jobs_done, jobs_failed=snap.jobs_failed, queued=queued, memory_used=snap.memory_used,
+            memory_budget=self.queue.memory_budget,
         )
 
     # ------------------------------------------------------------------ shutdown

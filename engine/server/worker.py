@@ -3,7 +3,9 @@
 Workers never touch the ROUTER socket: each owns a PUSH socket connected to the I/O thread's
 inproc PULL socket and sends `[client identity, *message frames]`; the I/O thread forwards
 them unchanged (zero-copy). Progress is sent after each model step (throttled); a set cancel
-flag makes the progress callback raise `Cancelled`, so cancellation lands within one step.
+flag makes the progress callback raise its reason (`Cancelled`, or `Timeout` once the job has
+run longer than the engine's job timeout), so cancellation lands within one step. A job is
+marked done in the queue before its final reply is sent (`status` never lags a result).
 Before a result, a `send` progress (total = result bytes) tells the client how long the
 result transfer may keep the line silent.
 """
@@ -20,7 +22,7 @@ import zmq
 from stemlink.bridge.protocol import Error, Message, Progress, Result, encode
 from stemlink.engine.registry import ModelRegistry
 from stemlink.engine.server.jobs import Job, JobQueue
-from stemlink.errors import Cancelled, StemlinkError
+from stemlink.errors import StemlinkError
 
 log = logging.getLogger("stemlink.engine.server")
 PROGRESS_MIN_INTERVAL = 0.02  # seconds between progress messages of one job (last one always sent)
@@ -54,9 +56,9 @@ class Worker(threading.Thread):
         finally:
             out.close(linger=0)
 
-    def _send(self, out: zmq.Socket, job: Job, msg: Message) -> None:
+    def _send(self, out: zmq.Socket, job: Job, msg: Message, frames: list[Any] | None = None) -> None:
         try:
-            out.send_multipart([job.identity, *encode(msg)], copy=False)
+            out.send_multipart([job.identity, *(frames if frames is not None else encode(msg))], copy=False)
         except zmq.Again:
             log.warning("job %s: reply %s dropped, the I/O thread is gone", job.id, msg.TYPE)
 
@@ -64,8 +66,7 @@ class Worker(threading.Thread):
         last = [0.0]
 
         def callback(done: int, total: int) -> None:
-            if job.cancel.is_set():
-                raise Cancelled(f"job {job.id!r} was cancelled", field="job")
+            job.check()  # raises the cancel reason: Cancelled, or Timeout past the job timeout
             job.done, job.total = int(done), int(total)
             now = time.monotonic()
             if done >= total or now - last[0] >= PROGRESS_MIN_INTERVAL:
@@ -83,6 +84,7 @@ class Worker(threading.Thread):
         try:
             self._send(out, job, Progress(id=job.id, done=0, total=0, stage="load"))
             model = self.registry.get(job.model)
+            job.check()  # cancelled (or timed out) while the model was loading: do not start it
             kwargs: dict[str, Any] = {}
             if request.task == "accompany" and request.candidates > 1 and _accepts_scorer(run_task):
                 kwargs["scorer"] = self._scorer()
@@ -98,13 +100,16 @@ class Worker(threading.Thread):
             log.exception("job %s failed", job.id)
             reply, outcome = Error.from_exception(job.id, exc), "INTERNAL"
         try:
-            self._send(out, job, reply)
+            frames = encode(reply)
         except StemlinkError as exc:  # e.g. a result the protocol cannot carry
-            self._send(out, job, Error.from_exception(job.id, exc))
-            ok, outcome = False, exc.code
+            reply = Error.from_exception(job.id, exc)
+            frames, ok, outcome = encode(reply), False, exc.code
+        # Done before the final reply leaves: a client holding its result must never see the
+        # job as running (or its slot, memory and client limit as taken) in a later `status`.
         self.queue.finish(job, ok)
-        frames = next((a.shape[-1] for a in request.inputs.values()), request.frames)
-        log.info("job %s task=%s model=%s frames=%d -> %s in %.2fs", job.id, request.task, job.model, frames, outcome, time.monotonic() - job.started)
+        self._send(out, job, reply, frames)
+        length = next((a.shape[-1] for a in request.inputs.values()), request.frames)
+        log.info("job %s task=%s model=%s frames=%d -> %s in %.2fs", job.id, request.task, job.model, length, outcome, time.monotonic() - job.started)
 
     def _scorer(self) -> Any:
         """The default "score" model, to rank accompaniment candidates (None if none)."""

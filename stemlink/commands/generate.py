@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from stemlink.errors import InvalidInput
+    from stemlink.limits import DEFAULT_LIMITS
     from stemlink.plugin_host.cli import preset_from_args, run_jobs, split_names
     from stemlink.plugin_host.jobs import Job
 
@@ -30,7 +31,11 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--seconds must be > 0, got {args.seconds}", field="seconds")
     if not math.isfinite(args.timeline) or args.timeline < 0:
         raise InvalidInput(f"--timeline must be >= 0, got {args.timeline}", field="timeline")
+    frames = int(round(args.seconds * args.sr))
+    DEFAULT_LIMITS.check_rate(args.sr, field="--sr")  # the engine's limits, before any engine is started
+    DEFAULT_LIMITS.check_channels(args.channels_out, field="--channels-out")
+    DEFAULT_LIMITS.check_generate(frames, args.channels_out, where=f"--seconds {args.seconds:g}: ", rate=args.sr)
     preset = preset_from_args(args, "generate", stems=split_names(args.stems))
-    job = Job(preset=preset, out_dir=Path(args.out), track=args.track, overwrite=args.overwrite, frames=int(round(args.seconds * args.sr)),
+    job = Job(preset=preset, out_dir=Path(args.out), track=args.track, overwrite=args.overwrite, frames=frames,
               sample_rate=args.sr, channels=args.channels_out, timeline=int(round(args.timeline * args.sr)))
     return run_jobs(args, [job])

@@ -6,9 +6,12 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("models", help="list the models an engine serves")
-    parser.add_argument("--engine", default=None, help="engine address, e.g. tcp://127.0.0.1:5555 (default: embedded engine)")
+    parser.add_argument("--engine", default=None, help="engine address, e.g. tcp://127.0.0.1:5555 (default: $STEMLINK_ENGINE, else a local `stemlink serve` that answers, else an embedded engine)")
     parser.add_argument("--exports", default=None, help="exports folder for the embedded engine (default: STEMLINK_EXPORTS or ./exports)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the engine")
+    from stemlink.plugin_host.cli import add_curve_args
+
+    add_curve_args(parser)
     parser.set_defaults(run=run)
 
 
@@ -19,10 +22,11 @@ def format_table(rows: list[list[str]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from stemlink.bridge import Client
+    from stemlink.plugin_host.cli import curve_options
 
-    with Client(args.engine, timeout=args.timeout, exports_dir=args.exports) as client:
+    with Client(args.engine, timeout=args.timeout, exports_dir=args.exports, **curve_options(args)) as client:
         caps = client.hello()
-    where = args.engine or "embedded engine"
+        where = "embedded engine" if client.engine is not None else client.address
     print(f"stemlink engine {caps.engine_version} (protocol {caps.protocol_version}) at {where}: {len(caps.models)} model(s)")
     if not caps.models:
         return 0

@@ -16,8 +16,10 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from stemlink.plugin_host.audition import play
+    from stemlink.plugin_host.cli import warnings_as_lines
     from stemlink.plugin_host.region import Region, read_region
 
-    audio, rate, _ = read_region(Region.from_times(Path(args.file), start=args.start, end=args.end))
+    with warnings_as_lines():
+        audio, rate, _ = read_region(Region.from_times(Path(args.file), start=args.start, end=args.end))
     play(audio, rate)
     return 0

@@ -241,3 +241,24 @@ def test_memory_is_flat_in_region_length():
         pass
     short, long = peak(2), peak(20)
     assert long < 1.2 * short, (short, long)
+
+
+@pytest.mark.parametrize("task, stems, names", [("separate", ("drums",), ["drums"]), ("extract", ("bass",), ["bass", "residual"]),
+                                                 ("remove", ("bass", "piano"), ["mix"])])
+def test_run_task_holds_only_the_returned_stems(task, stems, names):
+    """Memory: the result arrays' common buffer is exactly (returned stems, C, N) float32, and
+    extract/remove still sum as defined (stems kept + residual == mix)."""
+    from stemlink.engine.tasks import TaskRequest, run_task
+
+    mix = noise(2, 30000)
+    model = echo(16000, window=1024)
+    result = run_task(model, TaskRequest(task=task, sample_rate=44100, inputs={"mix": mix}, stems=stems))
+    assert list(result.stems) == names
+    base = next(iter(result.stems.values())).base
+    assert base is not None and base.nbytes == len(names) * mix.nbytes
+    full = run_task(model, TaskRequest(task="separate", sample_rate=44100, inputs={"mix": mix})).stems
+    if task == "extract":
+        np.testing.assert_allclose(result.stems["bass"], full["bass"], atol=1e-6)
+        np.testing.assert_allclose(result.stems["bass"] + result.stems["residual"], mix, atol=1e-6)
+    if task == "remove":
+        np.testing.assert_allclose(result.stems["mix"], mix - full["bass"] - full["piano"], atol=1e-6)

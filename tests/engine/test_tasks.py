@@ -52,14 +52,14 @@ def test_bad_audio_is_invalid_input_naming_field(bad, field):
 
 
 @pytest.mark.parametrize("request_,field", [
-    (sep(mix(), sample_rate=4000), "sample_rate"),
+    (sep(mix(), sample_rate=999), "sample_rate"),
     (sep(mix(), sample_rate=44100.0), "sample_rate"),
     (sep(mix(), seed=-1), "seed"),
     (sep(mix(), stems=("kazoo",)), "stems"),
     (TaskRequest(task="separate", sample_rate=44100, inputs={}), "inputs.mix"),
     (TaskRequest(task="separate", sample_rate=44100, inputs={"mix": mix(), "extra": mix()}), "inputs.extra"),
     (TaskRequest(task="generate", sample_rate=44100, frames=0), "frames"),
-    (TaskRequest(task="generate", sample_rate=44100, frames=10, channels=17), "channels"),
+    (TaskRequest(task="generate", sample_rate=44100, frames=1000, channels=17), "channels"),
     (TaskRequest(task="accompany", sample_rate=44100, inputs={"context": mix()}, candidates=0), "candidates"),
     (sep(mix(), params={"steps": 0}), "params.steps"),
 ])
@@ -152,3 +152,28 @@ def test_score_self_vs_other():
     assert other.scores["score"] < same.scores["score"]
     assert same.scores["windows"] == 16
     assert same.stems == {}
+
+
+@pytest.mark.parametrize("rate", [1000, 4410, 7999])
+def test_host_rates_below_the_model_rate_are_resampled(rate):
+    x = mix(2, rate)
+    result = run_task(echo(16000), sep(x, sample_rate=rate))
+    assert all(s.shape == x.shape for s in result.stems.values())
+    assert np.abs(sum(result.stems.values()) - x).max() < 1e-5
+
+
+@pytest.mark.parametrize("request_,field", [
+    (sep(mix(2, 1)), "inputs.mix"),
+    (sep(mix(2, 63)), "inputs.mix"),
+    (TaskRequest(task="score", sample_rate=44100, inputs={"a": mix(), "b": mix(2, 1)}), "inputs.b"),
+    (TaskRequest(task="generate", sample_rate=44100, frames=1), "frames"),
+])
+def test_regions_shorter_than_the_minimum_are_refused(request_, field):
+    with pytest.raises(InvalidInput, match="limits.min_frames") as info:
+        run_task(echo(), request_)
+    assert info.value.field == field
+
+
+def test_the_minimum_region_is_processed():
+    x = mix(2, 64)
+    assert run_task(echo(), sep(x)).stems["bass"].shape == (2, 64)

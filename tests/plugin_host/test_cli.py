@@ -191,3 +191,46 @@ def test_progress_bar_redraws_on_a_terminal_and_writes_lines_to_a_log():
     bar(4, 4)
     bar.close()
     assert tty.getvalue().startswith("\rseparate [") and tty.getvalue().endswith("100%\n")
+
+
+@pytest.mark.parametrize("extra,message", [
+    ([], "accompany needs --context-stems: which stems of model 'echo' (bass, drums, guitar, piano) the region holds"),
+    (["--context-stems", "bass,drums", "--stems", "drums"], "stem(s) drums in both --stems and --context-stems: the region already holds them; generate guitar, piano instead"),
+    (["--context-stems", "bass,drums,guitar,piano"], "nothing to accompany"),
+    (["--context-stems", "bass,kazoo"], "stem 'kazoo' is not a stem of model 'echo'"),
+])
+def test_accompany_stems_are_checked_before_the_engine_works(env, capsys, extra, message):
+    wav(env / "ctx.wav", seconds=0.5)
+    assert main(["accompany", "ctx.wav", "--model", "echo", "--out", "acc", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (env / "acc").exists() or not any((env / "acc").iterdir())
+
+
+def test_score_gives_each_input_its_own_region(env, capsys):
+    x = wav(env / "a.wav", rate=16000, channels=1, seconds=3.0)
+    with AudioFile(str(env / "b.wav"), "w", 16000, 1, bit_depth=32) as f:
+        f.write(x[:, 16000:32000])  # b = second 1..2 of a
+    assert main(["score", "a.wav", "b.wav", "--model", "echo", "--json", "--start-a", "1", "--end-a", "2"]) == 0
+    out, err = capsys.readouterr()
+    same = json.loads(out)["score"]
+    assert "warning" not in err  # equal spans
+    assert main(["score", "a.wav", "b.wav", "--model", "echo", "--json"]) == 0  # 3 s against 1 s: padded, and said so
+    out, err = capsys.readouterr()
+    assert "warning: A's region is 3.000 s and B's 1.000 s: the engine zero-pads the shorter" in err
+    assert json.loads(out)["score"] < same
+    assert main(["score", "a.wav", "b.wav", "--model", "echo", "--json", "--start", "0", "--seconds", "1"]) == 0  # shared options still work
+    assert "warning" not in capsys.readouterr().err
+    assert main(["score", "a.wav", "b.wav", "--model", "echo", "--start-b", "2"]) == 2
+    assert "B (b.wav): region starts at sample 32000, past the end" in capsys.readouterr().err
+
+
+def test_session_output_names_are_checked_before_any_job(env, capsys):
+    """Two tracks whose outputs would both be bass.wav: refused before the first job wrote anything."""
+    wav(env / "a.wav", seconds=0.5)
+    wav(env / "b.wav", seconds=0.5)
+    (env / "s.toml").write_text('preset = "p.toml"\nout = "stems"\n[[tracks]]\nfile = "a.wav"\n[[tracks]]\nfile = "b.wav"\n')
+    (env / "p.toml").write_text('task = "separate"\nmodel = "echo"\nstems = ["bass"]\noutput = "{stem}.wav"\n')
+    assert main(["run", "s.toml"]) == 2
+    assert "two outputs of this run would both be named stems/bass.wav" in capsys.readouterr().err
+    assert not (env / "stems").exists() or not any((env / "stems").iterdir())
