@@ -7,9 +7,7 @@ import errno
 import os
 import shutil
 
-import numpy as np
 import pytest
-from pedalboard.io import AudioFile
 
 import stemlink.plugin_host.jobs as jobs_module
 import stemlink.plugin_host.outputs as outputs_module
@@ -26,15 +24,9 @@ def exports(tmp_path_factory):
 
 
 @pytest.fixture
-def env(exports, tmp_path, monkeypatch):
+def env(exports, cli_workdir, monkeypatch):
     monkeypatch.setenv("STEMLINK_EXPORTS", str(exports))
-    monkeypatch.delenv("STEMLINK_ENGINE", raising=False)
-    monkeypatch.setenv("STEMLINK_PRESETS", str(tmp_path / "presets"))
-    monkeypatch.chdir(tmp_path)
-    x = (0.1 * np.random.default_rng(0).standard_normal((2, 44100))).astype(np.float32)
-    with AudioFile(str(tmp_path / "mix.wav"), "w", 44100, 2, bit_depth=16) as f:
-        f.write(x)
-    return tmp_path
+    return cli_workdir
 
 
 @pytest.fixture

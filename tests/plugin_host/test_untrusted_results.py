@@ -9,7 +9,6 @@ import threading
 import numpy as np
 import pytest
 import zmq
-from pedalboard.io import AudioFile
 
 from stemlink.bridge.protocol import Accepted, Capabilities, Hello, ModelInfo, Ping, Pong, Result, Submit, decode, encode
 from stemlink.cli import main
@@ -87,15 +86,9 @@ CASES = {
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.delenv("STEMLINK_ENGINE", raising=False)
+def workdir(cli_workdir, monkeypatch):
     monkeypatch.delenv("STEMLINK_EXPORTS", raising=False)
-    monkeypatch.setenv("STEMLINK_PRESETS", str(tmp_path / "presets"))
-    monkeypatch.chdir(tmp_path)
-    x = (0.1 * np.random.default_rng(0).standard_normal((2, 44100))).astype(np.float32)
-    with AudioFile(str(tmp_path / "mix.wav"), "w", 44100, 2, bit_depth=16) as f:
-        f.write(x)
-    return tmp_path
+    return cli_workdir
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
