@@ -6,7 +6,7 @@ import multiprocessing as mp
 import numpy as np
 import pytest
 import torch
-from conftest import RATE, tone
+from corpus_builders import RATE, tone
 
 from stemlink.engine.data import StemPrompts, StemWindows, SubmixPairs, open_corpus
 from stemlink.engine.data.cache import cache_folder, ensure_cached
