@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
@@ -124,7 +125,8 @@ def _build(args):
 
 
 def test_cache_built_concurrently_is_complete(gated_corpus):
-    with mp.get_context("spawn").Pool(2) as pool:
+    # concurrent.futures, not multiprocessing.Pool: a worker that cannot start fails the test at once
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
         a, b = pool.map(_build, [(str(gated_corpus), 11025)] * 2)
     assert a == b and not [n for n in a if n.startswith(".")]  # no temp files left
     w = StemWindows(open_corpus(gated_corpus), "valid", sample_rate=11025, length=11025, jitter=False)
