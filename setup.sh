@@ -36,7 +36,7 @@ install_python() {
   [ "$gpu" = "1" ] && { extra=gpu; other=onnxruntime; }
   local stamp="$VENV/.stemlink-install"
   local want
-  want="$(cat pyproject.toml setup.py | sha256sum | cut -c1-16)-$extra"
+  want="$(sha256sum < pyproject.toml | cut -c1-16)-$extra"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     return
   fi

@@ -2,7 +2,7 @@
 
 `start` spawns a detached `stemlink serve --preload ...` (its own session: closing the terminal
 or Ctrl-C there does not stop it), records it in the state folder and waits until it answers;
-clients then find it by themselves on the default address (`bridge/discovery.py`), so
+clients then find it by themselves on the default address (`stemlink/bridge/discovery.py`), so
 every later command skips the torch import and the model loading. State folder:
 `$STEMLINK_STATE_DIR`, else `$XDG_RUNTIME_DIR/stemlink`, else `~/.cache/stemlink`:
 

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from stemlink.engine.threads import configure_process
 
-    configure_process()  # passive OpenMP waiting, before any command imports torch (engine/threads.py)
+    configure_process()  # passive OpenMP waiting, before any command imports torch (stemlink/engine/threads.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     args.cli_argv = list(sys.argv[1:] if argv is None else argv)  # e.g. `serve --background` re-runs its own options

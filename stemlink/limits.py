@@ -2,8 +2,8 @@
 
 `Limits` is what an engine accepts. The engine advertises it in `capabilities`, the wire
 checks every `submit` against it before any audio array is built or any job is queued
-(`bridge/protocol.py decode` -> `Submit.check_limits`), and the engine's `validate_request`
-(`engine/tasks.py`) runs the same checks again for direct callers of `run_task`. The model
+(`stemlink/bridge/protocol.py decode` -> `Submit.check_limits`), and the engine's `validate_request`
+(`stemlink/engine/tasks.py`) runs the same checks again for direct callers of `run_task`. The model
 families read `MAX_STEPS` for their sampler step counts. So the wire and the worker cannot
 disagree: there is no second copy of any number.
 

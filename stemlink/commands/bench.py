@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     import shlex
     from pathlib import Path
 
-    from stemlink.bench import BenchConfig, run_bench
+    from stemlink.apps.bench.suite import BenchConfig, run_bench
     from stemlink.errors import InvalidInput
 
     sections = tuple(s.strip() for s in args.only.split(",") if s.strip()) if args.only else SECTIONS

@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _render(args: argparse.Namespace) -> int:
     import time
 
-    from stemlink.engine.data.render import RenderConfig, render_corpus
+    from stemlink.lab.data.render import RenderConfig, render_corpus
 
     cfg = RenderConfig(out=args.out, tracks=args.tracks, seconds=args.seconds, sample_rate=args.sr,
                        seed=args.seed, source=args.source, jobs=args.jobs, synth=args.synth)
@@ -56,7 +56,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from stemlink.engine.data import open_corpus
+    from stemlink.lab.data import open_corpus
 
     corpus = open_corpus(args.root, layout=args.layout)
     print(f"{args.root}: layout {corpus.layout}")
@@ -71,7 +71,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from stemlink.engine.data.spectrogram import plot_track
+    from stemlink.lab.data.spectrogram import plot_track
 
     print(plot_track(args.track, args.out, args.seconds))
     return 0

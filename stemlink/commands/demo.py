@@ -2,7 +2,7 @@
 
 Separates a region of the shipped demo song, generates an accompaniment part for another
 region, scores it with COCOLA, writes BWF stems + sidecars and `report.html`. Progress goes to
-stderr; the last line on stdout is the report's path. See `stemlink/demo.py`.
+stderr; the last line on stdout is the report's path. See `stemlink/apps/demo.py`.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from stemlink.demo import DemoConfig, run_demo
+    from stemlink.apps.demo import DemoConfig, run_demo
 
     argv = ["stemlink", "demo", "--out", args.out]
     for flag, value in (("--exports", args.exports), ("--song", args.song), ("--steps", args.steps), ("--candidates", args.candidates)):

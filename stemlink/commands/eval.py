@@ -81,7 +81,7 @@ def _churns(args: argparse.Namespace) -> list[dict]:
 def _separation(args: argparse.Namespace) -> int:
     import torch
 
-    from stemlink.engine.eval.separation import SeparationScores, evaluate, oracle_irm, protocol_windows
+    from stemlink.lab.eval.separation import SeparationScores, evaluate, oracle_irm, protocol_windows
 
     model = _registry(args).get(args.model, args.format)
     windows = protocol_windows(args.data, args.split, model.stems, model.sample_rate, limit=args.windows, multiple_of=model.hop)
@@ -105,7 +105,7 @@ def _separation(args: argparse.Namespace) -> int:
 
 
 def _speed(args: argparse.Namespace) -> int:
-    from stemlink.engine.eval.speed import region, task_rtf
+    from stemlink.lab.eval.speed import region, task_rtf
 
     registry = _registry(args)
     audio = region(args.seconds, args.rate, args.channels, seed=args.seed)
@@ -123,8 +123,8 @@ def _speed(args: argparse.Namespace) -> int:
 
 
 def _accompaniment(args: argparse.Namespace) -> int:
-    from stemlink.engine.eval.accompaniment import nonsilent_share
-    from stemlink.engine.eval.separation import protocol_windows
+    from stemlink.lab.eval.accompaniment import nonsilent_share
+    from stemlink.lab.eval.separation import protocol_windows
 
     model = _registry(args).get(args.model, args.format)
     windows = protocol_windows(args.data, args.split, model.stems, model.sample_rate, seconds=model.window / model.sample_rate,

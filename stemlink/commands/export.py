@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from stemlink.engine.models.msdm import TASK_NAMES, parse_msdm_params, task_defaults
-    from stemlink.engine.train.msdm_export import export_msdm
+    from stemlink.lab.train.msdm_export import export_msdm
     from stemlink.paths import exports_dir
 
     defaults = json.loads(args.defaults)

@@ -1,4 +1,4 @@
-"""`stemlink keys init DIR [--client NAME ...]`: CURVE keys for remote engines (bridge/auth.py).
+"""`stemlink keys init DIR [--client NAME ...]`: CURVE keys for remote engines (stemlink/bridge/auth.py).
 
 Creates DIR/server.key(+_secret) and one key pair per client, authorizing each client
 (DIR/clients/NAME.key; delete that file to revoke the client, no restart needed).

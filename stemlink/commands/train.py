@@ -1,6 +1,6 @@
 """`stemlink train FAMILY --preset NAME ...`: train a model family from a training preset.
 
-Every family takes the same options; the family module (`stemlink.engine.train.FAMILY`) is
+Every family takes the same options; the family module (`stemlink.lab.train.FAMILY`) is
 imported only when the command runs and exposes `main(args) -> int`.
 Multi-process (DDP) training: `torchrun --nproc_per_node N -m stemlink train FAMILY ...`.
 """
@@ -11,7 +11,7 @@ import importlib
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from stemlink.engine.train import FAMILIES
+    from stemlink.lab.train import FAMILIES
 
     parser = subparsers.add_parser("train", help="train a model family from a preset (presets/train/)")
     families = parser.add_subparsers(dest="family", metavar="FAMILY")

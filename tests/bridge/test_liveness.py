@@ -1,5 +1,5 @@
 """A stalled engine is not a dead engine; a dead one is still reported quickly; a client that
-gives up cancels its job (bridge/liveness.py, the rule in the `Client` docstring)."""
+gives up cancels its job (stemlink/bridge/liveness.py, the rule in the `Client` docstring)."""
 from __future__ import annotations
 
 import os

@@ -6,7 +6,7 @@ import functools
 import torch
 
 from stemlink.engine.models.base import ModelSpec
-from stemlink.engine.nn.config import MSDMConfig, build_denoiser
+from stemlink.lab.nn.config import MSDMConfig, build_denoiser
 
 STEMS = ("bass", "drums", "guitar", "piano")
 DEBUG_CONFIG = MSDMConfig(stems=STEMS, sample_rate=8000, window=256, channels=(8, 16), factors=(4,),

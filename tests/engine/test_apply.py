@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from stemlink.engine.apply import ApplyConfig, WindowPlan, accompany_stream, collect, generate_stream, score, separate_stream
-from stemlink.engine.audio_io import ArraySource, FileSource
+from stemlink.audio.files import ArraySource, FileSource
 from stemlink.engine.models.base import ModelSpec
 from stemlink.engine.models.echo import ECHO_GAINS, ECHO_STEMS, ECHO_TASKS, EchoModel, EchoNet
-from stemlink.engine.resample import array_reader, out_frames, resample_array, resample_span
+from stemlink.audio.resample import array_reader, out_frames, resample_array, resample_span
 from stemlink.errors import Cancelled, InvalidInput
 
 

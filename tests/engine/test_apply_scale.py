@@ -1,7 +1,7 @@
 """The apply-layer scale benchmark runs and measures a file-to-files job of the right length."""
 from __future__ import annotations
 
-from stemlink.engine.bench.scale import RATE, run_one
+from stemlink.apps.bench.scale import RATE, run_one
 
 
 def test_run_one_short(tmp_path):

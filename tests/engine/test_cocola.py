@@ -4,9 +4,9 @@ import argparse
 import pytest
 import torch
 
-from stemlink.engine.eval.coherence import derangement, k_pair_accuracy, pair_scores
-from stemlink.engine.nn.cocola import BilinearSimilarity, build_cocola, contrastive_loss, pair_accuracy
-from stemlink.engine.train.cocola import SyntheticPairs, fixed_pairs, load_network, load_preset, main
+from stemlink.lab.eval.coherence import derangement, k_pair_accuracy, pair_scores
+from stemlink.lab.nn.cocola import BilinearSimilarity, build_cocola, contrastive_loss, pair_accuracy
+from stemlink.lab.train.cocola import SyntheticPairs, fixed_pairs, load_network, load_preset, main
 
 
 
@@ -121,7 +121,7 @@ def test_preset_errors_name_the_key(tmp_path):
 
 
 def test_score_distributions_separate_the_three_kinds():
-    from stemlink.engine.eval.coherence import PairEmbeddings, score_distributions
+    from stemlink.lab.eval.coherence import PairEmbeddings, score_distributions
 
     # 3 tracks x 4 windows 1000 samples apart; the partner of a window is the window itself,
     # so ground truth > same track elsewhere (shares the track vector) > other tracks.
@@ -143,7 +143,7 @@ def test_score_distributions_separate_the_three_kinds():
 
 
 def test_split_union_indexes_every_part():
-    from stemlink.engine.eval.coherence import SplitUnion
+    from stemlink.lab.eval.coherence import SplitUnion
 
     class Part:
         def __init__(self, name, n):

@@ -6,7 +6,7 @@ import pytest
 import torch
 import zmq
 
-from stemlink.engine.nn.cocola import build_cocola
+from stemlink.lab.nn.cocola import build_cocola
 
 TINY = dict(sample_rate=8000, clip_seconds=0.25, n_fft=256, hop_length=64, n_mels=32,
             backbone="test_efficientnet", dropout=0.0, embed_dim=32)

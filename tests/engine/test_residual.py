@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stemlink.engine.resample import resample_array
+from stemlink.audio.resample import resample_array
 from stemlink.engine.residual import ResidualSplit
 
 HOST, MODEL = 44100, 8000

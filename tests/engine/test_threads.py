@@ -1,4 +1,4 @@
-"""Thread policy (engine/threads.py) and the runtime's thread/session settings: pure functions,
+"""Thread policy (stemlink/engine/threads.py) and the runtime's thread/session settings: pure functions,
 no timing."""
 from __future__ import annotations
 

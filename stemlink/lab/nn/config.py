@@ -1,0 +1,78 @@
+"""`MSDMConfig`: everything that defines an MSDM network, and the one builder that uses it.
+
+Training presets (`presets/train/msdm-*.toml`, section `[model]`) and the manifest entry's
+`config` map both become `MSDMConfig(**kwargs)`; nothing below this layer sees raw dicts.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+from stemlink.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class MSDMConfig:
+    """Network and diffusion constants of one MSDM model.
+
+    `stems`: source names, one U-Net channel each, in order. `sample_rate`, `window`: the
+    model's rate and training window (samples; a multiple of prod(factors)).
+    """
+
+    stems: tuple[str, ...] = ("bass", "drums", "guitar", "piano")
+    sample_rate: int = 8000
+    window: int = 16384
+    channels: tuple[int, ...] = (32, 48, 64, 96, 128)
+    factors: tuple[int, ...] = (4, 4, 4, 4)
+    blocks: tuple[int, ...] = (1, 1, 1, 2, 2)
+    attentions: tuple[bool, ...] = (False, False, False, False, True)
+    emb_dim: int = 128
+    heads: int = 4
+    kernel: int = 3
+    sigma_data: float = 0.2
+    p_mean: float = -3.0
+    p_std: float = 1.0
+    clamp: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("stems", "channels", "factors", "blocks", "attentions"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        hop = 1
+        for f in self.factors:
+            hop *= f
+        if self.window % hop:
+            raise InvalidInput(f"window {self.window} must be a multiple of prod(factors)={hop}", field="window")
+        if len(self.stems) < 2:
+            raise InvalidInput(f"MSDM needs at least 2 stems, got {self.stems}", field="stems")
+
+    @property
+    def hop(self) -> int:
+        out = 1
+        for f in self.factors:
+            out *= f
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "MSDMConfig":
+        """Build from a preset/manifest mapping; unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InvalidInput(f"unknown MSDM config keys {unknown}; allowed: {sorted(known)}", field="config")
+        return cls(**dict(values))
+
+
+def build_denoiser(config: MSDMConfig):
+    """MSDMConfig -> EDMDenoiser(UNet1D) with freshly initialised weights."""
+    from stemlink.lab.nn.edm import EDMDenoiser
+    from stemlink.lab.nn.unet1d import UNet1D
+
+    n = len(config.stems)
+    backbone = UNet1D(n, n, config.channels, config.factors, config.blocks, config.attentions,
+                      emb_dim=config.emb_dim, heads=config.heads, kernel=config.kernel)
+    return EDMDenoiser(backbone, sigma_data=config.sigma_data, clamp=config.clamp,
+                       p_mean=config.p_mean, p_std=config.p_std)

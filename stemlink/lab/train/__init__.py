@@ -1,0 +1,10 @@
+"""Training loops, one module per model family (`msdm`, `cocola`), sharing `loop` utilities.
+
+Each family module exposes `add_arguments(parser)` and `main(args) -> int`, used by
+`stemlink train FAMILY --preset NAME`. Training presets live in `presets/train/`.
+"""
+
+FAMILIES = {
+    "msdm": "stemlink.lab.train.msdm",
+    "cocola": "stemlink.lab.train.cocola",
+}

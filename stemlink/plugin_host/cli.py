@@ -1,0 +1,204 @@
+"""Shared pieces of the host's CLI commands (separate, accompany, generate, run, play).
+
+Options common to region commands, `--param KEY=VALUE` parsing, a stderr progress bar, and
+`run_jobs`: open one `Client` (`--engine ADDR`, else discovery, else embedded), run the jobs, print
+the written files, optionally audition them.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+import tomllib
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from stemlink.errors import InvalidInput, MissingDependency
+
+
+def add_engine_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", metavar="ADDR", help="engine address (tcp://HOST:PORT, ipc://PATH); default: $STEMLINK_ENGINE, else a local `stemlink serve` that answers, else an embedded engine")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the engine to accept a request")
+    add_curve_args(parser)
+
+
+def add_curve_args(parser: argparse.ArgumentParser) -> None:
+    """`--curve DIR --client NAME`: keys for an engine started with `stemlink serve --curve` (stemlink/bridge/auth.py)."""
+    parser.add_argument("--curve", metavar="DIR", help="CURVE keys folder for an engine started with `serve --curve` (default: $STEMLINK_CURVE)")
+    parser.add_argument("--client", metavar="NAME", dest="client_name",
+                        help="this client's key pair in DIR, NAME.key_secret (default: $STEMLINK_CLIENT, else the only one there)")
+
+
+def curve_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`Client(...)` keyword arguments from `add_curve_args`' options."""
+    return {"curve": getattr(args, "curve", None), "client_name": getattr(args, "client_name", None)}
+
+
+def add_job_args(parser: argparse.ArgumentParser) -> None:
+    """Preset, model, seed, params, output and playback options (every job command)."""
+    parser.add_argument("--preset", help="task preset name (presets/NAME.toml) or path")
+    parser.add_argument("--model", help="model name (default: the preset's, else the engine's default for the task)")
+    parser.add_argument("--seed", type=int, help="random seed (same request + seed -> same audio)")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="model/sampler parameter, e.g. steps=30 (repeatable)")
+    parser.add_argument("--out", default="stems", help="output folder (default: ./stems)")
+    parser.add_argument("--format", choices=("float32", "pcm24"), help="WAV sample format (default float32)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: refuse)")
+    parser.add_argument("--play", action="store_true", help="audition the result through the default audio device")
+    add_engine_args(parser)
+
+
+def add_region_args(parser: argparse.ArgumentParser) -> None:
+    """FILE plus the region in seconds or samples, and its timeline position."""
+    parser.add_argument("file", help="input audio file (WAV, FLAC, AIFF, MP3, any rate and channel count)")
+    parser.add_argument("--start", type=float, help="region start in the file, seconds (default 0)")
+    parser.add_argument("--end", type=float, help="region end in the file, seconds (default: end of file)")
+    parser.add_argument("--start-sample", type=int, help="region start in the file, samples")
+    parser.add_argument("--end-sample", type=int, help="region end in the file, samples")
+    parser.add_argument("--timeline", type=float, help="region position on the DAW timeline, seconds (default: = start)")
+    parser.add_argument("--timeline-sample", type=int, help="region position on the timeline, samples at --session-rate")
+    parser.add_argument("--session-rate", type=int, help="DAW session sample rate (default: the file's rate)")
+    parser.add_argument("--channels", help="file channels to use, e.g. 0,1 (default: all)")
+    parser.add_argument("--name", help="region name for output files (default: start sample)")
+    parser.add_argument("--track", help="track name for output files (default: the file name)")
+
+
+def parse_params(items: Sequence[str]) -> dict[str, Any]:
+    """["steps=30", "likelihood=gaussian"] -> {"steps": 30, "likelihood": "gaussian"} (TOML scalars)."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"--param must be KEY=VALUE, got {item!r}", field="param")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()  # a bare word: a string
+        params[key.strip()] = value
+    return params
+
+
+def region_from_args(args: argparse.Namespace):
+    from stemlink.plugin_host.region import Region
+
+    channels = None
+    if args.channels:
+        try:
+            channels = tuple(int(c) for c in args.channels.split(","))
+        except ValueError as exc:
+            raise InvalidInput(f"--channels must be comma-separated indices, got {args.channels!r}", field="channels") from exc
+    return Region.from_times(
+        Path(args.file), start=args.start, end=args.end, start_sample=args.start_sample, end_sample=args.end_sample,
+        timeline=args.timeline, timeline_sample=args.timeline_sample, session_rate=args.session_rate,
+        channels=channels, name=args.name, track=args.track,
+    )
+
+
+def preset_from_args(args: argparse.Namespace, task: str, **overrides: Any):
+    """The preset (named or the task's default) with CLI overrides; its task must be `task`."""
+    from stemlink.plugin_host.presets import default_preset, load_preset
+
+    preset = load_preset(args.preset) if args.preset else default_preset(task)
+    if preset.task != task:
+        raise InvalidInput(f"preset {preset.name!r} is for task {preset.task!r}, not {task!r}", field="preset")
+    params = {**preset.params, **parse_params(args.param)} if args.param else None
+    return preset.with_overrides(model=args.model, seed=args.seed, format=args.format, params=params, **overrides)
+
+
+class ProgressBar:
+    """`label [######----] 60%` on stderr, redrawn at most every 0.1 s; when the stream is not
+    a terminal (a log file, CI), one plain `label 10%` line per tenth instead."""
+
+    def __init__(self, label: str, stream=None, width: int = 30):
+        self.label, self.stream, self.width, self.last = label, stream or sys.stderr, width, 0.0
+        self.drawn = False
+        self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.decile = -1
+
+    def __call__(self, done: int, total: int, stage: str = "") -> None:
+        frac = 0.0 if total <= 0 else min(max(done / total, 0.0), 1.0)
+        if not self.interactive:
+            decile = int(frac * 10)
+            if decile > self.decile:
+                self.decile = decile
+                self.stream.write(f"{self.label} {decile * 10:3d}%\n")
+                self.stream.flush()
+            return
+        now = time.monotonic()
+        if done < total and now - self.last < 0.1:
+            return
+        self.last = now
+        fill = int(round(frac * self.width))
+        self.drawn = True
+        self.stream.write(f"\r{self.label} [{'#' * fill}{'-' * (self.width - fill)}] {frac * 100:3.0f}%")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if not self.drawn:
+            return
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+@contextlib.contextmanager
+def warnings_as_lines(stream=None) -> Iterator[None]:
+    """Show the host's warnings (e.g. a truncated input file) as one `warning: ...` line each."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"warning: {message}", file=stream or sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = show
+        yield
+
+
+def run_jobs(args: argparse.Namespace, jobs: Sequence[Any]) -> int:
+    """Run jobs with one client; print written paths; `--play` auditions the last job's stems.
+
+    Every job is planned first (names, regions, output folders and their free space), so a
+    session never fails halfway on something that could be known before the first job.
+    """
+    from stemlink.bridge import Client
+    from stemlink.plugin_host.jobs import plan_jobs, run_job
+    from stemlink.plugin_host.outputs import check_out_dir
+
+    for out_dir in dict.fromkeys(job.out_dir for job in jobs):
+        check_out_dir(out_dir)  # a fast "no" before an engine starts; the space is checked once the plan is known
+    outputs = []
+    with warnings_as_lines(), Client(args.engine, timeout=args.timeout, **curve_options(args)) as client:
+        plans = plan_jobs(client.hello(), jobs)
+        for job, plan in zip(jobs, plans):
+            label = f"{job.preset.task} {job.track or (job.region.path.name if job.region else '')}".strip()
+            bar = ProgressBar(label)
+            try:
+                outputs.append(run_job(client, job, progress=bar, plan=plan))
+            finally:
+                bar.close()
+            for stem, path in outputs[-1].stems.items():
+                print(path)
+            for key, value in outputs[-1].scores.items():
+                print(f"{key}: {value:.4f}", file=sys.stderr)
+    if getattr(args, "play", False) and outputs:
+        _play(outputs[-1])
+    return 0
+
+
+def _play(output: Any) -> None:
+    import numpy as np
+
+    from stemlink.plugin_host.audition import play
+
+    mix = np.sum(list(output.audio.values()), axis=0)
+    try:
+        play(mix, output.sample_rate)
+    except MissingDependency as exc:
+        print(f"warning: --play skipped: {exc.message}", file=sys.stderr)
+
+
+def split_names(text: str | None) -> tuple[str, ...] | None:
+    """"bass, drums" -> ("bass", "drums"); None stays None (keep the preset's value)."""
+    if text is None:
+        return None
+    return tuple(s.strip() for s in text.split(",") if s.strip())

@@ -1,0 +1,260 @@
+"""One host job: read a region, ask the engine, post-process, write spotted stems + sidecars.
+
+    job = Job(preset=load_preset("separate-msdm"), region=Region(Path("mix.wav"), 44100, 441000),
+              out_dir=Path("stems"), track="mix")
+    with Client() as client:                    # embedded engine when no address
+        output = run_job(client, job)           # output.stems[name] -> Path of the BWF WAV
+
+Order of work, so a failure never leaves a partial or clobbered file: validate the FX chain,
+then `plan_job`: resolve the model, check the stems asked for, the region against its file
+(no audio is read), every output name (`OutputExists`) and the output folder (a writable
+directory with room for the expected bytes: `OutputError`). Only then read the region, run
+the task, check the result (`stemlink/plugin_host/verify.py`: `BadResult` for wrong stems, shapes,
+NaN/inf or provenance), apply the FX chain, write every WAV and sidecar to temp files in the
+output folder and move them all into place. If the engine dies mid-job the client raises
+`EngineUnavailable` and nothing has been written; an I/O error while writing is one
+`OutputError` and the job's files are removed. A session plans all its jobs first
+(`plan_jobs`), so a clash between two jobs' names fails before any job runs. Inputs are only
+ever opened for reading.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from stemlink.errors import InvalidInput, TooLarge, UnknownModel, UnknownTask
+from stemlink.plugin_host.bwf import BwfWriter
+from stemlink.plugin_host.fx import apply_chain, build_chain
+from stemlink.plugin_host.outputs import (
+    AtomicFile, check_out_dir, commit_all, expected_bytes, io_error, plan_outputs, sidecar_path, write_json,
+)
+from stemlink.plugin_host.presets import Preset
+from stemlink.plugin_host.region import Region, file_info, read_region
+from stemlink.plugin_host.verify import check_result
+
+WRITE_BLOCK = 1 << 16  # frames per write call
+ProgressFn = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    """What to run (`preset`) on what (`region`, or a length for `generate`) and where to write."""
+
+    preset: Preset
+    out_dir: Path
+    region: Region | None = None
+    track: str | None = None
+    overwrite: bool = False
+    frames: int = 0  # generate: output length at `sample_rate`
+    sample_rate: int = 0  # generate: output rate
+    channels: int = 2  # generate: output channels
+    timeline: int = 0  # generate: BWF TimeReference (samples at `sample_rate`)
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """A job checked against the engine's models, its input file and the output folder."""
+
+    job: Job
+    model: Any  # the engine's ModelInfo
+    region: Region | None  # checked: frames filled in
+    sample_rate: int
+    frames: int
+    channels: int  # of the input region (= of every stem written)
+    time_reference: int
+    track: str
+    outputs: dict[str, Path]  # stem -> final WAV path
+
+    @property
+    def need_bytes(self) -> int:
+        return expected_bytes(self.frames, self.channels, len(self.outputs))
+
+
+@dataclass
+class JobOutput:
+    stems: dict[str, Path]
+    sidecars: dict[str, Path]
+    audio: dict[str, np.ndarray] = field(repr=False, default_factory=dict)  # post-FX, for --play
+    sample_rate: int = 0
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_model(capabilities: Any, task: str, name: str | None) -> Any:
+    """The engine's `ModelInfo` for `name` (or its default for `task`); typed errors otherwise."""
+    models = {m.name: m for m in capabilities.models}
+    name = name or capabilities.defaults.get(task) or next((m.name for m in capabilities.models if task in m.tasks), None)
+    if name is None:
+        raise UnknownModel(f"the engine serves no model for task {task!r}", field="model")
+    if name not in models:
+        raise UnknownModel(f"model {name!r} is not served by the engine; available: {', '.join(models) or '(none)'}", field="model")
+    if task not in models[name].tasks:
+        raise UnknownTask(f"model {name!r} does not serve task {task!r}; its tasks: {', '.join(models[name].tasks)}", field="task")
+    return models[name]
+
+
+def check_stems(preset: Preset, model: Any) -> None:
+    """Stem names the preset asks for must be the model's; accompany needs a consistent context."""
+    known = tuple(model.stems)
+    for name in (*preset.stems, *preset.context_stems):
+        if name not in known:
+            raise InvalidInput(f"stem {name!r} is not a stem of model {model.name!r} (its stems: {', '.join(known)})", field="stems")
+    if preset.task != "accompany":
+        return
+    if not preset.context_stems:
+        raise InvalidInput(f"accompany needs --context-stems: which stems of model {model.name!r} ({', '.join(known)}) the region holds, "
+                           f"e.g. --context-stems {','.join(known[:2])}", field="context_stems")
+    both = [s for s in preset.stems if s in preset.context_stems]
+    free = [s for s in known if s not in preset.context_stems]
+    if both:
+        raise InvalidInput(f"stem(s) {', '.join(both)} in both --stems and --context-stems: the region already holds them; "
+                           f"generate {', '.join(free) or 'nothing'} instead", field="stems")
+    if not free:
+        raise InvalidInput(f"nothing to accompany: --context-stems {','.join(preset.context_stems)} are all the stems of model {model.name!r}", field="context_stems")
+
+
+def output_stems(preset: Preset, model_stems: tuple[str, ...]) -> tuple[str, ...]:
+    """The stem files a task writes (what `run_task` returns)."""
+    chosen = preset.stems
+    if preset.task == "extract":
+        return (*chosen, "residual")
+    if preset.task == "remove":
+        return ("mix",)
+    if preset.task == "accompany" and not chosen:
+        return tuple(s for s in model_stems if s not in preset.context_stems)
+    return chosen or model_stems
+
+
+def plan_job(capabilities: Any, job: Job, *, taken: set[Path] | None = None, check_space: bool = True) -> JobPlan:
+    """Check a job before any audio is read or computed (see module docstring)."""
+    preset = job.preset
+    if preset.task == "score":
+        raise UnknownTask("the score task compares two sub-mixes: use Client.score(a, b, rate), not a region job", field="task")
+    info = resolve_model(capabilities, preset.task, preset.model)
+    check_stems(preset, info)
+    if job.region is not None:
+        source = file_info(job.region.path)
+        region = job.region.check(source)
+        rate, frames = source.sample_rate, region.frames
+        channels = len(region.channels) if region.channels is not None else source.channels
+        time_reference = region.time_reference(rate)
+        track = job.track or region.track or region.path.stem
+    else:
+        if preset.task != "generate":
+            raise InvalidInput(f"task {preset.task!r} needs a region (an input file)", field="region")
+        region, rate, frames, time_reference = None, job.sample_rate, job.frames, job.timeline
+        channels, track = job.channels or 2, job.track or "generated"  # 0 channels = stereo
+    limit = getattr(getattr(capabilities, "limits", None), "max_frames", None)
+    if limit is not None and frames > limit:  # before the space check: the limit is the real problem
+        raise TooLarge(f"{preset.task}: {frames} frames; the engine accepts at most {limit} (limits.max_frames)", field="frames")
+    fields = {"track": track, "region": region.label() if region else "0", "task": preset.task, "model": info.name, "seed": preset.seed, "timeline": time_reference}
+    outputs = plan_outputs(job.out_dir, preset.output, fields, output_stems(preset, info.stems), overwrite=job.overwrite, on_exists=preset.on_exists, taken=taken)
+    plan = JobPlan(job, info, region, rate, frames, channels, time_reference, track, outputs)
+    if check_space:
+        check_out_dir(job.out_dir, plan.need_bytes)
+    return plan
+
+
+def plan_jobs(capabilities: Any, jobs: Sequence[Job]) -> list[JobPlan]:
+    """Plan a whole session: every name checked against the others, each folder's space for all its jobs."""
+    taken: set[Path] = set()
+    plans = [plan_job(capabilities, job, taken=taken, check_space=False) for job in jobs]
+    need: dict[Path, int] = {}
+    for plan in plans:
+        need[plan.job.out_dir] = need.get(plan.job.out_dir, 0) + plan.need_bytes
+    for out_dir, total in need.items():
+        check_out_dir(out_dir, total)
+    return plans
+
+
+def run_job(client: Any, job: Job, *, progress: ProgressFn | None = None, taken: set[Path] | None = None, plan: JobPlan | None = None) -> JobOutput:
+    """Run one job end to end (see module docstring). Returns the written paths.
+
+    `plan`: from `plan_jobs` (a session planned up front); otherwise the job is planned here.
+    """
+    from stemlink.engine.tasks import TaskRequest
+
+    preset = job.preset
+    board = build_chain(preset.fx)  # fail on a bad VST3 before the engine works
+    capabilities = client.hello()
+    plan = plan or plan_job(capabilities, job, taken=taken)
+    region, rate, channels = plan.region, plan.sample_rate, plan.channels
+    if region is not None:
+        audio, rate, region = read_region(region)
+        inputs = {"accompany": {"context": audio}}.get(preset.task, {"mix": audio})
+    else:
+        inputs = {}
+    request = TaskRequest(
+        task=preset.task, sample_rate=rate, inputs=inputs, model=plan.model.name, params=dict(preset.params), seed=preset.seed,
+        stems=preset.stems, context_stems=preset.context_stems, candidates=preset.candidates,
+        frames=plan.frames if region is None else 0, channels=job.channels if region is None else 0,
+    )
+    result = client.submit(request, progress=progress)
+    check_result(result, source=getattr(client, "address", "?"), task=preset.task, model=plan.model.name, seed=preset.seed,
+                 stems=plan.outputs, channels=channels, frames=region.frames if region is not None else plan.frames)
+    provenance = _provenance(job, preset, result, capabilities, region, rate, plan.time_reference, channels)
+    files: list[AtomicFile] = []
+    out = JobOutput(stems={}, sidecars={}, sample_rate=rate, scores=dict(result.scores))
+    path = job.out_dir
+    try:
+        for stem, path in plan.outputs.items():
+            audio_out = apply_chain(board, np.asarray(result.stems[stem], dtype=np.float32), rate)
+            files.append(_write_wav(path, audio_out, rate, plan.time_reference, preset, job.overwrite, stem))
+            files.append(write_json(sidecar_path(path), {**provenance, "stem": stem, "file": path.name}, overwrite=job.overwrite))
+            out.stems[stem], out.sidecars[stem], out.audio[stem] = path, sidecar_path(path), audio_out
+    except BaseException as exc:
+        for f in files:
+            f.abort()
+        if isinstance(exc, OSError):
+            raise io_error(path, exc) from exc
+        raise
+    commit_all(files)
+    return out
+
+
+def _write_wav(path: Path, audio: np.ndarray, rate: int, time_reference: int, preset: Preset, overwrite: bool, stem: str) -> AtomicFile:
+    out = AtomicFile(path, overwrite=overwrite)
+    try:
+        writer = BwfWriter(out.fh, rate, audio.shape[0], time_reference=time_reference, sample_format=preset.format,
+                           description=f"stemlink {preset.task} {stem}", reference=path.stem[:32])
+        for i in range(0, audio.shape[-1], WRITE_BLOCK):
+            writer.write(audio[:, i : i + WRITE_BLOCK])
+        writer.close()
+        out.finish()
+    except OSError as exc:  # disk full, read-only filesystem, permission: one line, no temp file
+        out.abort()
+        raise io_error(path, exc) from exc
+    except BaseException:
+        out.abort()
+        raise
+    return out
+
+
+def _provenance(job: Job, preset: Preset, result: Any, capabilities: Any, region: Region | None, rate: int, time_reference: int, channels: int) -> dict[str, Any]:
+    from stemlink import __version__
+
+    return {
+        "stemlink_version": __version__,
+        "engine_version": capabilities.engine_version,
+        "model": {"name": result.model, "version": result.model_version, "sha256": result.model_sha256},
+        "task": result.task,
+        "preset": preset.name,
+        "params": result.params,
+        "seed": result.seed,
+        "scores": result.scores,
+        "info": dict(result.info),  # engine-side details: apply settings, timings, candidate ranking
+        "fx": [{"type": f.type, "path": f.path, "params": dict(f.params)} for f in preset.fx],
+        "sample_rate": rate,
+        "channels": channels,
+        "frames": region.frames if region else job.frames,
+        "region": None if region is None else {
+            "source": str(region.path.resolve()), "name": region.name, "track": region.track, "start": region.start,
+            "frames": region.frames, "timeline": region.timeline, "session_rate": region.session_rate,
+            "channels": None if region.channels is None else list(region.channels),
+        },
+        "time_reference": time_reference,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
