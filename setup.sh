@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fresh-machine set-up and entry point. Idempotent: installs only what is missing.
 #   bash setup.sh demo [ARGS...]   install, then run the main job (`stemlink demo`)
-#   bash setup.sh test [ARGS...]   install, then run the test suite (pytest)
+#   bash setup.sh test [ARGS...]   install, then ruff check, ruff format --check, mypy, pytest [ARGS]
 #   bash setup.sh install          install only
 # Env: STEMLINK_VENV (default .venv), STEMLINK_GPU=1|0 (default: auto-detect nvidia-smi).
 set -euo pipefail
@@ -62,6 +62,13 @@ export PATH="$PWD/$VENV/bin:$PATH"
 case "$cmd" in
   install) echo "[setup] done" ;;
   demo) exec stemlink demo "$@" ;;
-  test) exec python -m pytest -q "$@" ;;
+  test)
+    # The project's checks, in this order; every one runs, and any failure fails the command.
+    status=0
+    echo "[test] ruff check"; ruff check . || status=1
+    echo "[test] ruff format --check"; ruff format --check . || status=1
+    echo "[test] mypy (pyproject.toml [tool.mypy]: the stemlink package)"; mypy || status=1
+    echo "[test] pytest"; python -m pytest -q "$@" || status=$?
+    exit "$status" ;;
   *) echo "usage: bash setup.sh demo|test|install" >&2; exit 2 ;;
 esac

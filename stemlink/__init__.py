@@ -1,4 +1,5 @@
 """stemlink: a DAW bridge backed by a local stem-aware inference engine."""
+
 from stemlink.paths import PROJECT_ROOT, exports_dir, presets_dir
 
 __version__ = "0.1.0"

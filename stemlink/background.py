@@ -9,6 +9,7 @@ every later command skips the torch import and the model loading. State folder:
     engine.pid    the engine's pid, then its address (one per line)
     engine.log    its log (appended; one line per job, refused CURVE handshakes)
 """
+
 from __future__ import annotations
 
 import os
@@ -111,19 +112,28 @@ def start(serve_argv: list[str], address: str, *, curve: bool = False, timeout: 
     if current is not None:
         if current.address == address:
             return current, False
-        raise InvalidInput(f"a background engine already runs at {current.address} (pid {current.pid}); "
-                           "stop it first with `stemlink serve --stop`", field="bind")
+        raise InvalidInput(
+            f"a background engine already runs at {current.address} (pid {current.pid}); stop it first with `stemlink serve --stop`",
+            field="bind",
+        )
     if _listening(address):
-        raise EngineUnavailable(f"{address} is already in use (a foreground `stemlink serve`? `stemlink status --engine {address}` tells)",
-                                field="bind")
+        raise EngineUnavailable(
+            f"{address} is already in use (a foreground `stemlink serve`? `stemlink status --engine {address}` tells)", field="bind"
+        )
     folder = state_dir()
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / LOG_FILE
     with open(log_path, "ab") as log:
         log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} stemlink serve {' '.join(serve_argv)}\n".encode())
         log.flush()
-        process = subprocess.Popen([sys.executable, "-m", "stemlink", "serve", *serve_argv], stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "stemlink", "serve", *serve_argv],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
     pid_path = folder / PID_FILE
     tmp = pid_path.with_suffix(".tmp")
     tmp.write_text(f"{process.pid}\n{address}\n")
@@ -134,14 +144,20 @@ def start(serve_argv: list[str], address: str, *, curve: bool = False, timeout: 
         if process.poll() is not None:
             pid_path.unlink(missing_ok=True)
             tail = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()][-1:]
-            raise EngineUnavailable(f"the background engine exited with code {process.returncode} before answering"
-                                    f"{': ' + tail[0] if tail else ''} (log: {log_path})", field="bind")
+            raise EngineUnavailable(
+                f"the background engine exited with code {process.returncode} before answering"
+                f"{': ' + tail[0] if tail else ''} (log: {log_path})",
+                field="bind",
+            )
         # A CURVE engine answers no plain ping; its bind (after preloading) is the sign it is ready.
         if _listening(address) and (curve or answers_ping(address, timeout=1.0)):
             return engine, True
         if time.monotonic() > deadline:
-            raise EngineUnavailable(f"the background engine (pid {process.pid}) did not answer at {address} within {timeout:g} s; "
-                                    f"it may still be loading (log: {log_path}); `stemlink serve --stop` stops it", field="bind")
+            raise EngineUnavailable(
+                f"the background engine (pid {process.pid}) did not answer at {address} within {timeout:g} s; "
+                f"it may still be loading (log: {log_path}); `stemlink serve --stop` stops it",
+                field="bind",
+            )
         time.sleep(0.1)
 
 

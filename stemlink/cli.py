@@ -5,6 +5,7 @@ Each subcommand lives in its own module under `stemlink/commands/` and exposes
 so adding a command never edits this file. Errors derived from `StemlinkError` are printed as
 one line (`error: ...`) with exit code 2, never as a traceback.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -4,6 +4,7 @@ The bridge turns any `StemlinkError` into a typed `error` reply with this code; 
 it as one line. Raise the most specific subclass, and name the field, the value and what is
 allowed in the message.
 """
+
 from __future__ import annotations
 
 
@@ -11,6 +12,7 @@ class StemlinkError(Exception):
     """Base class for every error a user can see."""
 
     code = "INTERNAL"
+    request_id: str = ""  # id of the bridge message that raised it; set by the protocol decoder
 
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
@@ -103,8 +105,22 @@ class MissingDependency(StemlinkError):
 ERRORS_BY_CODE: dict[str, type[StemlinkError]] = {
     cls.code: cls
     for cls in [
-        StemlinkError, InvalidInput, ProtocolError, VersionMismatch, TooLarge, BadResult, UnknownModel,
-        UnknownTask, ModelLoadError, Busy, Cancelled, EngineUnavailable, Timeout, PresetError,
-        OutputExists, OutputError, MissingDependency,
+        StemlinkError,
+        InvalidInput,
+        ProtocolError,
+        VersionMismatch,
+        TooLarge,
+        BadResult,
+        UnknownModel,
+        UnknownTask,
+        ModelLoadError,
+        Busy,
+        Cancelled,
+        EngineUnavailable,
+        Timeout,
+        PresetError,
+        OutputExists,
+        OutputError,
+        MissingDependency,
     ]
 }

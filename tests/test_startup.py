@@ -2,6 +2,7 @@
 onnxruntime, `status` answers without an engine, and `serve --background` keeps a warm one.
 
 Every check is on modules, files and exit codes, never on seconds."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,14 @@ def closed_port() -> int:
 
 def cli(argv: list[str], env: dict[str, str] | None = None, cwd=None) -> tuple[dict, subprocess.CompletedProcess]:
     """Run `stemlink ARGV` in a fresh interpreter; returns its exit code and the heavy modules it loaded."""
-    proc = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), json.dumps(argv)], capture_output=True, text=True,
-                          timeout=WAIT, env={**os.environ, **(env or {})}, cwd=cwd)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), json.dumps(argv)],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1]), proc
 
 
@@ -49,22 +56,25 @@ def clean_env(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("argv,rc", [
-    (["--help"], 0),
-    (["presets"], 0),
-    (["status", "--engine", "tcp://127.0.0.1:{port}"], 2),
-    (["status", "--engine", "ipc:///nonexistent/stemlink.sock"], 2),
-    (["separate", "missing.wav", "--start", "0", "--end", "1"], 2),
-    (["separate"], 2),  # argparse: a required argument is missing
-    (["separate", "x.wav", "--start", "abc"], 2),
-    (["generate", "--seconds", "-1"], 2),
-    (["accompany", "missing.wav", "--context-stems", "bass"], 2),
-    (["score", "missing-a.wav", "missing-b.wav"], 2),
-    (["models", "--engine", "tcp://127.0.0.1:{port}", "--timeout", "1"], 2),
-    (["serve", "--stop"], 0),
-    (["serve", "--background", "--bind", "tcp://127.0.0.1:*"], 2),
-    (["keys", "init", "{tmp}/keys", "--client", "studio-a"], 0),
-])
+@pytest.mark.parametrize(
+    "argv,rc",
+    [
+        (["--help"], 0),
+        (["presets"], 0),
+        (["status", "--engine", "tcp://127.0.0.1:{port}"], 2),
+        (["status", "--engine", "ipc:///nonexistent/stemlink.sock"], 2),
+        (["separate", "missing.wav", "--start", "0", "--end", "1"], 2),
+        (["separate"], 2),  # argparse: a required argument is missing
+        (["separate", "x.wav", "--start", "abc"], 2),
+        (["generate", "--seconds", "-1"], 2),
+        (["accompany", "missing.wav", "--context-stems", "bass"], 2),
+        (["score", "missing-a.wav", "missing-b.wav"], 2),
+        (["models", "--engine", "tcp://127.0.0.1:{port}", "--timeout", "1"], 2),
+        (["serve", "--stop"], 0),
+        (["serve", "--background", "--bind", "tcp://127.0.0.1:*"], 2),
+        (["keys", "init", "{tmp}/keys", "--client", "studio-a"], 0),
+    ],
+)
 def test_commands_without_a_model_never_import_torch(clean_env, argv, rc):
     port = closed_port()
     argv = [a.format(port=port, tmp=clean_env) for a in argv]
@@ -76,8 +86,12 @@ def test_commands_without_a_model_never_import_torch(clean_env, argv, rc):
 
 def test_status_without_engine_says_so_and_starts_none(clean_env):
     probe = PROBE.replace("{heavy!r}", repr(HEAVY + ("numpy", "stemlink.engine.server")))
-    proc = subprocess.run([sys.executable, "-c", probe.format(), json.dumps(["status", "--engine", f"tcp://127.0.0.1:{closed_port()}"])],
-                          capture_output=True, text=True, timeout=WAIT)
+    proc = subprocess.run(
+        [sys.executable, "-c", probe.format(), json.dumps(["status", "--engine", f"tcp://127.0.0.1:{closed_port()}"])],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result == {"rc": 2, "heavy": []}  # not even numpy: the answer is a TCP connect away
     assert proc.stderr.strip().startswith("error: no engine is running at tcp://127.0.0.1:")
@@ -86,13 +100,26 @@ def test_status_without_engine_says_so_and_starts_none(clean_env):
     assert result == {"rc": 2, "heavy": []} and "no engine is running" in proc.stderr
 
 
-@pytest.mark.parametrize("address,ok", [
-    ("tcp://127.0.0.1:5555", True), ("tcp://127.4.5.6:1", True), ("tcp://localhost:1", True), ("tcp://[::1]:5555", True),
-    ("ipc:///tmp/x", True), ("inproc://x", True),
-    ("tcp://127.0.0.1.example.com:5555", False), ("tcp://127.evil:1", False), ("tcp://localhost.example.com:1", False),
-    ("tcp://0.0.0.0:5555", False), ("tcp://*:5555", False), ("tcp://10.1.2.3:5555", False), ("tcp://[::]:1", False),
-    ("tcp://[bad:1", False), ("udp://127.0.0.1:1", False),
-])
+@pytest.mark.parametrize(
+    "address,ok",
+    [
+        ("tcp://127.0.0.1:5555", True),
+        ("tcp://127.4.5.6:1", True),
+        ("tcp://localhost:1", True),
+        ("tcp://[::1]:5555", True),
+        ("ipc:///tmp/x", True),
+        ("inproc://x", True),
+        ("tcp://127.0.0.1.example.com:5555", False),
+        ("tcp://127.evil:1", False),
+        ("tcp://localhost.example.com:1", False),
+        ("tcp://0.0.0.0:5555", False),
+        ("tcp://*:5555", False),
+        ("tcp://10.1.2.3:5555", False),
+        ("tcp://[::]:1", False),
+        ("tcp://[bad:1", False),
+        ("udp://127.0.0.1:1", False),
+    ],
+)
 def test_loopback_is_an_ip_literal_or_localhost(address, ok):
     from stemlink.commands.serve import is_loopback
 
@@ -105,7 +132,7 @@ def test_serve_refuses_a_lookalike_loopback_host_from_the_environment(clean_env)
 
 
 def test_serve_background_keeps_a_warm_engine(clean_env):
-    from stemlink.engine.models.echo import build_echo_export
+    from stemlink.lab.export.echo import build_echo_export
 
     exports = build_echo_export(clean_env / "exports", sample_rate=16000, window=4096)
     address = f"tcp://127.0.0.1:{closed_port()}"
@@ -143,8 +170,22 @@ def test_serve_background_keeps_a_warm_engine(clean_env):
 
 def test_serve_background_reports_an_engine_that_cannot_start(clean_env):
     missing_keys = clean_env / "no-keys"
-    proc = subprocess.run([sys.executable, "-m", "stemlink", "serve", "--background", "--bind", f"tcp://127.0.0.1:{closed_port()}",
-                           "--curve", str(missing_keys)], capture_output=True, text=True, timeout=WAIT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stemlink",
+            "serve",
+            "--background",
+            "--bind",
+            f"tcp://127.0.0.1:{closed_port()}",
+            "--curve",
+            str(missing_keys),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
     if proc.returncode == 0:  # it should not have started: stop it before failing
         subprocess.run([sys.executable, "-m", "stemlink", "serve", "--stop"], timeout=WAIT)
     assert proc.returncode == 2, proc.stdout + proc.stderr

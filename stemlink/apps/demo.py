@@ -15,21 +15,23 @@ With an embedded engine and the shipped models (`exports/manifest.json`):
 Only orchestration lives here: jobs run through `plugin_host.jobs.run_job` (BWF + sidecars,
 atomic writes), scores through the bridge `Client`, SI-SDR from `engine.eval.separation`.
 """
+
 from __future__ import annotations
 
 import json
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from stemlink.apps.report import write_html
 from stemlink.errors import InvalidInput, OutputExists, UnknownModel
 from stemlink.paths import PROJECT_ROOT
-from stemlink.apps.report import write_html
 
 DEMO_SONG = PROJECT_ROOT / "exports" / "demo-song"
 Log = Callable[[str], None]
@@ -56,7 +58,7 @@ class DemoConfig:
     command: str = "stemlink demo"  # how this run was started (shown in the report)
 
     @classmethod
-    def quick(cls, **kwargs: Any) -> "DemoConfig":
+    def quick(cls, **kwargs: Any) -> DemoConfig:
         """Shorter regions, fewer steps and candidates: a smoke run in well under a minute."""
         # few steps need the few-step sampler (dirac_sym + 1 corrector step, msdm-small's own defaults):
         # the presets' 40-step plain Dirac sampler diverges at 10 steps
@@ -80,8 +82,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise OutputExists(f"demo output {out} exists and is not a folder; pass another --out", field="out")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputExists(f"demo output folder {out} already has files; pass --out NEW_DIR, or --overwrite to replace them",
-                           field="out")
+        raise OutputExists(f"demo output folder {out} already has files; pass --out NEW_DIR, or --overwrite to replace them", field="out")
 
 
 def _song(song: Path, stems: tuple[str, ...]) -> dict[str, Any]:
@@ -136,7 +137,7 @@ def _engine_seconds(sidecar: Path) -> float:
 
 def run_demo(config: DemoConfig, *, log: Log = print, progress_stream: Any = None) -> DemoResult:
     """Run the demo (see module docstring); returns what it wrote. `log` gets progress lines."""
-    from stemlink.bridge import Client
+    from stemlink.launcher import connect
     from stemlink.plugin_host.cli import ProgressBar
     from stemlink.plugin_host.jobs import Job, run_job
     from stemlink.plugin_host.presets import load_preset
@@ -157,8 +158,9 @@ def run_demo(config: DemoConfig, *, log: Log = print, progress_stream: Any = Non
     sep_preset = load_preset(config.separate_preset)
     acc_preset = load_preset(config.accompany_preset)
     sep_preset = sep_preset.with_overrides(params=_params(sep_preset, config.params))
-    acc_preset = acc_preset.with_overrides(params=_params(acc_preset, config.params), context_stems=config.context_stems,
-                                           stems=(config.target,), candidates=config.candidates)
+    acc_preset = acc_preset.with_overrides(
+        params=_params(acc_preset, config.params), context_stems=config.context_stems, stems=(config.target,), candidates=config.candidates
+    )
     result = DemoResult(report=out / "report.html")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -177,10 +179,12 @@ def run_demo(config: DemoConfig, *, log: Log = print, progress_stream: Any = Non
         result.stems[step] = dict(output.stems)
         return output
 
-    log(f"stemlink demo: song {song} ({meta.get('style')}, {meta.get('tempo')} bpm, {meta.get('key')}, {rate} Hz, "
-        f"{info.channels} ch, {info.frames / rate:.1f} s) -> {out}")
+    log(
+        f"stemlink demo: song {song} ({meta.get('style')}, {meta.get('tempo')} bpm, {meta.get('key')}, {rate} Hz, "
+        f"{info.channels} ch, {info.frames / rate:.1f} s) -> {out}"
+    )
     t0 = time.perf_counter()
-    with Client(None, exports_dir=config.exports, discover_engine=False, timeout=120) as client:
+    with connect(None, exports_dir=config.exports, discover_engine=False, timeout=120) as client:
         caps = client.hello()
         result.timings["engine start"] = time.perf_counter() - t0
         models = {m.name: m for m in caps.models}
@@ -188,16 +192,20 @@ def run_demo(config: DemoConfig, *, log: Log = print, progress_stream: Any = Non
         for preset in (sep_preset, acc_preset):
             if preset.model not in models:
                 where = config.exports or "the project's exports/ (or $STEMLINK_EXPORTS)"
-                raise UnknownModel(f"the demo needs model {preset.model!r} (preset {preset.name!r}), but {where} serves "
-                                   f"{', '.join(models) or 'no models'}; pass --exports DIR with a manifest.json that has it",
-                                   field="model")
+                raise UnknownModel(
+                    f"the demo needs model {preset.model!r} (preset {preset.name!r}), but {where} serves "
+                    f"{', '.join(models) or 'no models'}; pass --exports DIR with a manifest.json that has it",
+                    field="model",
+                )
         scorer = next((m.name for m in caps.models if "score" in m.tasks), None)
         if scorer is None:
             log("      warning: no model serves 'score' (COCOLA): candidates are not ranked and COCOLA scores are skipped")
 
         # 1. separate
-        log(f"[1/4] separate {config.separate_region[0]:g}-{config.separate_region[1]:g} s of the mix "
-            f"({sep_preset.model}, {sep_preset.params.get('steps')} steps)")
+        log(
+            f"[1/4] separate {config.separate_region[0]:g}-{config.separate_region[1]:g} s of the mix "
+            f"({sep_preset.model}, {sep_preset.params.get('steps')} steps)"
+        )
         sep = run_step("separate", sep_preset, Region(song / "mix.flac", s0, s1 - s0))
         mix = _read(song / "mix.flac", s0, s1 - s0)
         truth = {s: _read(song / f"{s}.flac", s0, s1 - s0) for s in sep.stems if (song / f"{s}.flac").is_file()}
@@ -208,10 +216,13 @@ def run_demo(config: DemoConfig, *, log: Log = print, progress_stream: Any = Non
 
         # 2. accompany
         context = np.sum([_read(song / f"{s}.flac", a0, a1 - a0) for s in config.context_stems], axis=0, dtype=np.float32)
+        assert isinstance(context, np.ndarray)  # a sum over axis 0 of (channels, frames) regions
         context_path = _write_bwf(out / "inputs" / "context.wav", context, rate, a0, config.overwrite)
-        log(f"[2/4] accompany {config.accompany_region[0]:g}-{config.accompany_region[1]:g} s: context "
+        log(
+            f"[2/4] accompany {config.accompany_region[0]:g}-{config.accompany_region[1]:g} s: context "
             f"{'+'.join(config.context_stems)} -> {config.target} ({acc_preset.model}, {acc_preset.params.get('steps')} steps, "
-            f"{config.candidates} candidates ranked by COCOLA)")
+            f"{config.candidates} candidates ranked by COCOLA)"
+        )
         acc = run_step("accompany", acc_preset, Region(context_path, timeline=a0))
         result.candidates = {k: float(v) for k, v in acc.scores.items()}
 
@@ -223,8 +234,11 @@ def run_demo(config: DemoConfig, *, log: Log = print, progress_stream: Any = Non
         refs_dir = out / "inputs"
         true_path = _write_bwf(refs_dir / f"true_{config.target}.wav", true_part, rate, a0, config.overwrite)
         other_path = _write_bwf(refs_dir / f"other_time_{config.target}.wav", other_part, rate, a0, config.overwrite)
-        parts = {f"generated {config.target}": acc.audio[config.target], f"true {config.target}": true_part,
-                 f"true {config.target} from {config.reference_start:g} s (other time)": other_part}
+        parts = {
+            f"generated {config.target}": acc.audio[config.target],
+            f"true {config.target}": true_part,
+            f"true {config.target} from {config.reference_start:g} s (other time)": other_part,
+        }
         for kind, part in parts.items() if scorer else ():
             score = client.score(context, np.ascontiguousarray(part, dtype=np.float32), rate, model=scorer)
             result.cocola[kind] = float(score.scores["score"])
@@ -235,16 +249,33 @@ def run_demo(config: DemoConfig, *, log: Log = print, progress_stream: Any = Non
     log("[4/4] report: plots and report.html")
     t0 = time.perf_counter()
     signals = {
-        "separate": [Signal(f"input: mix {config.separate_region[0]:g}-{config.separate_region[1]:g} s", mix, song / "mix.flac",
-                            "the region sent to the engine")]
-        + [sig for s in sep.stems for sig in (
-            *([Signal(f"ground truth {s}", truth[s], song / f"{s}.flac", "the shipped stem, same region")] if s in truth else []),
-            Signal(f"separated {s}", sep.audio[s], sep.stems[s], _sisdr_caption(result.sisdr.get(s))))],
+        "separate": [
+            Signal(
+                f"input: mix {config.separate_region[0]:g}-{config.separate_region[1]:g} s",
+                mix,
+                song / "mix.flac",
+                "the region sent to the engine",
+            )
+        ]
+        + [
+            sig
+            for s in sep.stems
+            for sig in (
+                *([Signal(f"ground truth {s}", truth[s], song / f"{s}.flac", "the shipped stem, same region")] if s in truth else []),
+                Signal(f"separated {s}", sep.audio[s], sep.stems[s], _sisdr_caption(result.sisdr.get(s))),
+            )
+        ],
         "accompany": [Signal(f"input: context {'+'.join(config.context_stems)}", context, context_path, "sum of the song's stems")]
         + [Signal(f"generated {s}", acc.audio[s], acc.stems[s], "best candidate by COCOLA, after the preset's FX") for s in acc.stems]
-        + [Signal(f"true {config.target} (reference)", true_part, true_path, "the shipped stem, same region"),
-           Signal(f"{config.target} from another time (reference)", other_part, other_path,
-                  f"the shipped stem from {config.reference_start:g} s")],
+        + [
+            Signal(f"true {config.target} (reference)", true_part, true_path, "the shipped stem, same region"),
+            Signal(
+                f"{config.target} from another time (reference)",
+                other_part,
+                other_path,
+                f"the shipped stem from {config.reference_start:g} s",
+            ),
+        ],
     }
     figures = {step: [_plot(sig, out, rate) for sig in sigs] for step, sigs in signals.items()}
     result.figures = [out / f.png for figs in figures.values() for f in figs]
@@ -298,62 +329,130 @@ def _commands(config: DemoConfig, rate: int, result: DemoResult, context_path: P
     s0, s1 = (int(round(t * rate)) for t in config.separate_region)
     a0 = int(round(config.accompany_region[0] * rate))
     out = Path(config.out)
-    separate = ["stemlink", "separate", str(Path(config.song) / "mix.flac"), "--start-sample", str(s0), "--end-sample", str(s1),
-                "--preset", config.separate_preset, *steps, "--track", config.track, "--out", str(out / "separate")]
-    accompany = ["stemlink", "accompany", str(context_path), "--timeline-sample", str(a0), "--preset", config.accompany_preset,
-                 "--context-stems", ",".join(config.context_stems), "--stems", config.target, "--candidates", str(config.candidates),
-                 *steps, "--track", config.track, "--out", str(out / "accompany")]
+    separate = [
+        "stemlink",
+        "separate",
+        str(Path(config.song) / "mix.flac"),
+        "--start-sample",
+        str(s0),
+        "--end-sample",
+        str(s1),
+        "--preset",
+        config.separate_preset,
+        *steps,
+        "--track",
+        config.track,
+        "--out",
+        str(out / "separate"),
+    ]
+    accompany = [
+        "stemlink",
+        "accompany",
+        str(context_path),
+        "--timeline-sample",
+        str(a0),
+        "--preset",
+        config.accompany_preset,
+        "--context-stems",
+        ",".join(config.context_stems),
+        "--stems",
+        config.target,
+        "--candidates",
+        str(config.candidates),
+        *steps,
+        "--track",
+        config.track,
+        "--out",
+        str(out / "accompany"),
+    ]
     generated = result.stems["accompany"][config.target]
-    lines = [f"# the whole demo\n{env}{config.command}",
-             f"# 1. separate (the region spotted at sample {s0} of the timeline)\n{env}{shlex.join(separate)}",
-             f"# 2. accompany: {context_path} = {' + '.join(config.context_stems)} of the song "
-             f"{config.accompany_region[0]:g}-{config.accompany_region[1]:g} s (written by the demo)\n{env}{shlex.join(accompany)}",
-             "# 3. COCOLA scores: context vs generated, vs the true part, vs the part from another time"]
+    lines = [
+        f"# the whole demo\n{env}{config.command}",
+        f"# 1. separate (the region spotted at sample {s0} of the timeline)\n{env}{shlex.join(separate)}",
+        f"# 2. accompany: {context_path} = {' + '.join(config.context_stems)} of the song "
+        f"{config.accompany_region[0]:g}-{config.accompany_region[1]:g} s (written by the demo)\n{env}{shlex.join(accompany)}",
+        "# 3. COCOLA scores: context vs generated, vs the true part, vs the part from another time",
+    ]
     lines += [env + shlex.join(["stemlink", "score", str(context_path), str(p)]) for p in (generated, *refs)]
     return lines
 
 
-def _sections(result: DemoResult, config: DemoConfig, figures: dict[str, list], meta: dict[str, Any],
-              models: dict[str, Any], rate: int, context_path: Path, refs: tuple[Path, Path]) -> list:
-    from stemlink.plugin_host.outputs import sidecar_path
+def _sections(
+    result: DemoResult,
+    config: DemoConfig,
+    figures: dict[str, list],
+    meta: dict[str, Any],
+    models: dict[str, Any],
+    rate: int,
+    context_path: Path,
+    refs: tuple[Path, Path],
+) -> list:
     from stemlink.apps.report import Section
+    from stemlink.plugin_host.outputs import sidecar_path
 
-    song = (f"{Path(config.song)}: {meta.get('style')} ({_progression(meta)}), {meta.get('tempo')} bpm, {meta.get('key')}, "
-            f"{meta.get('meter')}, {rate} Hz, stems " + ", ".join(
-                f"{k} ({v.get('instrument')})" for k, v in meta.get("stems", {}).items()))
-    overview = Section("Overview", "One run of the main job with the embedded engine and the shipped models: separate a region, "
-                       "accompany another region from the remaining stems, score the result with COCOLA.",
-                       table=[("song", song)] + [(f"model {m.name}", f"version {m.version}, {m.family}, {m.sample_rate} Hz, "
-                                                  f"formats {', '.join(m.formats)}, sha256 {m.sha256[:16]}...")
-                                                 for m in models.values()]
-                       + [("separate region", f"{config.separate_region[0]:g}-{config.separate_region[1]:g} s"),
-                          ("accompany region", f"{config.accompany_region[0]:g}-{config.accompany_region[1]:g} s"),
-                          ("total time", f"{result.timings['total']:.1f} s")])
-    sep_rows = [(s, f"SI-SDR {v['sisdr']:.2f} dB | mixture {v['mixture']:.2f} dB | SI-SDRi {v['sisdri']:+.2f} dB")
-                for s, v in result.sisdr.items()]
+    song = (
+        f"{Path(config.song)}: {meta.get('style')} ({_progression(meta)}), {meta.get('tempo')} bpm, {meta.get('key')}, "
+        f"{meta.get('meter')}, {rate} Hz, stems " + ", ".join(f"{k} ({v.get('instrument')})" for k, v in meta.get("stems", {}).items())
+    )
+    overview = Section(
+        "Overview",
+        "One run of the main job with the embedded engine and the shipped models: separate a region, "
+        "accompany another region from the remaining stems, score the result with COCOLA.",
+        table=[("song", song)]
+        + [
+            (
+                f"model {m.name}",
+                f"version {m.version}, {m.family}, {m.sample_rate} Hz, formats {', '.join(m.formats)}, sha256 {m.sha256[:16]}...",
+            )
+            for m in models.values()
+        ]
+        + [
+            ("separate region", f"{config.separate_region[0]:g}-{config.separate_region[1]:g} s"),
+            ("accompany region", f"{config.accompany_region[0]:g}-{config.accompany_region[1]:g} s"),
+            ("total time", f"{result.timings['total']:.1f} s"),
+        ],
+    )
+    sep_rows = [
+        (s, f"SI-SDR {v['sisdr']:.2f} dB | mixture {v['mixture']:.2f} dB | SI-SDRi {v['sisdri']:+.2f} dB") for s, v in result.sisdr.items()
+    ]
     if result.sisdr:
         mean = sum(v["sisdri"] for v in result.sisdr.values()) / len(result.sisdr)
         sep_rows.append(("mean SI-SDRi", f"{mean:+.2f} dB"))
-    separation = Section("1. Separation", "Separated stems next to the shipped ground truth of the same region. SI-SDR per "
-                         "stem (mean over channels, at the song's rate); SI-SDRi = improvement over using the mixture itself.",
-                         figures=figures["separate"], table=sep_rows)
+    separation = Section(
+        "1. Separation",
+        "Separated stems next to the shipped ground truth of the same region. SI-SDR per "
+        "stem (mean over channels, at the song's rate); SI-SDRi = improvement over using the mixture itself.",
+        figures=figures["separate"],
+        table=sep_rows,
+    )
     ranked = [(k, f"{v:.4f}") for k, v in result.candidates.items()]
-    ranking = (f"{config.candidates} candidates scored by COCOLA against the context, the best kept."
-               if result.candidates else "no score model was served, so only the first candidate was made (not ranked).")
-    accompaniment = Section("2. Accompaniment", f"{config.target} generated for the context {'+'.join(config.context_stems)}; "
-                            + ranking,
-                            figures=figures["accompany"], table=ranked)
-    scores = Section("3. COCOLA scores against the context", "Higher = more coherent with the context. The true part is the "
-                     "upper reference, the part from another time of the same song a lower one. The generated part is scored as "
-                     "written (after the preset's FX chain), so its score can differ a little from its ranking score above."
-                     if result.cocola else
-                     "Skipped: the exports have no model serving 'score'.",
-                     table=[(k, f"{v:.4f}") for k, v in result.cocola.items()])
+    ranking = (
+        f"{config.candidates} candidates scored by COCOLA against the context, the best kept."
+        if result.candidates
+        else "no score model was served, so only the first candidate was made (not ranked)."
+    )
+    accompaniment = Section(
+        "2. Accompaniment",
+        f"{config.target} generated for the context {'+'.join(config.context_stems)}; " + ranking,
+        figures=figures["accompany"],
+        table=ranked,
+    )
+    scores = Section(
+        "3. COCOLA scores against the context",
+        "Higher = more coherent with the context. The true part is the "
+        "upper reference, the part from another time of the same song a lower one. The generated part is scored as "
+        "written (after the preset's FX chain), so its score can differ a little from its ranking score above."
+        if result.cocola
+        else "Skipped: the exports have no model serving 'score'.",
+        table=[(k, f"{v:.4f}") for k, v in result.cocola.items()],
+    )
     timings = Section("Timings (wall seconds, 2-core CPU)", table=[(k, f"{v:.2f}") for k, v in result.timings.items()])
     files = [(step, str(Path(p).relative_to(config.out))) for step, stems in result.stems.items() for p in stems.values()]
-    files += [(f"{step} sidecar", str(sidecar_path(Path(p)).relative_to(config.out)))
-              for step, stems in result.stems.items() for p in stems.values()]
-    outputs = Section("Files", "BWF WAVs (bext TimeReference = the region's timeline sample) with JSON sidecars (provenance).",
-                      table=files)
+    files += [
+        (f"{step} sidecar", str(sidecar_path(Path(p)).relative_to(config.out)))
+        for step, stems in result.stems.items()
+        for p in stems.values()
+    ]
+    outputs = Section("Files", "BWF WAVs (bext TimeReference = the region's timeline sample) with JSON sidecars (provenance).", table=files)
     commands = Section("Reproduce with the CLI", code=_commands(config, rate, result, context_path, refs))
     return [overview, separation, accompaniment, scores, timings, outputs, commands]

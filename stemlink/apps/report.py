@@ -4,6 +4,7 @@ Used by `stemlink demo` (and anything else that wants a page a person can look a
 Figures are PNG files next to the page; the page references them by relative path, so the
 report folder can be moved or zipped as a whole.
 """
+
 from __future__ import annotations
 
 import html

@@ -8,10 +8,10 @@ A keys folder (made by `stemlink keys init DIR --client NAME`) holds ZeroMQ CURV
                                               together with server.key)
 
 Engine: `stemlink serve --curve DIR` encrypts every connection and accepts only the keys in
-DIR/clients. The ZAP handler (`CurveAuthenticator`) reads that folder on every handshake, so
+DIR/clients. The ZAP handler (`stemlink/bridge/zap.py`, the engine side) reads that folder on every handshake, so
 deleting `clients/<name>.key` refuses that client's next connection without a restart (a
 connection already open keeps its session until it reconnects). Every refused handshake is
-logged (logger `stemlink.bridge.auth`, WARNING) with the client's public key and address
+logged (logger `stemlink.bridge.zap`, WARNING) with the client's public key and address
 when ZAP saw them.
 
 Client: `Client(addr, curve=DIR)` (or `$STEMLINK_CURVE`) uses the only client key pair in DIR,
@@ -19,18 +19,17 @@ or `client_name=NAME` / `--client NAME` / `$STEMLINK_CLIENT` when DIR holds seve
 DIR/server.key. `HandshakeWatch` turns a refused handshake into `EngineUnavailable` naming the
 cause at once, instead of a timeout that looks like a dead engine.
 """
+
 from __future__ import annotations
 
-import logging
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import zmq
-from zmq.auth.thread import ThreadAuthenticator
+import zmq.auth
 
 from stemlink.errors import EngineUnavailable, InvalidInput
 
@@ -41,12 +40,9 @@ CLIENTS = "clients"
 SECRET_SUFFIX = ".key_secret"
 HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 NO_DETAIL_LIMIT = 3  # handshakes in a row cut short without detail before a CURVE client gives up
-LOG_REPEAT_S = 10.0  # the same refused peer/key is logged at most once per this many seconds
-
-log = logging.getLogger("stemlink.bridge.auth")
 
 
-def _require_curve() -> None:
+def require_curve() -> None:
     if not zmq.has("curve"):
         raise InvalidInput("this libzmq has no CURVE support; install a pyzmq wheel (bundles libsodium-free CURVE)", field="curve")
 
@@ -56,7 +52,7 @@ def init_keys(folder: str | os.PathLike, clients: tuple[str, ...] = ("client",))
     each client (its public key copied into `clients/`). Returns the folder."""
     import zmq.auth
 
-    _require_curve()
+    require_curve()
     folder = Path(folder)
     (folder / CLIENTS).mkdir(parents=True, exist_ok=True)
     if not (folder / f"{SERVER}{SECRET_SUFFIX}").exists():
@@ -70,7 +66,7 @@ def init_keys(folder: str | os.PathLike, clients: tuple[str, ...] = ("client",))
     return folder
 
 
-def _load(path: Path, *, secret: bool) -> tuple[bytes, bytes | None]:
+def load_key(path: Path, *, secret: bool) -> tuple[bytes, bytes | None]:
     import zmq.auth
 
     if not path.is_file():
@@ -91,23 +87,30 @@ def client_key_file(folder: str | os.PathLike, client_name: str | None = None) -
     `$STEMLINK_CLIENT`), or the only client key pair there when no name is given."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise InvalidInput(f"CURVE keys folder {str(folder)!r} does not exist (create it with `stemlink keys init DIR --client NAME`)", field="curve")
+        raise InvalidInput(
+            f"CURVE keys folder {str(folder)!r} does not exist (create it with `stemlink keys init DIR --client NAME`)", field="curve"
+        )
     available = client_names(folder)
     listed = ", ".join(available) or "none"
     name = client_name or os.environ.get(ENV_CLIENT) or None
     if name is not None:
         path = folder / f"{name}{SECRET_SUFFIX}"
         if not path.is_file():
-            raise InvalidInput(f"no CURVE key for client {name!r} in {str(folder)!r} ({path.name} is missing); client keys there: {listed}",
-                               field="client")
+            raise InvalidInput(
+                f"no CURVE key for client {name!r} in {str(folder)!r} ({path.name} is missing); client keys there: {listed}", field="client"
+            )
         return path
     if len(available) == 1:
         return folder / f"{available[0]}{SECRET_SUFFIX}"
     if not available:
-        raise InvalidInput(f"no client key pair (NAME{SECRET_SUFFIX}) in {str(folder)!r}; "
-                           f"create one with `stemlink keys init {folder} --client NAME`", field="curve")
-    raise InvalidInput(f"{str(folder)!r} holds several client keys ({listed}); choose one with --client NAME "
-                       f"(client_name=NAME or ${ENV_CLIENT})", field="client")
+        raise InvalidInput(
+            f"no client key pair (NAME{SECRET_SUFFIX}) in {str(folder)!r}; create one with `stemlink keys init {folder} --client NAME`",
+            field="curve",
+        )
+    raise InvalidInput(
+        f"{str(folder)!r} holds several client keys ({listed}); choose one with --client NAME (client_name=NAME or ${ENV_CLIENT})",
+        field="client",
+    )
 
 
 def authorized_keys(folder: str | os.PathLike) -> set[bytes]:
@@ -117,127 +120,14 @@ def authorized_keys(folder: str | os.PathLike) -> set[bytes]:
     return set(zmq.auth.load_certificates(os.fspath(folder))) if Path(folder).is_dir() else set()
 
 
-class _RepeatFilter:
-    """True the first time a key is seen and again after `LOG_REPEAT_S`; counts what it hid."""
-
-    def __init__(self) -> None:
-        self.seen: dict[Any, float] = {}
-        self.hidden: dict[Any, int] = {}
-
-    def __call__(self, key: Any) -> tuple[bool, int]:
-        now = time.monotonic()
-        if now - self.seen.get(key, -LOG_REPEAT_S) < LOG_REPEAT_S:
-            self.hidden[key] = self.hidden.get(key, 0) + 1
-            return False, 0
-        self.seen[key] = now
-        if len(self.seen) > 4096:  # a flood of distinct keys must not grow memory
-            self.seen = {key: now}
-        return True, self.hidden.pop(key, 0)
-
-
-class CurveAuthenticator(ThreadAuthenticator):
-    """ZAP handler accepting the CURVE keys in `folder`, re-read on every handshake."""
-
-    def __init__(self, context: zmq.Context, folder: str | os.PathLike):
-        super().__init__(context)
-        self.folder = Path(folder)
-        self._peer = "?"
-        self._once = _RepeatFilter()
-        self._monitor: threading.Thread | None = None
-        self._monitor_stop = threading.Event()
-
-    def start(self) -> None:
-        super().start()
-        self.configure_curve_callback(domain="*", credentials_provider=self)
-
-    async def handle_zap_message(self, msg: list[bytes]) -> None:
-        self._peer = msg[3].decode("utf-8", "replace") if len(msg) > 3 else "?"  # the client's IP address
-        await super().handle_zap_message(msg)
-
-    def callback(self, domain: str, key: bytes) -> bool:
-        """Credentials provider: `key` is the client's z85 public key."""
-        try:
-            allowed = key in authorized_keys(self.folder)
-        except (OSError, ValueError) as exc:  # an unreadable or malformed key file refuses, with the reason logged
-            log.error("cannot read the authorized CURVE keys in %s: %s", self.folder, exc)
-            allowed = False
-        if not allowed:
-            first, hidden = self._once(("key", key, self._peer))
-            if first:
-                more = f" ({hidden} more since last logged)" if hidden else ""
-                log.warning("refused CURVE handshake from %s: client public key %s is not in %s%s",
-                            self._peer, key.decode("ascii", "replace"), self.folder, more)
-        return allowed
-
-    def watch(self, socket: zmq.Socket) -> None:
-        """Log handshakes of `socket` (before bind) that fail before ZAP sees a key: a client
-        without CURVE, or one that pinned a different server key. (Handshakes cut short without
-        detail are not logged: every plain TCP probe, e.g. discovery's, ends like that.)"""
-        monitor = socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
-        self._monitor = threading.Thread(target=self._watch, args=(monitor,), name="stemlink-curve-monitor", daemon=True)
-        self._monitor.start()
-
-    def _watch(self, monitor: zmq.Socket) -> None:
-        from zmq.utils.monitor import recv_monitor_message
-
-        try:
-            while not self._monitor_stop.is_set():
-                if not monitor.poll(100):
-                    continue
-                event = recv_monitor_message(monitor)
-                if event["event"] == zmq.EVENT_MONITOR_STOPPED:
-                    return
-                endpoint = event["endpoint"].decode("utf-8", "replace")
-                first, hidden = self._once(("protocol", int(event["value"]), endpoint))
-                if first:
-                    more = f" ({hidden} more since last logged)" if hidden else ""
-                    log.warning("refused a connection on %s: %s%s", endpoint, _server_side_reason(int(event["value"])), more)
-        except zmq.ZMQError:
-            return  # the context is terminating
-        finally:
-            monitor.close(linger=0)
-
-    def stop(self) -> None:
-        self._monitor_stop.set()
-        if self._monitor is not None:
-            self._monitor.join(1.0)
-            self._monitor = None
-        super().stop()
-
-
-def _server_side_reason(code: int) -> str:
-    if code == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
-        return "the client does not use CURVE (it needs --curve DIR with this engine's server.key)"
-    if code == zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
-        return "CURVE handshake failed (the client pinned a different server key?)"
-    return f"CURVE handshake failed (ZMTP protocol error {code:#x})"
-
-
-def secure_server(socket: zmq.Socket, context: zmq.Context, folder: str | os.PathLike) -> CurveAuthenticator:
-    """Make `socket` (before bind) a CURVE server accepting only `folder/clients/*.key`.
-    Returns the started authenticator; call `.stop()` after closing the socket."""
-    _require_curve()
-    folder = Path(folder)
-    public, secret = _load(folder / f"{SERVER}{SECRET_SUFFIX}", secret=True)
-    if not any((folder / CLIENTS).glob("*.key")):
-        raise InvalidInput(f"no authorized client keys in {str(folder / CLIENTS)!r}", field="curve")
-    auth = CurveAuthenticator(context, folder / CLIENTS)
-    auth.start()
-    auth.watch(socket)
-    socket.curve_secretkey = secret
-    socket.curve_publickey = public
-    socket.curve_server = True
-    return auth
-
-
 def secure_client(socket: zmq.Socket, folder: str | os.PathLike, client_name: str | None = None) -> Path:
     """Give `socket` (before connect) this client's key pair (see `client_key_file`) and pin
     the server's key. Returns the client's secret key file."""
-    _require_curve()
+    require_curve()
     folder = Path(folder)
     key_file = client_key_file(folder, client_name)
-    public, secret = _load(key_file, secret=True)
-    server_public, _ = _load(folder / f"{SERVER}.key", secret=False)
+    public, secret = load_key(key_file, secret=True)
+    server_public, _ = load_key(folder / f"{SERVER}.key", secret=False)
     socket.curve_secretkey = secret
     socket.curve_publickey = public
     socket.curve_serverkey = server_public
@@ -249,8 +139,7 @@ class HandshakeWatch:
     the engine refuses the connection's handshake (a key it does not accept, CURVE on one side
     only, a different server key), naming the cause instead of timing out."""
 
-    def __init__(self, socket: zmq.Socket, address: str, key_file: Path | None = None, *,
-                 also: int = 0, on_event: Any = None):
+    def __init__(self, socket: zmq.Socket, address: str, key_file: Path | None = None, *, also: int = 0, on_event: Any = None):
         # `also`/`on_event`: more monitor events, each passed to `on_event(event)` (a socket has
         # one monitor; stemlink/bridge/liveness.py ConnectionWatch follows connects/disconnects through it)
         self.socket = socket
@@ -298,12 +187,15 @@ class HandshakeWatch:
         if self.key_file is not None:
             key = f"{self.key_file.with_suffix('.key')}"
             if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-                return (f"{where} refused this client's CURVE key ({key}): it is not among the engine's authorized clients; "
-                        f"ask its admin to copy that file into the engine's keys folder {CLIENTS}/")
+                return (
+                    f"{where} refused this client's CURVE key ({key}): it is not among the engine's authorized clients; "
+                    f"ask its admin to copy that file into the engine's keys folder {CLIENTS}/"
+                )
             if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
                 return f"{where} does not use CURVE; connect without --curve (or start it with `stemlink serve --curve DIR`)"
-            return (f"CURVE handshake with {where} failed: {self.key_file.parent / (SERVER + '.key')} "
-                    f"is probably not that engine's server key")
+            return (
+                f"CURVE handshake with {where} failed: {self.key_file.parent / (SERVER + '.key')} is probably not that engine's server key"
+            )
         if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
             return f"{where} requires CURVE authentication; pass --curve DIR (curve=DIR or ${ENV_CURVE}) with keys from its admin"
         return f"handshake with {where} failed (ZMTP error {value:#x}); is it a stemlink engine?"

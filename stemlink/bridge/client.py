@@ -1,13 +1,17 @@
-"""`Client`: talk to a stemlink engine from scripts, the CLI or the DAW host.
+"""`Client`: talk to a running stemlink engine from scripts, the CLI or the DAW host.
 
-    with Client() as client:                       # no address: a local engine or an embedded one
+    with Client("tcp://127.0.0.1:5555", timeout=30) as client:   # a running `stemlink serve`
         result = client.separate(mix, 44100)        # mix (C, N) float32 -> result.stems[name] (C, N)
 
-    Client("tcp://127.0.0.1:5555", timeout=30)     # a running `stemlink serve`
+    with stemlink.launcher.connect() as client:    # a local engine, or an embedded one it starts
+        ...
 
-With no address, `stemlink.bridge.discovery.discover` picks `$STEMLINK_ENGINE`, or a local
-`stemlink serve` on the default address that answers, else the client starts an embedded
-engine (`embedded="inproc"`: a thread; `"process"`: a child process over ipc://).
+A client only connects. With no address, `stemlink.bridge.discovery.discover` picks
+`$STEMLINK_ENGINE` or a local `stemlink serve` on the default address that answers; if there
+is none, `EngineUnavailable`. Starting an engine is the launcher's job
+(`stemlink/launcher.py`, like jupyter_client's KernelManager beside its KernelClient): it
+hands the client the engine it started (`engine=`), which the client watches for liveness and
+stops on `close()`.
 Remote engines started with `stemlink serve --curve DIR`: pass `curve=DIR` (or set
 `$STEMLINK_CURVE`) to encrypt and authenticate with the keys in DIR (see `stemlink/bridge/auth.py`).
 
@@ -43,6 +47,7 @@ at its next heartbeat. Engine errors are raised as the matching `stemlink.errors
 Returned stems are read-only zero-copy views of the received message (use `np.array(x)` for a
 writable copy).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -50,22 +55,39 @@ import os
 import threading
 import time
 import uuid
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import zmq
 
 from stemlink.bridge.auth import ENV_CURVE, HandshakeWatch, secure_client
-from stemlink.bridge.discovery import discover
+from stemlink.bridge.discovery import ENV_ENGINE, discover
 from stemlink.bridge.liveness import CONNECTION_EVENTS, GONE, STOPPED, ConnectionWatch, ProcessIdentity, process_state
 from stemlink.bridge.protocol import (
-    Accepted, Cancel, Capabilities, Error, Heartbeat, Hello, Limits, Message, ModelInfo, Ping, Pong, Progress, Result,
-    Status, StatusRequest, Submit, decode, encode,
+    Accepted,
+    Cancel,
+    Capabilities,
+    Error,
+    Heartbeat,
+    Hello,
+    Message,
+    ModelInfo,
+    Ping,
+    Pong,
+    Progress,
+    Result,
+    Status,
+    StatusRequest,
+    Submit,
+    decode,
+    encode,
 )
-from stemlink.engine.tasks import TaskRequest, TaskResult
+from stemlink.contract import Limits, TaskRequest, TaskResult
 from stemlink.errors import Cancelled, EngineUnavailable, InvalidInput, ProtocolError, Timeout, TooLarge
 
 ProgressFn = Callable[[int, int, str], None]
+M = TypeVar("M", bound=Message)
 REPLY_LIMITS = Limits(max_frames=2**40, max_channels=1024, max_inputs=1024, max_message_bytes=2**40, max_header_bytes=16 * 2**20)
 POLL_MS = 50
 MIN_TRANSFER_RATE = 10e6  # bytes/s assumed for uploads and result downloads (deadlines only)
@@ -73,6 +95,19 @@ DEFAULT_SILENCE = 60.0  # s of silence during a job before a live-looking engine
 SILENCE_BEATS = 20  # ... or this many of the engine's reported heartbeat intervals, if longer
 CONNECT_TIMEOUT = 2.0  # s without any connection to the address: nothing is listening
 STALL_GAP = 1.0  # s between two of the client's own polls: the client itself was not running
+
+
+class OwnedEngine(Protocol):
+    """An engine a launcher started for one client (`stemlink.engine.server.embedded.Engine`)."""
+
+    @property
+    def alive(self) -> bool: ...
+
+    def exit_info(self) -> str: ...
+
+    def wait_exit(self, timeout: float) -> bool: ...
+
+    def stop(self, timeout: float = 10.0) -> None: ...
 
 
 def _planar(audio: Any) -> np.ndarray:
@@ -88,24 +123,25 @@ class Client:
         address: str | None = None,
         *,
         timeout: float = 30.0,
-        exports_dir: str | os.PathLike | None = None,
         heartbeat_timeout: float | None = None,
-        embedded: str = "inproc",
         context: zmq.Context | None = None,
-        discover_engine: bool = True,
         curve: str | os.PathLike | None = None,
         client_name: str | None = None,
         keepalive: float = 2.0,
         connect_timeout: float = CONNECT_TIMEOUT,
+        engine: OwnedEngine | None = None,
     ):
-        self.engine = None
-        if address is None and discover_engine:
-            address = discover(exports_dir, context)
+        """`address`: the engine's (None: discovered). `engine`: the engine a launcher started
+        at `address` for this client (trusted, no CURVE; stopped by `close()`)."""
+        self.engine = engine
         if address is None:
-            from stemlink.engine.server.embedded import Engine
-
-            self.engine = Engine.start_embedded(exports_dir, transport=embedded, context=context)
-            address, context = self.engine.address, self.engine.context
+            address = discover(None, context)
+        if address is None:
+            raise EngineUnavailable(
+                f"no engine is running (nothing set in ${ENV_ENGINE} answers, no local `stemlink serve`): "
+                "start one with `stemlink serve`, or use `stemlink.launcher.connect()` to start an embedded engine",
+                field="address",
+            )
         self.address = address
         self.timeout = timeout
         self.heartbeat_timeout = heartbeat_timeout
@@ -137,7 +173,12 @@ class Client:
         try:
             self.socket.send_multipart(encode(msg), zmq.NOBLOCK, copy=False)
         except zmq.Again:
-            raise EngineUnavailable(f"cannot send {msg.TYPE!r} to {self.address}: its send queue is full (engine unreachable)", field="address") from None
+            if self._handshake is not None:
+                # a refused handshake also leaves no pipe to send on: name that cause if it is the one (raises)
+                self._handshake.poll(int(CONNECT_TIMEOUT * 1000))
+            raise EngineUnavailable(
+                f"cannot send {msg.TYPE!r} to {self.address}: its send queue is full (engine unreachable)", field="address"
+            ) from None
 
     def _send_quiet(self, msg: Message) -> None:
         """Best effort (pings, cancels): never blocks, never raises."""
@@ -152,7 +193,7 @@ class Client:
         frames = self.socket.recv_multipart(copy=False)
         return decode(frames, "reply", REPLY_LIMITS)
 
-    def _request(self, msg: Message, expect: type[Message], timeout: float | None = None) -> Message:
+    def _request(self, msg: Message, expect: type[M], timeout: float | None = None) -> M:
         timeout = self.timeout if timeout is None else timeout
         self._send(msg)
         deadline = time.monotonic() + timeout
@@ -220,7 +261,7 @@ class Client:
             if self._handshake is not None:
                 self._handshake.poll(0)  # read pending connection events: a drop before the submit is not this job's
             drops = self._watch.drops
-            self._send(Submit.from_request(job_id, request, keepalive=self.keepalive))
+            self._send(Submit(id=job_id, request=request, keepalive=self.keepalive))
             return self._wait_job(job_id, progress, timeout, self._accept_deadline(request), drops)
         except BaseException:
             if not self._final:  # gave up (timeout, Ctrl-C, dead engine, a bug): do not leave the job running
@@ -273,7 +314,9 @@ class Client:
         if drops is not None and self._watch.drops > drops:
             if process_state(self._process) == GONE:
                 return self._died(during)
-            return EngineUnavailable(f"the connection to the engine at {self.address} was lost {during} (the engine closed it, or the network reset it)")
+            return EngineUnavailable(
+                f"the connection to the engine at {self.address} was lost {during} (the engine closed it, or the network reset it)"
+            )
         return None
 
     def _died(self, during: str) -> EngineUnavailable:
@@ -282,8 +325,7 @@ class Client:
             return EngineUnavailable(f"the embedded engine ({self.address}) died {during}{self.engine.exit_info()}")
         return EngineUnavailable(f"the engine process {self._process.pid} at {self.address} died {during}")
 
-    def _wait_job(self, job_id: str, progress: ProgressFn | None, timeout: float | None, accept_within: float,
-                  drops: int) -> TaskResult:
+    def _wait_job(self, job_id: str, progress: ProgressFn | None, timeout: float | None, accept_within: float, drops: int) -> TaskResult:
         start = last = last_ping = previous = time.monotonic()
         accepted = cancel_sent = False
         silence_allowed = self.silence_limit
@@ -305,11 +347,15 @@ class Client:
                 if dead is not None:
                     raise dead
                 if not accepted and now - start > accept_within:
-                    raise EngineUnavailable(f"the engine at {self.address} did not accept the job within {accept_within:.1f} s", field="address")
+                    raise EngineUnavailable(
+                        f"the engine at {self.address} did not accept the job within {accept_within:.1f} s", field="address"
+                    )
                 if accepted and now - last > silence_allowed:
                     stopped = " (its process is stopped: SIGSTOP or a debugger)" if process_state(self._process) == STOPPED else ""
-                    raise EngineUnavailable(f"engine at {self.address} stopped responding {during}{stopped}: nothing for {now - last:.1f} s "
-                                            f"(heartbeat_timeout {silence_allowed:g} s)")
+                    raise EngineUnavailable(
+                        f"engine at {self.address} stopped responding {during}{stopped}: nothing for {now - last:.1f} s "
+                        f"(heartbeat_timeout {silence_allowed:g} s)"
+                    )
                 if timeout is not None and now - start > timeout:
                     raise Timeout(f"job {job_id!r} did not finish within {timeout:g} s (cancelled)", field="timeout")
                 continue
@@ -318,7 +364,7 @@ class Client:
                 self._final = True
                 if cancel_sent:  # finished before the cancel landed: honour the request anyway
                     raise Cancelled(f"job {job_id!r} was cancelled (it finished first; result discarded)", field="job")
-                return reply.to_result()
+                return reply.result
             if isinstance(reply, Error):
                 self._final = True
                 raise reply.to_exception()
@@ -334,39 +380,120 @@ class Client:
 
     # ------------------------------------------------------------------ tasks
 
-    def _task(self, task: str, sample_rate: int, inputs: Mapping[str, Any], *, progress: ProgressFn | None = None,
-              timeout: float | None = None, **fields: Any) -> TaskResult:
+    def _task(
+        self,
+        task: str,
+        sample_rate: int,
+        inputs: Mapping[str, Any],
+        *,
+        progress: ProgressFn | None = None,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> TaskResult:
         params = fields.pop("params", None) or {}
-        request = TaskRequest(task=task, sample_rate=int(sample_rate), inputs={k: _planar(v) for k, v in inputs.items()},
-                              params=dict(params), **fields)
+        request = TaskRequest(
+            task=task, sample_rate=int(sample_rate), inputs={k: _planar(v) for k, v in inputs.items()}, params=dict(params), **fields
+        )
         return self.submit(request, progress=progress, timeout=timeout)
 
-    def separate(self, mix: Any, sample_rate: int, *, model: str | None = None, params: Mapping[str, Any] | None = None,
-                 seed: int = 0, progress: ProgressFn | None = None, timeout: float | None = None) -> TaskResult:
+    def separate(
+        self,
+        mix: Any,
+        sample_rate: int,
+        *,
+        model: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        progress: ProgressFn | None = None,
+        timeout: float | None = None,
+    ) -> TaskResult:
         """mix (C, N) -> result.stems {stem: (C, N)}."""
         return self._task("separate", sample_rate, {"mix": mix}, model=model, params=params, seed=seed, progress=progress, timeout=timeout)
 
-    def extract(self, mix: Any, sample_rate: int, *, stems: Sequence[str], model: str | None = None,
-                params: Mapping[str, Any] | None = None, seed: int = 0, progress: ProgressFn | None = None) -> TaskResult:
-        return self._task("extract", sample_rate, {"mix": mix}, stems=tuple(stems), model=model, params=params, seed=seed, progress=progress)
+    def extract(
+        self,
+        mix: Any,
+        sample_rate: int,
+        *,
+        stems: Sequence[str],
+        model: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        progress: ProgressFn | None = None,
+    ) -> TaskResult:
+        return self._task(
+            "extract", sample_rate, {"mix": mix}, stems=tuple(stems), model=model, params=params, seed=seed, progress=progress
+        )
 
-    def remove(self, mix: Any, sample_rate: int, *, stems: Sequence[str], model: str | None = None,
-               params: Mapping[str, Any] | None = None, seed: int = 0, progress: ProgressFn | None = None) -> TaskResult:
+    def remove(
+        self,
+        mix: Any,
+        sample_rate: int,
+        *,
+        stems: Sequence[str],
+        model: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        progress: ProgressFn | None = None,
+    ) -> TaskResult:
         return self._task("remove", sample_rate, {"mix": mix}, stems=tuple(stems), model=model, params=params, seed=seed, progress=progress)
 
-    def accompany(self, context: Any, sample_rate: int, *, context_stems: Sequence[str], stems: Sequence[str] = (),
-                  model: str | None = None, candidates: int = 1, params: Mapping[str, Any] | None = None, seed: int = 0,
-                  progress: ProgressFn | None = None, timeout: float | None = None) -> TaskResult:
+    def accompany(
+        self,
+        context: Any,
+        sample_rate: int,
+        *,
+        context_stems: Sequence[str],
+        stems: Sequence[str] = (),
+        model: str | None = None,
+        candidates: int = 1,
+        params: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        progress: ProgressFn | None = None,
+        timeout: float | None = None,
+    ) -> TaskResult:
         """context (C, N) sub-mix of `context_stems` -> result.stems {stem: (C, N)} for `stems`."""
-        return self._task("accompany", sample_rate, {"context": context}, context_stems=tuple(context_stems), stems=tuple(stems),
-                          model=model, candidates=candidates, params=params, seed=seed, progress=progress, timeout=timeout)
+        return self._task(
+            "accompany",
+            sample_rate,
+            {"context": context},
+            context_stems=tuple(context_stems),
+            stems=tuple(stems),
+            model=model,
+            candidates=candidates,
+            params=params,
+            seed=seed,
+            progress=progress,
+            timeout=timeout,
+        )
 
-    def generate(self, frames: int, sample_rate: int, *, channels: int = 2, stems: Sequence[str] = (), model: str | None = None,
-                 params: Mapping[str, Any] | None = None, seed: int = 0, progress: ProgressFn | None = None,
-                 timeout: float | None = None) -> TaskResult:
+    def generate(
+        self,
+        frames: int,
+        sample_rate: int,
+        *,
+        channels: int = 2,
+        stems: Sequence[str] = (),
+        model: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        progress: ProgressFn | None = None,
+        timeout: float | None = None,
+    ) -> TaskResult:
         """-> result.stems {stem: (channels, frames)}."""
-        return self._task("generate", sample_rate, {}, frames=int(frames), channels=int(channels), stems=tuple(stems),
-                          model=model, params=params, seed=seed, progress=progress, timeout=timeout)
+        return self._task(
+            "generate",
+            sample_rate,
+            {},
+            frames=int(frames),
+            channels=int(channels),
+            stems=tuple(stems),
+            model=model,
+            params=params,
+            seed=seed,
+            progress=progress,
+            timeout=timeout,
+        )
 
     def score(self, a: Any, b: Any, sample_rate: int, *, model: str | None = None, timeout: float | None = None) -> TaskResult:
         """Coherence of two sub-mixes: result.scores["score"]."""
@@ -375,15 +502,16 @@ class Client:
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        if getattr(self, "_handshake", None) is not None:
-            self._handshake.close()
-        if not self.socket.closed:
-            self.socket.close(linger=0)
-        if self.engine is not None:
-            self.engine.stop()
+        handshake, socket, engine = (getattr(self, name, None) for name in ("_handshake", "socket", "engine"))  # __init__ may have failed
+        if handshake is not None:
+            handshake.close()
+        if socket is not None and not socket.closed:
+            socket.close(linger=0)
+        if engine is not None:
+            engine.stop()
             self.engine = None
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -16,6 +16,7 @@ samples, the provenance fields) and refuses a malformed one with `BadResult`. To
 stranger entirely, set `$STEMLINK_ENGINE` (or `--engine`) to an address you control, or
 `embedded`, or run `stemlink serve --curve DIR` and pass `--curve DIR`.
 """
+
 from __future__ import annotations
 
 import os

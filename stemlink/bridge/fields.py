@@ -5,11 +5,14 @@
 right type but outside the allowed range raise `InvalidInput`. Every message names the
 message type, the field, a (truncated) repr of the value and what is allowed.
 """
+
 from __future__ import annotations
 
+import builtins
 import math
 import re
-from typing import Any, Callable, Mapping, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from stemlink.errors import InvalidInput, ProtocolError
 
@@ -90,9 +93,19 @@ class HeaderReader:
         return self.header[key]
 
     def _type_error(self, key: str, allowed: str) -> ProtocolError:
-        return ProtocolError(f"{self.where}: field {self.prefix + key!r} must be {allowed}, got {short_repr(self.header.get(key))}", field=self.prefix + key)
+        return ProtocolError(
+            f"{self.where}: field {self.prefix + key!r} must be {allowed}, got {short_repr(self.header.get(key))}", field=self.prefix + key
+        )
 
-    def str(self, key: str, default: Any = _REQUIRED, *, max_len: int = 256, pattern: re.Pattern | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    def str(
+        self,
+        key: str,
+        default: Any = _REQUIRED,
+        *,
+        max_len: int = 256,
+        pattern: re.Pattern | None = None,
+        choices: tuple[str, ...] | None = None,
+    ) -> Any:
         value = self._raw(key, default)
         if value is None and default is None:
             return None
@@ -101,60 +114,80 @@ class HeaderReader:
         if len(value) > max_len:
             raise InvalidInput(f"{self.where}: field {self.prefix + key!r} is longer than {max_len} characters", field=self.prefix + key)
         if choices is not None and value not in choices:
-            raise InvalidInput(f"{self.where}: field {self.prefix + key!r} is {short_repr(value)}; allowed: {', '.join(choices)}", field=self.prefix + key)
+            raise InvalidInput(
+                f"{self.where}: field {self.prefix + key!r} is {short_repr(value)}; allowed: {', '.join(choices)}", field=self.prefix + key
+            )
         if pattern is not None and not pattern.match(value):
-            raise InvalidInput(f"{self.where}: field {self.prefix + key!r} = {short_repr(value)} must match {pattern.pattern}", field=self.prefix + key)
+            raise InvalidInput(
+                f"{self.where}: field {self.prefix + key!r} = {short_repr(value)} must match {pattern.pattern}", field=self.prefix + key
+            )
         return value
 
-    def int(self, key: str, lo: int, hi: int, default: Any = _REQUIRED) -> Any:
+    def int(self, key: builtins.str, lo: builtins.int, hi: builtins.int, default: Any = _REQUIRED) -> Any:
         value = self._raw(key, default)
         if value is None and default is None:
             return None
         if not is_int(value):
             raise self._type_error(key, "an integer")
         if not lo <= value <= hi:
-            raise InvalidInput(f"{self.where}: field {self.prefix + key!r} = {short_repr(value)} is out of range; allowed: {lo}..{hi}", field=self.prefix + key)
+            raise InvalidInput(
+                f"{self.where}: field {self.prefix + key!r} = {short_repr(value)} is out of range; allowed: {lo}..{hi}",
+                field=self.prefix + key,
+            )
         return value
 
-    def float(self, key: str, lo: float, hi: float, default: Any = _REQUIRED) -> float:
+    def float(self, key: builtins.str, lo: builtins.float, hi: builtins.float, default: Any = _REQUIRED) -> builtins.float:
         value = self._raw(key, default)
         if not (is_int(value) or isinstance(value, float)):
             raise self._type_error(key, "a number")
         if not (math.isfinite(value) and lo <= value <= hi):
-            raise InvalidInput(f"{self.where}: field {self.prefix + key!r} = {short_repr(value)} is out of range; allowed: {lo}..{hi}", field=self.prefix + key)
+            raise InvalidInput(
+                f"{self.where}: field {self.prefix + key!r} = {short_repr(value)} is out of range; allowed: {lo}..{hi}",
+                field=self.prefix + key,
+            )
         return float(value)
 
-    def bool(self, key: str, default: Any = _REQUIRED) -> bool:
+    def bool(self, key: builtins.str, default: Any = _REQUIRED) -> builtins.bool:
         value = self._raw(key, default)
         if not isinstance(value, bool):
             raise self._type_error(key, "true or false")
         return value
 
-    def names(self, key: str, default: Any = _REQUIRED, *, max_items: int = 64) -> tuple[str, ...]:
+    def names(self, key: builtins.str, default: Any = _REQUIRED, *, max_items: builtins.int = 64) -> tuple[builtins.str, ...]:
         """A list of distinct names (stems, tasks, formats)."""
         value = self._raw(key, default)
         if not isinstance(value, (list, tuple)) or any(not isinstance(v, str) for v in value):
             raise self._type_error(key, "a list of strings")
         if len(value) > max_items:
-            raise InvalidInput(f"{self.where}: field {self.prefix + key!r} has {len(value)} items; at most {max_items} allowed", field=self.prefix + key)
+            raise InvalidInput(
+                f"{self.where}: field {self.prefix + key!r} has {len(value)} items; at most {max_items} allowed", field=self.prefix + key
+            )
         for v in value:
             if not NAME_PATTERN.match(v):
-                raise InvalidInput(f"{self.where}: field {self.prefix + key!r} item {short_repr(v)} must match {NAME_PATTERN.pattern}", field=self.prefix + key)
+                raise InvalidInput(
+                    f"{self.where}: field {self.prefix + key!r} item {short_repr(v)} must match {NAME_PATTERN.pattern}",
+                    field=self.prefix + key,
+                )
         if len(set(value)) != len(value):
             raise InvalidInput(f"{self.where}: field {self.prefix + key!r} has duplicate items", field=self.prefix + key)
         return tuple(value)
 
-    def params(self, key: str, default: Any = _REQUIRED, *, max_items: int = 64) -> dict[str, Any]:
+    def params(self, key: builtins.str, default: Any = _REQUIRED, *, max_items: builtins.int = 64) -> dict[builtins.str, Any]:
         """A flat map name -> scalar (bool, int64, finite float, str <= 1024, None)."""
         value = self._raw(key, default)
         if not isinstance(value, Mapping):
             raise self._type_error(key, "a map of name -> scalar")
         if len(value) > max_items:
-            raise InvalidInput(f"{self.where}: field {self.prefix + key!r} has {len(value)} entries; at most {max_items} allowed", field=self.prefix + key)
+            raise InvalidInput(
+                f"{self.where}: field {self.prefix + key!r} has {len(value)} entries; at most {max_items} allowed", field=self.prefix + key
+            )
         for name, item in value.items():
             path = f"{self.prefix}{key}.{name}"
             if not isinstance(name, str) or not NAME_PATTERN.match(name):
-                raise InvalidInput(f"{self.where}: field {self.prefix + key!r} key {short_repr(name)} must match {NAME_PATTERN.pattern}", field=self.prefix + key)
+                raise InvalidInput(
+                    f"{self.where}: field {self.prefix + key!r} key {short_repr(name)} must match {NAME_PATTERN.pattern}",
+                    field=self.prefix + key,
+                )
             if isinstance(item, (Mapping, list)):
                 raise ProtocolError(f"{self.where}: field {path!r} must be a scalar, got {type(item).__name__}", field=path)
             if isinstance(item, str) and len(item) > 1024:
@@ -162,21 +195,25 @@ class HeaderReader:
             check_plain(item, path)
         return dict(value)
 
-    def plain(self, key: str, default: Any = _REQUIRED) -> Any:
+    def plain(self, key: builtins.str, default: Any = _REQUIRED) -> Any:
         """Any JSON-like value (bounded depth), e.g. `info` from the engine."""
         return check_plain(self._raw(key, default), self.prefix + key)
 
-    def items(self, key: str, parse: Callable[["HeaderReader"], T], *, max_items: int, default: Any = _REQUIRED) -> list[T]:
+    def items(self, key: builtins.str, parse: Callable[[HeaderReader], T], *, max_items: builtins.int, default: Any = _REQUIRED) -> list[T]:
         """A list of maps, each read by `parse(HeaderReader(item))` and finished."""
         value = self._raw(key, default)
         if not isinstance(value, (list, tuple)):
             raise self._type_error(key, "a list of maps")
         if len(value) > max_items:
-            raise InvalidInput(f"{self.where}: field {self.prefix + key!r} has {len(value)} items; at most {max_items} allowed", field=self.prefix + key)
+            raise InvalidInput(
+                f"{self.where}: field {self.prefix + key!r} has {len(value)} items; at most {max_items} allowed", field=self.prefix + key
+            )
         out = []
         for i, item in enumerate(value):
             if not isinstance(item, Mapping):
-                raise ProtocolError(f"{self.where}: field {key}[{i}] must be a map, got {short_repr(item)}", field=f"{self.prefix}{key}[{i}]")
+                raise ProtocolError(
+                    f"{self.where}: field {key}[{i}] must be a map, got {short_repr(item)}", field=f"{self.prefix}{key}[{i}]"
+                )
             reader = HeaderReader(item, self.where, prefix=f"{self.prefix}{key}[{i}].", top=False)
             out.append(parse(reader))
             reader.finish()
@@ -185,4 +222,6 @@ class HeaderReader:
     def finish(self) -> None:
         unknown = [k for k in self.header if k not in self.used]
         if unknown:
-            raise ProtocolError(f"{self.where}: unknown field(s) {short_repr(sorted(map(str, unknown)))}", field=self.prefix + str(unknown[0]))
+            raise ProtocolError(
+                f"{self.where}: unknown field(s) {short_repr(sorted(map(str, unknown)))}", field=self.prefix + str(unknown[0])
+            )

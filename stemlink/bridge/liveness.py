@@ -13,6 +13,7 @@ Two signals here do not depend on the engine's Python threads at all:
   nothing accepting connections at the address, a connection dropped mid-job (the engine
   process exited, or the network reset it).
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,7 +34,7 @@ def _read_stat(pid: int) -> tuple[str, int] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    rest = text[text.rindex(")") + 2:].split()  # the command name may contain spaces and ')'
+    rest = text[text.rindex(")") + 2 :].split()  # the command name may contain spaces and ')'
     return rest[0], int(rest[19])
 
 
@@ -54,7 +55,7 @@ class ProcessIdentity:
     start_ticks: int = 0
 
     @classmethod
-    def of_this_process(cls) -> "ProcessIdentity":
+    def of_this_process(cls) -> ProcessIdentity:
         try:
             stat = _read_stat(os.getpid())
         except (OSError, ValueError, IndexError):

@@ -2,23 +2,27 @@
 
 Each has `to_header()` (the msgpack map minus the audio description) and
 `from_header(reader, id)` (fields validated through a `HeaderReader`). Messages that carry
-audio name the attribute holding `{name: (C, N) float32 array}` in `AUDIO`; `encode`/`decode`
-in `stemlink/bridge/protocol.py` move those arrays as frames. `REQUESTS` and `REPLIES` map the `type`
-field to the class for each direction.
+audio (`AUDIO` names the part: `Submit` its request's inputs, `Result` its result's stems)
+give `{name: (C, N) float32 array}` from `audio()` and take the decoded arrays in
+`with_audio()`; `encode`/`decode` in `stemlink/bridge/protocol.py` move those arrays as frames.
+`Submit` carries the contract's `TaskRequest` and `Result` its `TaskResult` as they are
+(`stemlink/contract.py`): the header fields are theirs, nothing is converted per job.
+`REQUESTS` and `REPLIES` map the `type` field to the class for each direction.
 """
+
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar
 
 import numpy as np
 
 from stemlink.bridge.fields import INT64, NAME_PATTERN, HeaderReader, short_repr
-from stemlink.bridge.wire import ID_MAX_LEN, PROTOCOL_VERSION, SAMPLE_RATES, AudioSpec, Limits
-from stemlink.engine.models.base import TASKS
-from stemlink.engine.tasks import INPUTS, TaskRequest, TaskResult
-from stemlink.errors import ERRORS_BY_CODE, InvalidInput, ProtocolError, StemlinkError, UnknownTask
+from stemlink.bridge.wire import ID_MAX_LEN, PROTOCOL_VERSION, AudioSpec
+from stemlink.contract import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, TASKS, Limits, TaskRequest, TaskResult, check_request, check_task
+from stemlink.errors import ERRORS_BY_CODE, ProtocolError, StemlinkError
 
 
 def to_plain(value: Any, _depth: int = 0) -> Any:
@@ -28,11 +32,11 @@ def to_plain(value: Any, _depth: int = 0) -> Any:
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, (int, np.integer)):
-        v = int(value)
-        return v if INT64[0] <= v <= INT64[1] else str(v)
+        n = int(value)
+        return n if INT64[0] <= n <= INT64[1] else str(n)
     if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return v if math.isfinite(v) else str(v)
+        x = float(value)
+        return x if math.isfinite(x) else str(x)
     if isinstance(value, Mapping):
         return {str(k): to_plain(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -45,7 +49,7 @@ class Message:
     """Base: `id` correlates a request and all its replies (a job's id is its submit's id)."""
 
     TYPE: ClassVar[str] = ""
-    AUDIO: ClassVar[str | None] = None  # name of the attribute holding {name: (C, N) array}
+    AUDIO: ClassVar[str | None] = None  # what the audio frames are ("inputs", "stems"); None: no audio
     id: str
 
     def to_header(self) -> dict[str, Any]:
@@ -54,8 +58,15 @@ class Message:
     def body(self) -> dict[str, Any]:
         return {}
 
+    def audio(self) -> Mapping[str, np.ndarray]:
+        """{name: (C, N) array} sent as frames (messages with `AUDIO`)."""
+        return {}
+
+    def with_audio(self, arrays: dict[str, np.ndarray]) -> None:
+        """Attach the arrays decoded from the frames."""
+
     @classmethod
-    def from_header(cls, r: HeaderReader, msg_id: str) -> "Message":
+    def from_header(cls, r: HeaderReader, msg_id: str) -> Message:
         return cls(id=msg_id)
 
 
@@ -68,7 +79,7 @@ class Hello(Message):
         return {"client": self.client}
 
     @classmethod
-    def from_header(cls, r: HeaderReader, msg_id: str) -> "Hello":
+    def from_header(cls, r: HeaderReader, msg_id: str) -> Hello:
         return cls(id=msg_id, client=r.str("client", "", max_len=128))
 
 
@@ -93,12 +104,18 @@ class ModelInfo:
         return d
 
     @classmethod
-    def from_header(cls, r: HeaderReader) -> "ModelInfo":
+    def from_header(cls, r: HeaderReader) -> ModelInfo:
         return cls(
-            name=r.str("name", pattern=NAME_PATTERN), version=r.str("version", max_len=64),
-            family=r.str("family", max_len=64), tasks=r.names("tasks"), formats=r.names("formats"),
-            sample_rate=r.int("sample_rate", *SAMPLE_RATES), stems=r.names("stems"),
-            window=r.int("window", 1, INT64[1]), delay=r.int("delay", 0, INT64[1]), sha256=r.str("sha256", max_len=64),
+            name=r.str("name", pattern=NAME_PATTERN),
+            version=r.str("version", max_len=64),
+            family=r.str("family", max_len=64),
+            tasks=r.names("tasks"),
+            formats=r.names("formats"),
+            sample_rate=r.int("sample_rate", MIN_SAMPLE_RATE, MAX_SAMPLE_RATE),
+            stems=r.names("stems"),
+            window=r.int("window", 1, INT64[1]),
+            delay=r.int("delay", 0, INT64[1]),
+            sha256=r.str("sha256", max_len=64),
         )
 
 
@@ -124,15 +141,23 @@ class Capabilities(Message):
 
     def body(self) -> dict[str, Any]:
         return {
-            "engine_version": self.engine_version, "protocol_version": self.protocol_version,
-            "models": [m.to_header() for m in self.models], "limits": self.limits.to_header(),
-            "workers": self.workers, "defaults": dict(self.defaults), "pid": self.pid, "boot_id": self.boot_id,
-            "process_start": self.process_start, "heartbeat_interval": self.heartbeat_interval,
-            "max_client_jobs": self.max_client_jobs, "memory_budget": self.memory_budget, "job_timeout": self.job_timeout,
+            "engine_version": self.engine_version,
+            "protocol_version": self.protocol_version,
+            "models": [m.to_header() for m in self.models],
+            "limits": self.limits.to_header(),
+            "workers": self.workers,
+            "defaults": dict(self.defaults),
+            "pid": self.pid,
+            "boot_id": self.boot_id,
+            "process_start": self.process_start,
+            "heartbeat_interval": self.heartbeat_interval,
+            "max_client_jobs": self.max_client_jobs,
+            "memory_budget": self.memory_budget,
+            "job_timeout": self.job_timeout,
         }
 
     @classmethod
-    def from_header(cls, r: HeaderReader, msg_id: str) -> "Capabilities":
+    def from_header(cls, r: HeaderReader, msg_id: str) -> Capabilities:
         raw_limits = r.plain("limits")
         if not isinstance(raw_limits, Mapping):
             raise ProtocolError("capabilities: field 'limits' must be a map", field="limits")
@@ -141,92 +166,84 @@ class Capabilities(Message):
         lr.finish()
         defaults = r.params("defaults", {})
         return cls(
-            id=msg_id, engine_version=r.str("engine_version", max_len=64),
-            protocol_version=r.int("protocol_version", 0, 2**31), models=r.items("models", ModelInfo.from_header, max_items=1024),
-            limits=limits_obj, workers=r.int("workers", 0, 1024), defaults={k: str(v) for k, v in defaults.items()},
-            pid=r.int("pid", 0, 2**31, 0), boot_id=r.str("boot_id", "", max_len=64), process_start=r.int("process_start", 0, INT64[1], 0),
-            heartbeat_interval=r.float("heartbeat_interval", 0.0, 3600.0, 0.0), max_client_jobs=r.int("max_client_jobs", 0, 2**31, 0),
-            memory_budget=r.int("memory_budget", 0, INT64[1], 0), job_timeout=r.float("job_timeout", 0.0, 10**9, 0.0),
+            id=msg_id,
+            engine_version=r.str("engine_version", max_len=64),
+            protocol_version=r.int("protocol_version", 0, 2**31),
+            models=r.items("models", ModelInfo.from_header, max_items=1024),
+            limits=limits_obj,
+            workers=r.int("workers", 0, 1024),
+            defaults={k: str(v) for k, v in defaults.items()},
+            pid=r.int("pid", 0, 2**31, 0),
+            boot_id=r.str("boot_id", "", max_len=64),
+            process_start=r.int("process_start", 0, INT64[1], 0),
+            heartbeat_interval=r.float("heartbeat_interval", 0.0, 3600.0, 0.0),
+            max_client_jobs=r.int("max_client_jobs", 0, 2**31, 0),
+            memory_budget=r.int("memory_budget", 0, INT64[1], 0),
+            job_timeout=r.float("job_timeout", 0.0, 10**9, 0.0),
         )
 
 
 def _task(r: HeaderReader) -> str:
     task = r.str("task", max_len=64)
-    if task not in TASKS:
-        raise UnknownTask(f"{r.where}: task {short_repr(task)} is not known; allowed: {', '.join(TASKS)}", field="task")
+    check_task(task, where=f"{r.where}: ")
     return task
 
 
 @dataclass
 class Submit(Message):
-    """Run one task. `inputs` per task: separate/extract/remove "mix", accompany "context",
-    score "a" and "b", generate none (`frames`, `channels` give the output shape)."""
+    """Run one task: the contract's `TaskRequest` (its inputs are the audio frames; per task
+    separate/extract/remove "mix", accompany "context", score "a" and "b", generate none:
+    `frames`, `channels` give the output shape)."""
 
     TYPE: ClassVar[str] = "submit"
     AUDIO: ClassVar[str] = "inputs"
-    task: str = "separate"
-    sample_rate: int = 44100
-    model: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    stems: tuple[str, ...] = ()
-    context_stems: tuple[str, ...] = ()
-    candidates: int = 1
-    frames: int = 0
-    channels: int = 0
+    request: TaskRequest
     keepalive: float = 0.0  # > 0: the client sends something at least this often while the job is unfinished
-    inputs: dict[str, np.ndarray] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
+        q = self.request
         return {
-            "task": self.task, "sample_rate": self.sample_rate, "model": self.model, "params": dict(self.params),
-            "seed": self.seed, "stems": list(self.stems), "context_stems": list(self.context_stems),
-            "candidates": self.candidates, "frames": self.frames, "channels": self.channels, "keepalive": self.keepalive,
+            "task": q.task,
+            "sample_rate": int(q.sample_rate),
+            "model": q.model,
+            "params": dict(q.params),
+            "seed": int(q.seed),
+            "stems": list(q.stems),
+            "context_stems": list(q.context_stems),
+            "candidates": int(q.candidates),
+            "frames": int(q.frames),
+            "channels": int(q.channels),
+            "keepalive": float(self.keepalive),
         }
 
+    def audio(self) -> Mapping[str, np.ndarray]:
+        return self.request.inputs
+
+    def with_audio(self, arrays: dict[str, np.ndarray]) -> None:
+        self.request = replace(self.request, inputs=arrays)
+
     @classmethod
-    def from_header(cls, r: HeaderReader, msg_id: str) -> "Submit":
+    def from_header(cls, r: HeaderReader, msg_id: str) -> Submit:
         """Types only; the bounds are `check_limits` (they depend on the engine's `Limits`)."""
-        return cls(
-            id=msg_id, task=_task(r), sample_rate=r.int("sample_rate", 0, INT64[1]),
-            model=r.str("model", None, pattern=NAME_PATTERN), params=r.params("params", {}),
-            seed=r.int("seed", 0, INT64[1], 0), stems=r.names("stems", ()), context_stems=r.names("context_stems", ()),
-            candidates=r.int("candidates", 0, INT64[1], 1), frames=r.int("frames", 0, INT64[1], 0), channels=r.int("channels", 0, INT64[1], 0),
-            keepalive=r.float("keepalive", 0.0, 3600.0, 0.0),
+        request = TaskRequest(
+            task=_task(r),
+            sample_rate=r.int("sample_rate", 0, INT64[1]),
+            model=r.str("model", None, pattern=NAME_PATTERN),
+            params=r.params("params", {}),
+            seed=r.int("seed", 0, INT64[1], 0),
+            stems=r.names("stems", ()),
+            context_stems=r.names("context_stems", ()),
+            candidates=r.int("candidates", 0, INT64[1], 1),
+            frames=r.int("frames", 0, INT64[1], 0),
+            channels=r.int("channels", 0, INT64[1], 0),
         )
+        return cls(id=msg_id, request=request, keepalive=r.float("keepalive", 0.0, 3600.0, 0.0))
 
     def check_limits(self, audio: Sequence[AudioSpec], limits: Limits) -> None:
-        """Every bound of `stemlink.limits` a request can break, from the header alone (before
-        any array is built or the job queued). `audio`: the described inputs (count, channels,
-        `max_frames` and total bytes are already checked by `decode`)."""
-        where = "submit: "
-        limits.check_rate(self.sample_rate, where=where)
-        limits.check_candidates(self.candidates, where=where)
-        limits.check_params(self.params, where=where)
-        if self.task == "generate":
-            limits.check_generate(self.frames, self.channels, where=where, rate=self.sample_rate)
-        wanted = INPUTS[self.task]
-        names = [a.name for a in audio]
-        if sorted(names) != sorted(wanted):
-            raise InvalidInput(f"{where}task {self.task!r} takes audio inputs {list(wanted) or 'none'}, got {names}", field="audio")
-        for i, spec in enumerate(audio):
-            limits.check_frames(spec.frames, field=f"audio[{i}].frames", where=where + f"input {spec.name!r}: ", rate=self.sample_rate)
-
-    def to_request(self) -> TaskRequest:
-        return TaskRequest(
-            task=self.task, sample_rate=self.sample_rate, inputs=dict(self.inputs), model=self.model,
-            params=dict(self.params), seed=self.seed, stems=tuple(self.stems), context_stems=tuple(self.context_stems),
-            candidates=self.candidates, frames=self.frames, channels=self.channels,
-        )
-
-    @classmethod
-    def from_request(cls, msg_id: str, request: TaskRequest, *, keepalive: float = 0.0) -> "Submit":
-        return cls(
-            id=msg_id, task=request.task, sample_rate=int(request.sample_rate), model=request.model,
-            params=dict(request.params), seed=int(request.seed), stems=tuple(request.stems),
-            context_stems=tuple(request.context_stems), candidates=int(request.candidates),
-            frames=int(request.frames), channels=int(request.channels), keepalive=float(keepalive), inputs=dict(request.inputs),
-        )
+        """The contract's `check_request` from the header alone (before any array is built or
+        the job queued). `audio`: the described inputs (count, channels, `max_frames` and
+        total bytes are already checked by `decode`)."""
+        check_request(self.request, [a.shape for a in audio], limits, where="submit: ", names_field="audio", frames_field="audio[{i}]")
 
 
 @dataclass
@@ -238,7 +255,7 @@ class Accepted(Message):
         return {"position": self.position}
 
     @classmethod
-    def from_header(cls, r: HeaderReader, msg_id: str) -> "Accepted":
+    def from_header(cls, r: HeaderReader, msg_id: str) -> Accepted:
         return cls(id=msg_id, position=r.int("position", 0, 2**31))
 
 
@@ -253,7 +270,7 @@ class Progress(Message):
         return {"done": self.done, "total": self.total, "stage": self.stage}
 
     @classmethod
-    def from_header(cls, r: HeaderReader, msg_id: str) -> "Progress":
+    def from_header(cls, r: HeaderReader, msg_id: str) -> Progress:
         return cls(id=msg_id, done=r.int("done", 0, INT64[1]), total=r.int("total", 0, INT64[1]), stage=r.str("stage", max_len=64))
 
 
@@ -270,56 +287,61 @@ class Heartbeat(Message):
         return {"state": self.state, "done": self.done, "total": self.total}
 
     @classmethod
-    def from_header(cls, r: HeaderReader, msg_id: str) -> "Heartbeat":
-        return cls(id=msg_id, state=r.str("state", choices=("queued", "running")), done=r.int("done", 0, INT64[1]), total=r.int("total", 0, INT64[1]))
+    def from_header(cls, r: HeaderReader, msg_id: str) -> Heartbeat:
+        return cls(
+            id=msg_id,
+            state=r.str("state", choices=("queued", "running")),
+            done=r.int("done", 0, INT64[1]),
+            total=r.int("total", 0, INT64[1]),
+        )
 
 
 @dataclass
 class Result(Message):
+    """A finished job: the contract's `TaskResult` (its stems are the audio frames)."""
+
     TYPE: ClassVar[str] = "result"
     AUDIO: ClassVar[str] = "stems"
-    task: str = ""
-    model: str = ""
-    model_version: str = ""
-    model_sha256: str = ""
-    scores: dict[str, float] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    info: dict[str, Any] = field(default_factory=dict)
-    stems: dict[str, np.ndarray] = field(default_factory=dict)
+    result: TaskResult
 
     def body(self) -> dict[str, Any]:
+        r = self.result
         return {
-            "task": self.task, "model": self.model, "model_version": self.model_version, "model_sha256": self.model_sha256,
-            "scores": self.scores, "params": self.params, "seed": self.seed, "info": self.info,
+            "task": r.task,
+            "model": r.model,
+            "model_version": str(r.model_version),
+            "model_sha256": str(r.model_sha256),
+            "scores": {str(k): float(v) for k, v in r.scores.items()},
+            "params": to_plain(r.params),
+            "seed": int(r.seed),
+            "info": to_plain(r.info),
         }
 
+    def audio(self) -> Mapping[str, np.ndarray]:
+        return self.result.stems
+
+    def with_audio(self, arrays: dict[str, np.ndarray]) -> None:
+        self.result.stems = arrays
+
     @classmethod
-    def from_header(cls, r: HeaderReader, msg_id: str) -> "Result":
+    def from_header(cls, r: HeaderReader, msg_id: str) -> Result:
         scores = r.plain("scores", {})
         if not isinstance(scores, Mapping) or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in scores.values()):
             raise ProtocolError(f"result: field 'scores' must be a map name -> number, got {short_repr(scores)}", field="scores")
         info = r.plain("info", {})
         params = r.plain("params", {})
         return cls(
-            id=msg_id, task=r.str("task", choices=TASKS), model=r.str("model", max_len=64), model_version=r.str("model_version", max_len=64),
-            model_sha256=r.str("model_sha256", max_len=64), scores={k: float(v) for k, v in scores.items()},
-            params=dict(params) if isinstance(params, Mapping) else {}, seed=r.int("seed", 0, INT64[1]),
-            info=dict(info) if isinstance(info, Mapping) else {},
-        )
-
-    def to_result(self) -> TaskResult:
-        return TaskResult(
-            task=self.task, model=self.model, model_version=self.model_version, model_sha256=self.model_sha256,
-            stems=dict(self.stems), scores=dict(self.scores), params=dict(self.params), seed=self.seed, info=dict(self.info),
-        )
-
-    @classmethod
-    def from_result(cls, msg_id: str, result: TaskResult) -> "Result":
-        return cls(
-            id=msg_id, task=result.task, model=result.model, model_version=str(result.model_version),
-            model_sha256=str(result.model_sha256), scores={str(k): float(v) for k, v in result.scores.items()},
-            params=to_plain(result.params), seed=int(result.seed), info=to_plain(result.info), stems=dict(result.stems),
+            id=msg_id,
+            result=TaskResult(
+                task=r.str("task", choices=TASKS),
+                model=r.str("model", max_len=64),
+                model_version=r.str("model_version", max_len=64),
+                model_sha256=r.str("model_sha256", max_len=64),
+                scores={k: float(v) for k, v in scores.items()},
+                params=dict(params) if isinstance(params, Mapping) else {},
+                seed=r.int("seed", 0, INT64[1]),
+                info=dict(info) if isinstance(info, Mapping) else {},
+            ),
         )
 
 
@@ -334,11 +356,13 @@ class Error(Message):
         return {"code": self.code, "message": self.message, "field": self.field}
 
     @classmethod
-    def from_header(cls, r: HeaderReader, msg_id: str) -> "Error":
-        return cls(id=msg_id, code=r.str("code", max_len=64), message=r.str("message", max_len=4096), field=r.str("field", None, max_len=256))
+    def from_header(cls, r: HeaderReader, msg_id: str) -> Error:
+        return cls(
+            id=msg_id, code=r.str("code", max_len=64), message=r.str("message", max_len=4096), field=r.str("field", None, max_len=256)
+        )
 
     @classmethod
-    def from_exception(cls, msg_id: str, exc: BaseException) -> "Error":
+    def from_exception(cls, msg_id: str, exc: BaseException) -> Error:
         if isinstance(exc, StemlinkError):
             return cls(id=msg_id, code=exc.code, message=exc.message[:4096], field=exc.field)
         return cls(id=msg_id, code="INTERNAL", message=f"{type(exc).__name__}: {exc}"[:4096])
@@ -362,7 +386,7 @@ class Cancel(Message):
         return {"job": self.job}
 
     @classmethod
-    def from_header(cls, r: HeaderReader, msg_id: str) -> "Cancel":
+    def from_header(cls, r: HeaderReader, msg_id: str) -> Cancel:
         return cls(id=msg_id, job=r.str("job", max_len=ID_MAX_LEN))
 
 
@@ -380,7 +404,7 @@ class Pong(Message):
         return {"uptime": self.uptime}
 
     @classmethod
-    def from_header(cls, r: HeaderReader, msg_id: str) -> "Pong":
+    def from_header(cls, r: HeaderReader, msg_id: str) -> Pong:
         return cls(id=msg_id, uptime=r.float("uptime", 0.0, math.inf))
 
 
@@ -404,21 +428,34 @@ class Status(Message):
 
     def body(self) -> dict[str, Any]:
         return {
-            "queue_depth": self.queue_depth, "queue_size": self.queue_size, "running": self.running,
-            "uptime": self.uptime, "jobs_done": self.jobs_done, "jobs_failed": self.jobs_failed,
-            "queued": self.queued, "memory_used": self.memory_used, "memory_budget": self.memory_budget,
+            "queue_depth": self.queue_depth,
+            "queue_size": self.queue_size,
+            "running": self.running,
+            "uptime": self.uptime,
+            "jobs_done": self.jobs_done,
+            "jobs_failed": self.jobs_failed,
+            "queued": self.queued,
+            "memory_used": self.memory_used,
+            "memory_budget": self.memory_budget,
         }
 
     @classmethod
-    def from_header(cls, r: HeaderReader, msg_id: str) -> "Status":
+    def from_header(cls, r: HeaderReader, msg_id: str) -> Status:
         running, queued = r.plain("running"), r.plain("queued", [])
         for name, value in (("running", running), ("queued", queued)):
             if not isinstance(value, list):
                 raise ProtocolError(f"status: field {name!r} must be a list", field=name)
         return cls(
-            id=msg_id, queue_depth=r.int("queue_depth", 0, 2**31), queue_size=r.int("queue_size", 0, 2**31), running=running,
-            uptime=r.float("uptime", 0.0, math.inf), jobs_done=r.int("jobs_done", 0, INT64[1]), jobs_failed=r.int("jobs_failed", 0, INT64[1]),
-            queued=queued, memory_used=r.int("memory_used", 0, INT64[1], 0), memory_budget=r.int("memory_budget", 0, INT64[1], 0),
+            id=msg_id,
+            queue_depth=r.int("queue_depth", 0, 2**31),
+            queue_size=r.int("queue_size", 0, 2**31),
+            running=running,
+            uptime=r.float("uptime", 0.0, math.inf),
+            jobs_done=r.int("jobs_done", 0, INT64[1]),
+            jobs_failed=r.int("jobs_failed", 0, INT64[1]),
+            queued=queued,
+            memory_used=r.int("memory_used", 0, INT64[1], 0),
+            memory_budget=r.int("memory_budget", 0, INT64[1], 0),
         )
 
 

@@ -7,33 +7,75 @@ A message is one ZeroMQ multipart message:
                 entry of header["audio"] = [{"name", "channels", "frames"}, ...], same order
 
 Every message type is a dataclass (`stemlink/bridge/messages.py`, re-exported here) with `to_header()` /
-`from_header(reader)`; wire constants and `Limits` are in `stemlink/bridge/wire.py`. `encode(msg)`
+`from_header(reader)`; wire constants are in `stemlink/bridge/wire.py`, `Limits` in `stemlink/contract.py`. `encode(msg)`
 gives the frames to send (arrays are passed as buffers for `copy=False`), `decode(frames,
 direction)` validates everything at the boundary and returns the dataclass, or raises a
 `stemlink.errors` subclass naming the field. Nothing is ever unpickled: msgpack is unpacked
 with strict string map keys (each key once per map), length limits, no bin and no ext types;
-a `submit` is checked against `Limits` (`stemlink/limits.py`) before its arrays are built.
+a `submit` is checked against `Limits` (`stemlink/contract.py` `check_request`) before its arrays are built.
 Audio arrays decoded from frames are read-only zero-copy views (`np.frombuffer`) of the frames.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import msgpack
 import numpy as np
 
 from stemlink.bridge.fields import INT64, NAME_PATTERN, HeaderReader, check_plain, depth, short_repr
 from stemlink.bridge.messages import (
-    REPLIES, REQUESTS, Accepted, Cancel, Capabilities, Error, Heartbeat, Hello, Message, ModelInfo, Ping, Pong,
-    Progress, Result, Status, StatusRequest, Submit, to_plain,
+    REPLIES,
+    REQUESTS,
+    Accepted,
+    Cancel,
+    Capabilities,
+    Error,
+    Heartbeat,
+    Hello,
+    Message,
+    ModelInfo,
+    Ping,
+    Pong,
+    Progress,
+    Result,
+    Status,
+    StatusRequest,
+    Submit,
+    to_plain,
 )
-from stemlink.bridge.wire import DTYPE, ID_MAX_LEN, PROTOCOL_VERSION, AudioSpec, Limits
+from stemlink.bridge.wire import DTYPE, ID_MAX_LEN, PROTOCOL_VERSION, AudioSpec
+from stemlink.contract import Limits
 from stemlink.errors import InvalidInput, ProtocolError, StemlinkError, TooLarge, VersionMismatch
 
 __all__ = [
-    "PROTOCOL_VERSION", "DTYPE", "Limits", "AudioSpec", "Message", "Hello", "Capabilities", "ModelInfo", "Submit",
-    "Accepted", "Progress", "Heartbeat", "Result", "Error", "Cancel", "Ping", "Pong", "StatusRequest", "Status",
-    "REQUESTS", "REPLIES", "encode", "decode", "to_plain", "as_planar", "unpack_header", "header_id",
+    "PROTOCOL_VERSION",
+    "DTYPE",
+    "AudioSpec",
+    "Message",
+    "Hello",
+    "Capabilities",
+    "ModelInfo",
+    "Submit",
+    "Accepted",
+    "Progress",
+    "Heartbeat",
+    "Result",
+    "Error",
+    "Cancel",
+    "Ping",
+    "Pong",
+    "StatusRequest",
+    "Status",
+    "REQUESTS",
+    "REPLIES",
+    "encode",
+    "decode",
+    "to_plain",
+    "as_planar",
+    "unpack_header",
+    "header_id",
 ]
 
 
@@ -50,9 +92,8 @@ def encode(msg: Message) -> list[Any]:
     header = msg.to_header()
     buffers = []
     if msg.AUDIO:
-        audio = getattr(msg, msg.AUDIO)
         specs = []
-        for name, arr in audio.items():
+        for name, arr in msg.audio().items():
             planar = as_planar(name, arr)
             specs.append({"name": name, "channels": int(planar.shape[0]), "frames": int(planar.shape[1])})
             buffers.append(planar)
@@ -81,8 +122,17 @@ def unpack_header(raw: bytes | memoryview, limits: Limits) -> dict[str, Any]:
         raise TooLarge(f"header is {len(raw)} bytes; at most {limits.max_header_bytes} allowed", field="header")
     try:
         header = msgpack.unpackb(
-            raw, raw=False, strict_map_key=True, use_list=True, ext_hook=_refuse_ext, object_pairs_hook=_unique_keys,
-            max_str_len=limits.max_header_bytes, max_bin_len=0, max_ext_len=0, max_array_len=4096, max_map_len=1024,
+            raw,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            ext_hook=_refuse_ext,
+            object_pairs_hook=_unique_keys,
+            max_str_len=limits.max_header_bytes,
+            max_bin_len=0,
+            max_ext_len=0,
+            max_array_len=4096,
+            max_map_len=1024,
         )
     except StemlinkError:
         raise
@@ -105,11 +155,16 @@ def header_id(header: Mapping[str, Any]) -> str:
 
 def _audio_specs(r: HeaderReader, n_frames: int, limits: Limits) -> list[AudioSpec]:
     def parse(ar: HeaderReader) -> AudioSpec:
-        spec = AudioSpec(name=ar.str("name", pattern=NAME_PATTERN), channels=ar.int("channels", 1, limits.max_channels),
-                         frames=ar.int("frames", 1, INT64[1]))
+        spec = AudioSpec(
+            name=ar.str("name", pattern=NAME_PATTERN),
+            channels=ar.int("channels", 1, limits.max_channels),
+            frames=ar.int("frames", 1, INT64[1]),
+        )
         if spec.frames > limits.max_frames:
-            raise TooLarge(f"{r.where}: field {ar.prefix + 'frames'!r} = {spec.frames} is too long; at most {limits.max_frames} frames (limits.max_frames)",
-                           field=ar.prefix + "frames")
+            raise TooLarge(
+                f"{r.where}: field {ar.prefix + 'frames'!r} = {spec.frames} is too long; at most {limits.max_frames} frames (limits.max_frames)",
+                field=ar.prefix + "frames",
+            )
         return spec
 
     specs = r.items("audio", parse, max_items=limits.max_inputs, default=[])
@@ -127,7 +182,7 @@ def _frame_bytes(frame: Any) -> memoryview:
 
 
 def _check_frame_sizes(specs: Sequence[AudioSpec], frames: Sequence[Any]) -> None:
-    for i, (spec, frame) in enumerate(zip(specs, frames)):
+    for i, (spec, frame) in enumerate(zip(specs, frames, strict=True)):
         nbytes = _frame_bytes(frame).nbytes
         if nbytes != spec.nbytes:
             raise ProtocolError(
@@ -138,7 +193,7 @@ def _check_frame_sizes(specs: Sequence[AudioSpec], frames: Sequence[Any]) -> Non
 
 def _audio_arrays(specs: Sequence[AudioSpec], frames: Sequence[Any], check_finite: bool) -> dict[str, np.ndarray]:
     out = {}
-    for i, (spec, frame) in enumerate(zip(specs, frames)):
+    for i, (spec, frame) in enumerate(zip(specs, frames, strict=True)):
         arr = np.frombuffer(_frame_bytes(frame), dtype=DTYPE).reshape(spec.channels, spec.frames)
         if check_finite and not np.isfinite(arr).all():
             raise InvalidInput(f"audio[{i}] ({spec.name!r}) contains NaN or infinite samples", field=f"audio[{i}]")
@@ -170,7 +225,9 @@ def decode(frames: Sequence[Any], direction: str, limits: Limits | None = None) 
         if kind not in table:
             raise ProtocolError(f"header field 'type' = {short_repr(kind)} is not a {direction}; allowed: {', '.join(table)}", field="type")
         if not msg_id:
-            raise ProtocolError(f"header field 'id' must be a string of 1..{ID_MAX_LEN} characters, got {short_repr(header.get('id'))}", field="id")
+            raise ProtocolError(
+                f"header field 'id' must be a string of 1..{ID_MAX_LEN} characters, got {short_repr(header.get('id'))}", field="id"
+            )
         cls = table[kind]
         reader = HeaderReader(header, kind)
         if cls.AUDIO:
@@ -184,7 +241,7 @@ def decode(frames: Sequence[Any], direction: str, limits: Limits | None = None) 
         if isinstance(msg, Submit):
             msg.check_limits(specs, limits)  # before any array is built or the job queued
         if cls.AUDIO:
-            setattr(msg, cls.AUDIO, _audio_arrays(specs, frames[1:], check_finite=direction == "request"))
+            msg.with_audio(_audio_arrays(specs, frames[1:], check_finite=direction == "request"))
         return msg
     except StemlinkError as exc:
         exc.request_id = msg_id

@@ -1,23 +1,21 @@
-"""Wire-level constants of protocol v1: version, sample format, id length, size limits.
+"""Wire-level constants of protocol v1: version, sample format, id length; `AudioSpec`.
 
-See `stemlink/bridge/PROTOCOL.md`. `Limits` is what an engine accepts (advertised in `capabilities`);
-it lives in `stemlink/limits.py`, the one definition of every request bound that the wire and
-the engine both check. `AudioSpec` describes one audio frame of a message.
+See `stemlink/bridge/PROTOCOL.md`. Every request bound (rates, channels, frames, bytes, ...)
+is the contract's `Limits` (`stemlink/contract.py`), which the wire and the engine both check.
+`AudioSpec` describes one audio frame of a message.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from stemlink.limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, Limits
-
 PROTOCOL_VERSION = 1
 DTYPE = np.dtype("<f4")
 ID_MAX_LEN = 64
-SAMPLE_RATES = (MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
 
-__all__ = ["PROTOCOL_VERSION", "DTYPE", "ID_MAX_LEN", "SAMPLE_RATES", "Limits", "AudioSpec"]
+__all__ = ["PROTOCOL_VERSION", "DTYPE", "ID_MAX_LEN", "AudioSpec"]
 
 
 @dataclass(frozen=True)
@@ -31,3 +29,8 @@ class AudioSpec:
     @property
     def nbytes(self) -> int:
         return self.channels * self.frames * DTYPE.itemsize
+
+    @property
+    def shape(self) -> tuple[str, int, int]:
+        """(name, channels, frames), as `stemlink.contract.check_request` takes it."""
+        return (self.name, self.channels, self.frames)

@@ -4,6 +4,7 @@ Writes OUT/results.json, OUT/*.png and BENCHMARKS.md (next to OUT unless --markd
 corpus test split for separation/coherence (`--data`, default data/corpus; the error says how to
 render it). `--quick` takes a few minutes; the full run prints its expected and actual duration.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, default=None, help="sampler steps for every diffusion measurement")
     parser.add_argument("--scale-seconds", default=None, help="comma-separated region lengths for the scale section")
     parser.add_argument("--speed-seconds", type=float, default=None, help="region length for the speed section (default 10; --quick 4)")
-    parser.add_argument("--eager", action="append", default=[], metavar="MODEL=CHECKPOINT",
-                        help="also time torch eager for MODEL from its training checkpoint (repeatable), e.g. msdm-small=runs/msdm-cpu/last.pt")
+    parser.add_argument(
+        "--eager",
+        action="append",
+        default=[],
+        metavar="MODEL=CHECKPOINT",
+        help="also time torch eager for MODEL from its training checkpoint (repeatable), e.g. msdm-small=runs/msdm-cpu/last.pt",
+    )
     parser.add_argument("--bridge-runs", type=int, default=None, help="round trips per transport (default 50; --quick 10)")
     parser.set_defaults(run=run)
 
@@ -52,18 +58,37 @@ def run(args: argparse.Namespace) -> int:
     argv = ["stemlink", "bench", *(["--quick"] if args.quick else []), "--out", args.out]
     for item in args.eager:
         argv += ["--eager", item]
-    for flag, value in (("--markdown", args.markdown), ("--exports", args.exports), ("--data", args.data), ("--only", args.only),
-                        ("--steps", args.steps), ("--separation-windows", args.separation_windows),
-                        ("--scale-seconds", args.scale_seconds), ("--speed-seconds", args.speed_seconds),
-                        ("--bridge-runs", args.bridge_runs)):
+    for flag, value in (
+        ("--markdown", args.markdown),
+        ("--exports", args.exports),
+        ("--data", args.data),
+        ("--only", args.only),
+        ("--steps", args.steps),
+        ("--separation-windows", args.separation_windows),
+        ("--scale-seconds", args.scale_seconds),
+        ("--speed-seconds", args.speed_seconds),
+        ("--bridge-runs", args.bridge_runs),
+    ):
         argv += [flag, str(value)] if value is not None else []
     steps = args.steps
     config = BenchConfig.for_run(
-        args.quick, out=Path(args.out), markdown=Path(args.markdown) if args.markdown else None,
-        exports=Path(args.exports) if args.exports else None, data=Path(args.data) if args.data else None,
-        split=args.split, threads=args.threads, seed=args.seed, sections=sections, command=shlex.join(argv),
-        separation_windows=args.separation_windows, separation_steps=steps, speed_seconds=args.speed_seconds,
-        bridge_runs=args.bridge_runs, eager=tuple(eager) or None, accompaniment_steps=steps, speed_steps=steps,
+        args.quick,
+        out=Path(args.out),
+        markdown=Path(args.markdown) if args.markdown else None,
+        exports=Path(args.exports) if args.exports else None,
+        data=Path(args.data) if args.data else None,
+        split=args.split,
+        threads=args.threads,
+        seed=args.seed,
+        sections=sections,
+        command=shlex.join(argv),
+        separation_windows=args.separation_windows,
+        separation_steps=steps,
+        speed_seconds=args.speed_seconds,
+        bridge_runs=args.bridge_runs,
+        eager=tuple(eager) or None,
+        accompaniment_steps=steps,
+        speed_steps=steps,
         scale_seconds=tuple(float(s) for s in args.scale_seconds.split(",")) if args.scale_seconds else None,
     )
     run_bench(config, log=lambda line: print(line, flush=True))

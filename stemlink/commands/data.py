@@ -1,10 +1,11 @@
 """`stemlink data ...`: build and inspect stem corpora.
 
-    stemlink data render --out DIR --tracks N --seconds S --sr RATE --seed K
-                         [--source procedural|chorales|mma|mixed] [--synth lib|cli] [--jobs 2]
-    stemlink data info ROOT [--layout auto|stemlink|slakh|musdb|moisesdb|cocochorales]
-    stemlink data plot TRACK_DIR --out PNG [--seconds S]
+stemlink data render --out DIR --tracks N --seconds S --sr RATE --seed K
+                     [--source procedural|chorales|mma|mixed] [--synth lib|cli] [--jobs 2]
+stemlink data info ROOT [--layout auto|stemlink|slakh|musdb|moisesdb|cocochorales]
+stemlink data plot TRACK_DIR --out PNG [--seconds S]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--sr", type=int, default=16000, help="sample rate (Hz)")
     render.add_argument("--seed", type=int, default=0, help="seed: fixes the music and the splits")
     render.add_argument("--source", default="procedural", help="procedural | chorales | mma | mixed")
-    render.add_argument("--synth", default="lib", choices=("lib", "cli"),
-                        help="lib: libfluidsynth in-process (soundfont loaded once per worker, fast); cli: the fluidsynth program")
+    render.add_argument(
+        "--synth",
+        default="lib",
+        choices=("lib", "cli"),
+        help="lib: libfluidsynth in-process (soundfont loaded once per worker, fast); cli: the fluidsynth program",
+    )
     render.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes")
     render.set_defaults(run=_render)
 
@@ -44,14 +49,25 @@ def _render(args: argparse.Namespace) -> int:
 
     from stemlink.lab.data.render import RenderConfig, render_corpus
 
-    cfg = RenderConfig(out=args.out, tracks=args.tracks, seconds=args.seconds, sample_rate=args.sr,
-                       seed=args.seed, source=args.source, jobs=args.jobs, synth=args.synth)
+    cfg = RenderConfig(
+        out=args.out,
+        tracks=args.tracks,
+        seconds=args.seconds,
+        sample_rate=args.sr,
+        seed=args.seed,
+        source=args.source,
+        jobs=args.jobs,
+        synth=args.synth,
+    )
     t0 = time.perf_counter()
     index = render_corpus(cfg, progress=lambda line: print(line, flush=True))
     wall = time.perf_counter() - t0
     audio = cfg.tracks * cfg.seconds
-    print(f"[render] done: {cfg.tracks} tracks, {audio / 3600:.3f} h of mix, splits {index['splits']}, "
-          f"{wall:.1f} s wall, {audio / wall:.1f}x real time -> {args.out}", flush=True)
+    print(
+        f"[render] done: {cfg.tracks} tracks, {audio / 3600:.3f} h of mix, splits {index['splits']}, "
+        f"{wall:.1f} s wall, {audio / wall:.1f}x real time -> {args.out}",
+        flush=True,
+    )
     return 0
 
 

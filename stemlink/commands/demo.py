@@ -4,6 +4,7 @@ Separates a region of the shipped demo song, generates an accompaniment part for
 region, scores it with COCOLA, writes BWF stems + sidecars and `report.html`. Progress goes to
 stderr; the last line on stdout is the report's path. See `stemlink/apps/demo.py`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,9 @@ import argparse
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="separate, accompany and score the shipped demo song; write an HTML report")
     parser.add_argument("--out", default="demo-out", help="output folder (default: ./demo-out; must be empty unless --overwrite)")
-    parser.add_argument("--exports", default=None, help="exports folder with manifest.json (default: $STEMLINK_EXPORTS or the project's exports/)")
+    parser.add_argument(
+        "--exports", default=None, help="exports folder with manifest.json (default: $STEMLINK_EXPORTS or the project's exports/)"
+    )
     parser.add_argument("--song", default=None, help="demo song folder (default: exports/demo-song)")
     parser.add_argument("--quick", action="store_true", help="shorter regions, 10 sampler steps, 2 candidates (a smoke run)")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps for separate and accompany (default: the presets')")
@@ -32,8 +35,12 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--exports", args.exports), ("--song", args.song), ("--steps", args.steps), ("--candidates", args.candidates)):
         argv += [flag, str(value)] if value is not None else []
     argv += ["--quick"] if args.quick else []
-    options = {"out": Path(args.out), "exports": Path(args.exports) if args.exports else None, "overwrite": args.overwrite,
-               "command": shlex.join(argv)}
+    options = {
+        "out": Path(args.out),
+        "exports": Path(args.exports) if args.exports else None,
+        "overwrite": args.overwrite,
+        "command": shlex.join(argv),
+    }
     if args.song:
         options["song"] = Path(args.song)
     if args.candidates is not None:

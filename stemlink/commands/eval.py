@@ -8,11 +8,17 @@
 
 Every run prints one line per configuration and appends JSON records to --out.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import time
+from functools import partial
+
+
+def _no_progress(done: int, total: int) -> None:
+    """A progress callback that reports nothing."""
 
 
 def _ints(text: str) -> list[int]:
@@ -85,8 +91,15 @@ def _separation(args: argparse.Namespace) -> int:
 
     model = _registry(args).get(args.model, args.format)
     windows = protocol_windows(args.data, args.split, model.stems, model.sample_rate, limit=args.windows, multiple_of=model.hop)
-    base = dict(kind="separation", model=args.model, format=args.format, split=args.split, windows=len(windows),
-                window_samples=int(windows[0].shape[-1]), sample_rate=model.sample_rate)
+    base = dict(
+        kind="separation",
+        model=args.model,
+        format=args.format,
+        split=args.split,
+        windows=len(windows),
+        window_samples=int(windows[0].shape[-1]),
+        sample_rate=model.sample_rate,
+    )
     if args.oracle:
         scores = SeparationScores(tuple(model.stems))
         refs = torch.stack(windows)
@@ -97,10 +110,25 @@ def _separation(args: argparse.Namespace) -> int:
             for r in _ints(args.corrector):
                 params = model.parse_params("separate", {"steps": steps, "corrector_steps": r, "likelihood": likelihood, **churn})
                 g = torch.Generator().manual_seed(args.seed)
-                scores = evaluate(lambda mix: model.separate(mix, params=params, generator=g, callback=lambda d, t: None),
-                                  windows, model.stems, batch=args.batch, sample_rate=model.sample_rate)
-                _emit(args, {**base, "system": "msdm", "likelihood": likelihood, "steps": steps, "corrector_steps": r, "s_churn": params.s_churn,
-                             **scores.summary()})
+                scores = evaluate(
+                    partial(model.separate, params=params, generator=g, callback=_no_progress),
+                    windows,
+                    model.stems,
+                    batch=args.batch,
+                    sample_rate=model.sample_rate,
+                )
+                _emit(
+                    args,
+                    {
+                        **base,
+                        "system": "msdm",
+                        "likelihood": likelihood,
+                        "steps": steps,
+                        "corrector_steps": r,
+                        "s_churn": params.s_churn,
+                        **scores.summary(),
+                    },
+                )
     return 0
 
 
@@ -116,9 +144,22 @@ def _speed(args: argparse.Namespace) -> int:
             for r in _ints(args.corrector):
                 params = {"steps": steps, "corrector_steps": r}
                 rtf, result = task_rtf(model, "separate", audio, args.rate, params, seed=args.seed)
-                _emit(args, dict(kind="speed", model=args.model, format=fmt, steps=steps, corrector_steps=r,
-                                 seconds=args.seconds, rate=args.rate, channels=args.channels, threads=args.threads,
-                                 rtf=round(rtf, 3), time=time.strftime("%H:%M:%S")))
+                _emit(
+                    args,
+                    dict(
+                        kind="speed",
+                        model=args.model,
+                        format=fmt,
+                        steps=steps,
+                        corrector_steps=r,
+                        seconds=args.seconds,
+                        rate=args.rate,
+                        channels=args.channels,
+                        threads=args.threads,
+                        rtf=round(rtf, 3),
+                        time=time.strftime("%H:%M:%S"),
+                    ),
+                )
     return 0
 
 
@@ -127,14 +168,32 @@ def _accompaniment(args: argparse.Namespace) -> int:
     from stemlink.lab.eval.separation import protocol_windows
 
     model = _registry(args).get(args.model, args.format)
-    windows = protocol_windows(args.data, args.split, model.stems, model.sample_rate, seconds=model.window / model.sample_rate,
-                               hop_seconds=model.window / model.sample_rate, limit=args.windows, multiple_of=model.hop)
+    windows = protocol_windows(
+        args.data,
+        args.split,
+        model.stems,
+        model.sample_rate,
+        seconds=model.window / model.sample_rate,
+        hop_seconds=model.window / model.sample_rate,
+        limit=args.windows,
+        multiple_of=model.hop,
+    )
     for k in _ints(args.best_of):
         for steps in _ints(args.steps):
             for churn in _churns(args):
                 params = model.parse_params("accompany", {"steps": steps, "best_of": k, "corrector_steps": 0, **churn})
                 share = nonsilent_share(model, windows, params, seed=args.seed)
-                _emit(args, dict(kind="accompaniment", model=args.model, format=args.format, best_of=k, steps=steps,
-                                 s_churn=params.s_churn,
-                                 windows=len(windows), **share))
+                _emit(
+                    args,
+                    dict(
+                        kind="accompaniment",
+                        model=args.model,
+                        format=args.format,
+                        best_of=k,
+                        steps=steps,
+                        s_churn=params.s_churn,
+                        windows=len(windows),
+                        **share,
+                    ),
+                )
     return 0

@@ -1,6 +1,7 @@
 """`stemlink export msdm|cocola --checkpoint RUN/last.pt [--name N] [--out exports]`: export a
 trained checkpoint (MSDM: its EMA denoiser; COCOLA: encoder + front end + W) to ONNX and
 TorchScript, check parity against torch, register it in the exports manifest."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--version", default="1")
     sub.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
     sub.add_argument("--formats", default="onnx,torchscript")
-    sub.add_argument("--defaults", default="{}", help="JSON object of default sampler params for the manifest "
-                     "(optionally per task: {\"steps\": 25, \"accompany\": {\"s_churn\": 0.0}})")
+    sub.add_argument(
+        "--defaults",
+        default="{}",
+        help='JSON object of default sampler params for the manifest (optionally per task: {"steps": 25, "accompany": {"s_churn": 0.0}})',
+    )
     sub.add_argument("--card", default=None, help="model card file name inside the exports folder")
     sub.add_argument("--default-for", default="", help="comma-separated tasks this model becomes the default for")
     sub.set_defaults(run=_run)
@@ -32,16 +36,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from stemlink.engine.models.msdm import TASK_NAMES, parse_msdm_params, task_defaults
-    from stemlink.lab.train.msdm_export import export_msdm
+    from stemlink.engine.models.msdm import MSDM_TASKS, parse_msdm_params, task_defaults
+    from stemlink.lab.export.msdm import export_msdm
     from stemlink.paths import exports_dir
 
     defaults = json.loads(args.defaults)
-    for task in TASK_NAMES:  # refuse invalid defaults before exporting
+    for task in MSDM_TASKS:  # refuse invalid defaults before exporting
         parse_msdm_params(task_defaults(defaults, task), model=args.name)
-    result = export_msdm(args.checkpoint, args.out or exports_dir(), name=args.name, version=args.version,
-                         formats=tuple(f for f in args.formats.split(",") if f), defaults=defaults, card=args.card,
-                         default_for=tuple(t for t in args.default_for.split(",") if t))
+    result = export_msdm(
+        args.checkpoint,
+        args.out or exports_dir(),
+        name=args.name,
+        version=args.version,
+        formats=tuple(f for f in args.formats.split(",") if f),
+        defaults=defaults,
+        card=args.card,
+        default_for=tuple(t for t in args.default_for.split(",") if t),
+    )
     for spec in result.specs:
         print(f"{spec.name} {spec.format} {spec.file} sha256 {spec.sha256[:12]} parity max|diff| {result.parity[spec.format]:.2e}")
     print(f"checkpoint step {result.step}, wall {result.wall_time / 60:.1f} min")
@@ -49,7 +60,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_cocola(args: argparse.Namespace) -> int:
-    from stemlink.engine.models.cocola import export_cocola_checkpoint
+    from stemlink.lab.export.cocola import export_cocola_checkpoint
+    from stemlink.paths import exports_dir
 
-    export_cocola_checkpoint(args.checkpoint, args.out, name=args.name, version=args.version, card=args.card)
+    result = export_cocola_checkpoint(args.checkpoint, args.out or exports_dir(), name=args.name, version=args.version, card=args.card)
+    for spec in result.specs:
+        print(
+            f"{spec.name} {spec.format} {spec.file} sha256 {spec.sha256[:12]} "
+            f"{result.sizes_mb[spec.format]:.1f} MB parity {result.parity[spec.format]:.2e}"
+        )
     return 0

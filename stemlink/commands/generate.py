@@ -1,4 +1,5 @@
 """`stemlink generate --seconds S --sr R --out DIR`: a coherent set of new stems from nothing."""
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,8 @@ def run(args: argparse.Namespace) -> int:
     import math
     from pathlib import Path
 
+    from stemlink.contract import DEFAULT_LIMITS
     from stemlink.errors import InvalidInput
-    from stemlink.limits import DEFAULT_LIMITS
     from stemlink.plugin_host.cli import preset_from_args, run_jobs, split_names
     from stemlink.plugin_host.jobs import Job
 
@@ -36,6 +37,14 @@ def run(args: argparse.Namespace) -> int:
     DEFAULT_LIMITS.check_channels(args.channels_out, field="--channels-out")
     DEFAULT_LIMITS.check_generate(frames, args.channels_out, where=f"--seconds {args.seconds:g}: ", rate=args.sr)
     preset = preset_from_args(args, "generate", stems=split_names(args.stems))
-    job = Job(preset=preset, out_dir=Path(args.out), track=args.track, overwrite=args.overwrite, frames=frames,
-              sample_rate=args.sr, channels=args.channels_out, timeline=int(round(args.timeline * args.sr)))
+    job = Job(
+        preset=preset,
+        out_dir=Path(args.out),
+        track=args.track,
+        overwrite=args.overwrite,
+        frames=frames,
+        sample_rate=args.sr,
+        channels=args.channels_out,
+        timeline=int(round(args.timeline * args.sr)),
+    )
     return run_jobs(args, [job])

@@ -7,6 +7,7 @@ DIR/server.key, DIR/NAME.key and DIR/NAME.key_secret to a workstation and connec
 `Client(addr, curve=DIR)`, `--curve DIR` or `STEMLINK_CURVE=DIR` (the only key pair there is
 used; with several, pick one with `client_name=NAME`, `--client NAME` or `STEMLINK_CLIENT`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     clients = tuple(args.client or ["client"])
     folder = init_keys(args.dir, clients)
     print(f"keys in {folder}: server.key (+ secret), authorized clients: {', '.join(clients)}")
-    print(f"copy {folder}/server.key and {folder}/NAME.key + NAME.key_secret to each client; "
-          f"revoke one by deleting {folder}/clients/NAME.key")
+    print(
+        f"copy {folder}/server.key and {folder}/NAME.key + NAME.key_secret to each client; revoke one by deleting {folder}/clients/NAME.key"
+    )
     return 0

@@ -1,4 +1,5 @@
 """`stemlink play FILE [--start S --end E]`: audition a file or region on the default output device."""
+
 from __future__ import annotations
 
 import argparse

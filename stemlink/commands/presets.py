@@ -1,4 +1,5 @@
 """`stemlink presets`: list the task presets (presets/*.toml), and why a broken one is broken."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """`stemlink run SESSION.toml`: every region of a session file (schema: stemlink/plugin_host/SESSION.md)."""
+
 from __future__ import annotations
 
 import argparse

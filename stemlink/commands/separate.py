@@ -1,4 +1,5 @@
 """`stemlink separate FILE --start S --end E ...`: a mix region -> spotted BWF stems + sidecars."""
+
 from __future__ import annotations
 
 import argparse

@@ -11,6 +11,7 @@ this machine find it on the default address and skip the torch import and model 
 waits until it answers and prints its address; pid file and log live in the state folder
 (`stemlink/background.py`). `--stop` stops it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,27 +49,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heartbeat", type=float, default=0.5, help="seconds between heartbeats to clients with unfinished jobs")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
     parser.add_argument("--threads", type=int, default=None, help="torch/onnxruntime threads per model")
-    parser.add_argument("--finish-running", action="store_true",
-                        help="on SIGTERM/SIGINT let running jobs finish (up to --grace s) instead of cancelling them")
+    parser.add_argument(
+        "--finish-running",
+        action="store_true",
+        help="on SIGTERM/SIGINT let running jobs finish (up to --grace s) instead of cancelling them",
+    )
     parser.add_argument("--grace", type=float, default=5.0, help="seconds to wait for running jobs at shutdown")
     parser.add_argument("--preload", action="store_true", help="load every model before accepting clients (no first-job latency)")
-    parser.add_argument("--curve", default=None, metavar="DIR",
-                        help="CURVE keys folder (`stemlink keys init DIR`): encrypt and accept only authorized clients")
-    parser.add_argument("--client-jobs", type=int, default=2, metavar="N",
-                        help="active (queued + running) jobs one client may have; more answer BUSY (0 = no limit)")
-    parser.add_argument("--memory-budget", default=None, metavar="SIZE",
-                        help="bytes all active jobs may hold (inputs + estimated outputs), e.g. 4G, 512M, 25%% of RAM (default), 0 = none")
-    parser.add_argument("--job-timeout", type=float, default=None, metavar="S",
-                        help="seconds a job may run before the engine stops it with a TIMEOUT error (default: no limit)")
+    parser.add_argument(
+        "--curve",
+        default=None,
+        metavar="DIR",
+        help="CURVE keys folder (`stemlink keys init DIR`): encrypt and accept only authorized clients",
+    )
+    parser.add_argument(
+        "--client-jobs",
+        type=int,
+        default=2,
+        metavar="N",
+        help="active (queued + running) jobs one client may have; more answer BUSY (0 = no limit)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        default=None,
+        metavar="SIZE",
+        help="bytes all active jobs may hold (inputs + estimated outputs), e.g. 4G, 512M, 25%% of RAM (default), 0 = none",
+    )
+    parser.add_argument(
+        "--job-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds a job may run before the engine stops it with a TIMEOUT error (default: no limit)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("serve", help="run the engine server (ZeroMQ)")
     add_arguments(parser)
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--background", action="store_true",
-                      help="start detached with --preload, wait until it answers, print its address (pid file + log: $STEMLINK_STATE_DIR, "
-                           "$XDG_RUNTIME_DIR/stemlink or ~/.cache/stemlink)")
+    mode.add_argument(
+        "--background",
+        action="store_true",
+        help="start detached with --preload, wait until it answers, print its address (pid file + log: $STEMLINK_STATE_DIR, "
+        "$XDG_RUNTIME_DIR/stemlink or ~/.cache/stemlink)",
+    )
     mode.add_argument("--stop", action="store_true", help="stop the engine started with --background")
     parser.set_defaults(run=run)
 
@@ -85,26 +110,43 @@ def run(args: argparse.Namespace) -> int:
         return _stop()
     bind = args.bind or os.environ.get("STEMLINK_BIND") or DEFAULT_BIND
     if args.bind is None and not is_loopback(bind):
-        raise InvalidInput(f"refusing to bind non-loopback address {bind!r} from STEMLINK_BIND; pass it explicitly with --bind", field="bind")
+        raise InvalidInput(
+            f"refusing to bind non-loopback address {bind!r} from STEMLINK_BIND; pass it explicitly with --bind", field="bind"
+        )
     if args.workers < 1 or args.queue < 1 or args.heartbeat <= 0:
-        raise InvalidInput(f"--workers and --queue must be >= 1 and --heartbeat > 0, got {args.workers}, {args.queue}, {args.heartbeat}", field="workers")
+        raise InvalidInput(
+            f"--workers and --queue must be >= 1 and --heartbeat > 0, got {args.workers}, {args.queue}, {args.heartbeat}", field="workers"
+        )
     if getattr(args, "background", False):
         return _background(args, bind)
     from stemlink.engine.server import Server, ServerConfig
     from stemlink.engine.server.jobs import parse_size
 
     if args.client_jobs < 0 or (args.job_timeout is not None and args.job_timeout <= 0):
-        raise InvalidInput(f"--client-jobs must be >= 0 and --job-timeout > 0, got {args.client_jobs}, {args.job_timeout}", field="client_jobs")
+        raise InvalidInput(
+            f"--client-jobs must be >= 0 and --job-timeout > 0, got {args.client_jobs}, {args.job_timeout}", field="client_jobs"
+        )
     budget = parse_size(args.memory_budget) if args.memory_budget is not None else None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not is_loopback(bind) and not args.curve:
         logging.getLogger("stemlink.engine.server").warning(
-            "%s is reachable from other machines WITHOUT authentication; use --curve DIR to encrypt and authorize clients", bind)
+            "%s is reachable from other machines WITHOUT authentication; use --curve DIR to encrypt and authorize clients", bind
+        )
     config = ServerConfig(
-        bind=bind, exports_dir=Path(args.exports) if args.exports else None, workers=args.workers,
-        queue_size=args.queue, heartbeat_interval=args.heartbeat, device=args.device, threads=args.threads,
-        curve_dir=Path(args.curve) if args.curve else None, finish_running=args.finish_running, shutdown_grace=args.grace,
-        preload=args.preload, max_client_jobs=args.client_jobs, memory_budget=budget, job_timeout=args.job_timeout,
+        bind=bind,
+        exports_dir=Path(args.exports) if args.exports else None,
+        workers=args.workers,
+        queue_size=args.queue,
+        heartbeat_interval=args.heartbeat,
+        device=args.device,
+        threads=args.threads,
+        curve_dir=Path(args.curve) if args.curve else None,
+        finish_running=args.finish_running,
+        shutdown_grace=args.grace,
+        preload=args.preload,
+        max_client_jobs=args.client_jobs,
+        memory_budget=budget,
+        job_timeout=args.job_timeout,
     )
     server = Server(config)
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -116,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 def _serve_argv(args: argparse.Namespace) -> list[str]:
     """This command's own options for the detached child: minus --background, plus --preload."""
     argv = list(getattr(args, "cli_argv", None) or sys.argv[1:])
-    argv = argv[argv.index("serve") + 1:] if "serve" in argv else argv
+    argv = argv[argv.index("serve") + 1 :] if "serve" in argv else argv
     argv = [a for a in argv if not (len(a) > 3 and "--background".startswith(a))]
     return argv if args.preload else [*argv, "--preload"]
 

@@ -8,6 +8,7 @@ says so at once (a TCP connect or socket-file check, no torch, no engine).
 Exit codes: 0 an engine answered; 2 no engine is running there, it did not answer within
 `--timeout`, or it refused this client (one line `error: ...`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,10 +61,12 @@ def run(args: argparse.Namespace) -> int:
 
     from stemlink.bridge import Client
 
-    with Client(where, timeout=args.timeout, discover_engine=False, **curve_options(args)) as client:
+    with Client(where, timeout=args.timeout, **curve_options(args)) as client:
         status = client.status()
-    print(f"engine at {where}: up {status.uptime:.0f} s, queue {status.queue_depth}/{status.queue_size}, "
-          f"{len(status.running)} running, {status.jobs_done} done, {status.jobs_failed} failed")
+    print(
+        f"engine at {where}: up {status.uptime:.0f} s, queue {status.queue_depth}/{status.queue_size}, "
+        f"{len(status.running)} running, {status.jobs_done} done, {status.jobs_failed} failed"
+    )
     for job in status.running:
         print(f"  {job.get('job')}  {job.get('task')}  {job.get('model')}  {job.get('done')}/{job.get('total')}")
     return 0

@@ -4,6 +4,7 @@ Every family takes the same options; the family module (`stemlink.lab.train.FAMI
 imported only when the command runs and exposes `main(args) -> int`.
 Multi-process (DDP) training: `torchrun --nproc_per_node N -m stemlink train FAMILY ...`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--data", help="corpus folder (overrides the preset's data.root)")
         sub.add_argument("--out", help="run folder for checkpoints and logs (default runs/PRESET)")
         sub.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-        sub.add_argument("--init", metavar="FILE",
-                         help="start from these weights (a checkpoint or a shipped export, e.g. exports/msdm-small.pt)")
+        sub.add_argument(
+            "--init", metavar="FILE", help="start from these weights (a checkpoint or a shipped export, e.g. exports/msdm-small.pt)"
+        )
         sub.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
         sub.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this wall time")
         sub.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")

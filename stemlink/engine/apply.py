@@ -1,7 +1,8 @@
 """Apply a model to a region of any length, rate and channel count (the one shared apply layer).
 
 Models only ever see mono windows of exactly `model.window` samples at `model.sample_rate`.
-This module does the rest, streaming, so memory stays flat in region length:
+This module does the rest, streaming, so its own memory stays flat in region length (what a
+caller keeps of the blocks is the caller's: see Memory below):
 
 1. Windows (in the model-rate domain). With `span = window - delay` useful samples per
    window, `overlap = round(config.overlap * span)` and `hop = span - overlap`, window k
@@ -20,10 +21,12 @@ This module does the rest, streaming, so memory stays flat in region length:
    sum to exactly the region's `frames`. Block boundaries never change the audio.
 
 Memory: the stream holds only the windows in flight and an overlap-add buffer of about
-`batch` windows (~25 MB for the shipped models, whatever the region length); a caller that
-collects the blocks (`stemlink/engine/tasks.py` writes them into one preallocated array, keeping only
-the stems asked for) holds input + output: peak ~= input bytes x (1 + stems kept) + model
-(25 min stereo 44.1 kHz into 4 stems: 5.05x the input; `bench/reliability-memory.json`).
+`batch` windows (~25 MB for the shipped models, whatever the region length). The product path
+is not flat: `stemlink/engine/tasks.py` writes the blocks into one preallocated array (keeping
+only the stems asked for) and the engine holds the request's input, so a request peaks at
+~= input bytes x (1 + stems kept) + model (25 min stereo 44.1 kHz into 4 stems: 5.05x the
+input; `bench/reliability-memory.json`). Only a caller that consumes the blocks as they come
+(`stemlink/apps/bench/scale.py` without `--engine`) runs in flat memory.
 
 Stereo and multichannel policy:
 - separate: every channel is processed independently (channels are folded into the batch),
@@ -53,18 +56,21 @@ first window, its channel). The grouping of windows into calls depends only on t
 length, channel count and `config.batch`, so the same request and config give the same
 audio, whatever block size the caller reads the output in.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
 
 from stemlink.audio.files import AudioSource, MidSource
-from stemlink.engine.models.base import EngineModel, ProgressCallback
 from stemlink.audio.resample import DEFAULT_FILTER, FilterSpec, input_span, out_frames, resample_span
-from stemlink.engine.residual import MODES as RESIDUAL_MODES, ResidualSplit
+from stemlink.engine.models.base import EngineModel, ProgressCallback
+from stemlink.engine.residual import MODES as RESIDUAL_MODES
+from stemlink.engine.residual import ResidualSplit
 from stemlink.errors import InvalidInput, StemlinkError
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: a separation window whose input peak is lower is not given to the model
@@ -106,7 +112,7 @@ class WindowPlan:
     count: int
 
     @classmethod
-    def build(cls, frames: int, window: int, delay: int, overlap: float) -> "WindowPlan":
+    def build(cls, frames: int, window: int, delay: int, overlap: float) -> WindowPlan:
         span = window - delay
         if span < 2:
             raise StemlinkError(f"model window {window} with delay {delay} leaves no usable samples")
@@ -234,15 +240,17 @@ def stream(
         k0, c0 = call[0]
         batch = None
         if feed is not None:
-            windows = {k: resample_span(feed.read, sample_rate, model_rate, plan.start(k), window, config.filter) for k in {k for k, _ in call}}
+            windows = {
+                k: resample_span(feed.read, sample_rate, model_rate, plan.start(k), window, config.filter) for k in {k for k, _ in call}
+            }
             batch = np.stack([windows[k][c] for k, c in call])
         generator = torch.Generator().manual_seed(seed_for(seed, k0, c0))
         with torch.inference_mode():
-            out = fn(batch, len(call), generator, progress.step)
-        out = np.asarray(out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else out, dtype=np.float32)
+            made = fn(batch, len(call), generator, progress.step)
+        out = np.asarray(made.detach().cpu().numpy() if isinstance(made, torch.Tensor) else made, dtype=np.float32)
         if out.shape != (len(call), stems, window):
             raise StemlinkError(f"model returned shape {out.shape}, expected {(len(call), stems, window)}")
-        for (k, c), y in zip(call, out):
+        for (k, c), y in zip(call, out, strict=True):
             acc.add(plan.start(k), c, y[:, delay:] * plan.weights(k))
         progress.finish_call()
         k_last, c_last = call[-1]
@@ -254,7 +262,17 @@ def stream(
     assert emitted == frames, (emitted, frames)
 
 
-def _emit(acc: _Accumulator, plan: WindowPlan, emitted: int, final: int, last: bool, frames: int, sample_rate: int, model_rate: int, config: ApplyConfig) -> Iterator[np.ndarray]:
+def _emit(
+    acc: _Accumulator,
+    plan: WindowPlan,
+    emitted: int,
+    final: int,
+    last: bool,
+    frames: int,
+    sample_rate: int,
+    model_rate: int,
+    config: ApplyConfig,
+) -> Iterator[np.ndarray]:
     """Host-rate blocks (S*C, n) from `emitted` on, as far as model samples < `final` allow."""
     stop = frames
     if not last:
@@ -275,14 +293,16 @@ def _emit(acc: _Accumulator, plan: WindowPlan, emitted: int, final: int, last: b
         acc.discard_before(lo)
 
 
-def _finish(block: np.ndarray, source: AudioSource | None, start: int, stems: int, channels: int,
-            split: ResidualSplit | None) -> np.ndarray:
+def _finish(
+    block: np.ndarray, source: AudioSource | None, start: int, stems: int, channels: int, split: ResidualSplit | None
+) -> np.ndarray:
     """(S*lanes, n) -> (S, channels, n): dual-mono broadcast and mixture consistency."""
     n = block.shape[-1]
     out = block.reshape(stems, -1, n)
     if out.shape[1] != channels:
         out = np.repeat(out, channels, axis=1)
     if split is not None:
+        assert source is not None, "mixture consistency needs the source"
         out = split(out, source.read(start, n))
     return np.ascontiguousarray(out, dtype=np.float32)
 
@@ -292,7 +312,15 @@ def _check_region(source: AudioSource) -> None:
         raise InvalidInput(f"region is empty ({source.frames} frames)", field="frames")
 
 
-def separate_stream(model: Any, source: AudioSource, *, params: Any = None, seed: int = 0, callback: ProgressCallback | None = None, config: ApplyConfig = ApplyConfig()) -> Iterator[np.ndarray]:
+def separate_stream(
+    model: Any,
+    source: AudioSource,
+    *,
+    params: Any = None,
+    seed: int = 0,
+    callback: ProgressCallback | None = None,
+    config: ApplyConfig = ApplyConfig(),
+) -> Iterator[np.ndarray]:
     """Separator over a host-rate source -> blocks (len(model.stems), C, n), summing to the mix."""
     _check_region(source)
 
@@ -306,33 +334,97 @@ def separate_stream(model: Any, source: AudioSource, *, params: Any = None, seed
         out = out / gain[:, :, None]
         return out.masked_fill(torch.from_numpy(silent)[:, None, None], 0.0) if silent.any() else out
 
-    return stream(fn, source=source, frames=source.frames, sample_rate=source.sample_rate, channels=source.channels, per_channel=True, consistency=True, seed=seed, callback=callback, config=config, **_model_args(model))
+    return stream(
+        fn,
+        source=source,
+        frames=source.frames,
+        sample_rate=source.sample_rate,
+        channels=source.channels,
+        per_channel=True,
+        consistency=True,
+        seed=seed,
+        callback=callback,
+        config=config,
+        **_model_args(model),
+    )
 
 
-def accompany_stream(model: Any, source: AudioSource, *, context_stems: Sequence[str], params: Any = None, seed: int = 0, callback: ProgressCallback | None = None, config: ApplyConfig = ApplyConfig()) -> Iterator[np.ndarray]:
+def accompany_stream(
+    model: Any,
+    source: AudioSource,
+    *,
+    context_stems: Sequence[str],
+    params: Any = None,
+    seed: int = 0,
+    callback: ProgressCallback | None = None,
+    config: ApplyConfig = ApplyConfig(),
+) -> Iterator[np.ndarray]:
     """Accompanist on the mid of a context source -> blocks (len(model.stems), C, n), dual mono."""
     _check_region(source)
 
     def fn(batch, b, generator, step):
-        return model.accompany(torch.from_numpy(batch), context_stems=tuple(context_stems), params=params, generator=generator, callback=step)
+        return model.accompany(
+            torch.from_numpy(batch), context_stems=tuple(context_stems), params=params, generator=generator, callback=step
+        )
 
-    return stream(fn, source=source, frames=source.frames, sample_rate=source.sample_rate, channels=source.channels, per_channel=False, seed=seed, callback=callback, config=config, **_model_args(model))
+    return stream(
+        fn,
+        source=source,
+        frames=source.frames,
+        sample_rate=source.sample_rate,
+        channels=source.channels,
+        per_channel=False,
+        seed=seed,
+        callback=callback,
+        config=config,
+        **_model_args(model),
+    )
 
 
-def generate_stream(model: Any, frames: int, sample_rate: int, channels: int = 2, *, params: Any = None, seed: int = 0, callback: ProgressCallback | None = None, config: ApplyConfig = ApplyConfig()) -> Iterator[np.ndarray]:
+def generate_stream(
+    model: Any,
+    frames: int,
+    sample_rate: int,
+    channels: int = 2,
+    *,
+    params: Any = None,
+    seed: int = 0,
+    callback: ProgressCallback | None = None,
+    config: ApplyConfig = ApplyConfig(),
+) -> Iterator[np.ndarray]:
     """Generator -> `frames` host-rate samples as blocks (len(model.stems), channels, n), dual mono."""
 
     def fn(batch, b, generator, step):
         return model.generate(b, params=params, generator=generator, callback=step)
 
-    return stream(fn, source=None, frames=frames, sample_rate=sample_rate, channels=channels, per_channel=False, seed=seed, callback=callback, config=config, **_model_args(model))
+    return stream(
+        fn,
+        source=None,
+        frames=frames,
+        sample_rate=sample_rate,
+        channels=channels,
+        per_channel=False,
+        seed=seed,
+        callback=callback,
+        config=config,
+        **_model_args(model),
+    )
 
 
-def _model_args(model: EngineModel) -> dict[str, int]:
-    return dict(model_rate=model.sample_rate, window=model.window, delay=model.delay, stems=len(model.stems))
+class _ModelArgs(TypedDict):
+    model_rate: int
+    window: int
+    delay: int
+    stems: int
 
 
-def score(model: Any, a: AudioSource, b: AudioSource, *, callback: ProgressCallback | None = None, config: ApplyConfig = ApplyConfig()) -> tuple[float, int]:
+def _model_args(model: EngineModel) -> _ModelArgs:
+    return _ModelArgs(model_rate=model.sample_rate, window=model.window, delay=model.delay, stems=len(model.stems))
+
+
+def score(
+    model: Any, a: AudioSource, b: AudioSource, *, callback: ProgressCallback | None = None, config: ApplyConfig = ApplyConfig()
+) -> tuple[float, int]:
     """Scorer over two host-rate sources (mono downmix, non-overlapping windows).
 
     Returns (mean similarity over windows, window count). Both sources must share their rate;

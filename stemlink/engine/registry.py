@@ -16,8 +16,10 @@ exports folder (`resolve_file`). A broken entry does not hide the others:
 it is left out of `list()` and asking for it raises `ModelLoadError` saying what is wrong.
 Exporters call `add_to_manifest(exports_dir, spec)` (atomic write).
 """
+
 from __future__ import annotations
 
+import builtins
 import hashlib
 import importlib
 import json
@@ -25,12 +27,14 @@ import os
 import re
 import tempfile
 import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, cast
 
-from stemlink.engine.models.base import TASKS, EngineModel, ModelSpec
-from stemlink.engine.runtime import FORMATS, load_network
+from stemlink.contract import TASKS
+from stemlink.engine.models.base import EngineModel, ModelSpec
+from stemlink.engine.runtime import NETWORK_FORMATS, Network, load_network
 from stemlink.errors import ModelLoadError, UnknownModel, UnknownTask
 
 MANIFEST = "manifest.json"
@@ -80,8 +84,8 @@ def spec_from_dict(entry: Any, where: str = MANIFEST) -> ModelSpec:
     tasks = entry.get("tasks")
     if not isinstance(tasks, list) or not tasks or any(t not in TASKS for t in tasks):
         raise bad("tasks", f"a non-empty list of {', '.join(TASKS)}")
-    if entry.get("format") not in FORMATS:
-        raise bad("format", f"one of {', '.join(FORMATS)}")
+    if entry.get("format") not in NETWORK_FORMATS:
+        raise bad("format", f"one of {', '.join(NETWORK_FORMATS)}")
     file = entry.get("file")
     if not isinstance(file, str) or not file or Path(file).is_absolute() or ".." in Path(file).parts:
         raise bad("file", "a relative path inside the exports folder")
@@ -104,11 +108,23 @@ def spec_from_dict(entry: Any, where: str = MANIFEST) -> ModelSpec:
             raise bad(key, "an object")
     unknown = set(entry) - set(ModelSpec.__dataclass_fields__)
     if unknown:
-        raise ModelLoadError(f"{label} has unknown fields {sorted(unknown)}; allowed: {sorted(ModelSpec.__dataclass_fields__)}", field=sorted(unknown)[0])
+        raise ModelLoadError(
+            f"{label} has unknown fields {sorted(unknown)}; allowed: {sorted(ModelSpec.__dataclass_fields__)}", field=sorted(unknown)[0]
+        )
     return ModelSpec(
-        name=name, version=entry["version"], family=entry["family"], tasks=tuple(tasks), format=entry["format"],
-        file=file, sha256=entry["sha256"], sample_rate=entry["sample_rate"], stems=tuple(stems),
-        window=entry["window"], delay=delay, card=entry.get("card"), config=dict(entry.get("config", {})),
+        name=name,
+        version=entry["version"],
+        family=entry["family"],
+        tasks=tuple(tasks),
+        format=entry["format"],
+        file=file,
+        sha256=entry["sha256"],
+        sample_rate=entry["sample_rate"],
+        stems=tuple(stems),
+        window=entry["window"],
+        delay=delay,
+        card=entry.get("card"),
+        config=dict(entry.get("config", {})),
         defaults=dict(entry.get("defaults", {})),
     )
 
@@ -123,7 +139,7 @@ def read_manifest(exports_dir: str | os.PathLike) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"{path}: not a readable JSON manifest: {exc}", field="manifest") from exc
     if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION or not isinstance(data.get("models"), list):
-        raise ModelLoadError(f"{path}: must be {{\"version\": {MANIFEST_VERSION}, \"models\": [...]}}", field="version")
+        raise ModelLoadError(f'{path}: must be {{"version": {MANIFEST_VERSION}, "models": [...]}}', field="version")
     return data
 
 
@@ -144,7 +160,9 @@ def add_to_manifest(exports_dir: str | os.PathLike, spec: ModelSpec, *, default_
     defaults = dict(data.get("defaults", {}))
     for task in default_for:
         if task not in spec.tasks:
-            raise UnknownTask(f"model {spec.name!r} cannot be the default for {task!r}: its tasks are {list(spec.tasks)}", field="default_for")
+            raise UnknownTask(
+                f"model {spec.name!r} cannot be the default for {task!r}: its tasks are {list(spec.tasks)}", field="default_for"
+            )
         defaults[task] = spec.name
     if defaults:
         data["defaults"] = defaults
@@ -162,7 +180,10 @@ def add_to_manifest(exports_dir: str | os.PathLike, spec: ModelSpec, *, default_
     return path
 
 
-def family_class(family: str) -> type[EngineModel]:
+ModelFactory = Callable[[ModelSpec, Network], EngineModel]  # a family class: cls(spec, network) -> model
+
+
+def family_class(family: str) -> ModelFactory:
     """Import the `EngineModel` class registered for `family` (lazily)."""
     from stemlink.engine.models import FAMILIES
 
@@ -171,9 +192,12 @@ def family_class(family: str) -> type[EngineModel]:
         raise ModelLoadError(f"model family {family!r} is not known; allowed: {', '.join(sorted(FAMILIES))}", field="family")
     module_name, _, class_name = target.partition(":")
     try:
-        return getattr(importlib.import_module(module_name), class_name)
+        cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise ModelLoadError(f"model family {family!r}: cannot import {target}: {exc}", field="family") from exc
+    if not (isinstance(cls, type) and issubclass(cls, EngineModel)):
+        raise ModelLoadError(f"model family {family!r}: {target} is not an EngineModel class", field="family")
+    return cast(ModelFactory, cls)
 
 
 class ModelRegistry:
@@ -204,7 +228,8 @@ class ModelRegistry:
             try:
                 specs.append(spec_from_dict(entry, where=str(self.exports_dir / MANIFEST)))
             except ModelLoadError as exc:
-                name = entry.get("name") if isinstance(entry, Mapping) and isinstance(entry.get("name"), str) else f"#{i}"
+                raw = entry.get("name") if isinstance(entry, Mapping) else None
+                name = raw if isinstance(raw, str) else f"#{i}"
                 broken[name] = exc.message
         defaults = data.get("defaults", {})
         with self._lock:
@@ -217,7 +242,7 @@ class ModelRegistry:
         """Every valid manifest entry (all formats), in manifest order."""
         return list(self._specs)
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:  # `list` is the method above here
         """Distinct model names, in manifest order."""
         return list(dict.fromkeys(s.name for s in self._specs))
 
@@ -276,8 +301,10 @@ class ModelRegistry:
         label = f"model {spec.name!r} ({spec.format}, file {str(path)!r})"
         real = path.resolve()
         if not real.is_relative_to(self.exports_dir.resolve()):
-            raise ModelLoadError(f"{label}: resolves to {str(real)!r}, outside the exports folder; a model file (or a link to it) "
-                                 "must stay inside it", field="file")
+            raise ModelLoadError(
+                f"{label}: resolves to {str(real)!r}, outside the exports folder; a model file (or a link to it) must stay inside it",
+                field="file",
+            )
         if not real.is_file():
             raise ModelLoadError(f"{label}: file is missing", field="file")
         return real
@@ -287,7 +314,10 @@ class ModelRegistry:
         path = self.resolve_file(spec)
         actual = sha256_file(path)
         if actual != spec.sha256:
-            raise ModelLoadError(f"{label}: sha256 mismatch (manifest {spec.sha256[:12]}..., file {actual[:12]}...): corrupt or replaced file", field="sha256")
+            raise ModelLoadError(
+                f"{label}: sha256 mismatch (manifest {spec.sha256[:12]}..., file {actual[:12]}...): corrupt or replaced file",
+                field="sha256",
+            )
         cls = family_class(spec.family)
         try:
             network = load_network(path, spec.format, self.device, threads=self.threads)

@@ -19,6 +19,7 @@ Streaming: the filters carry their state from block to block, so the result does
 on how a region is cut into blocks. The weights sum to 1 at every sample, so the output stems
 sum to the mix (float32 rounding only).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,8 +48,7 @@ class ResidualSplit:
     def weights(self, stems: np.ndarray) -> np.ndarray:
         """(S, C, n) host-rate stems -> (S, C, n) shares summing to 1 over S (advances the state)."""
         band, self._band_state = signal.sosfilt(self._band, stems.astype(np.float64), axis=-1, zi=self._band_state)
-        env, self._env_state = signal.lfilter([1.0 - self._pole], [1.0, -self._pole], band * band, axis=-1,
-                                              zi=self._env_state)
+        env, self._env_state = signal.lfilter([1.0 - self._pole], [1.0, -self._pole], band * band, axis=-1, zi=self._env_state)
         env = np.maximum(env, 0.0) + FLOOR
         return env / env.sum(axis=0, keepdims=True)
 

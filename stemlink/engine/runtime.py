@@ -14,20 +14,21 @@ intra-op / torch thread count is the explicit one (`threads`, `$STEMLINK_THREADS
 policy's (the cores other processes leave free), re-evaluated at every call. Passive OpenMP
 waiting must be set before torch loads: `stemlink.engine.threads.configure_process()`.
 """
+
 from __future__ import annotations
 
 import os
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import torch
 
 from stemlink.engine.threads import free_threads, requested_threads, usable_cpus
 from stemlink.errors import MissingDependency, ModelLoadError
 
-FORMATS = ("onnx", "torchscript")
+NETWORK_FORMATS = ("onnx", "torchscript")
 
 
 class Network(Protocol):
@@ -89,7 +90,9 @@ class OnnxNetwork:
         with self._lock:
             session = self._sessions.get(count)
             if session is None:
-                session = self._ort.InferenceSession(str(self.path), sess_options=session_options(self._ort, count), providers=self.providers)
+                session = self._ort.InferenceSession(
+                    str(self.path), sess_options=session_options(self._ort, count), providers=self.providers
+                )
                 self._sessions[count] = session
             return session
 
@@ -99,7 +102,7 @@ class OnnxNetwork:
         count = self._count()
         set_torch_threads(count)  # the model family's own torch ops (samplers) run in this thread too
         out_device = inputs[0].device if inputs else self.device
-        feed = {name: t.detach().cpu().contiguous().numpy() for name, t in zip(self.input_names, inputs)}
+        feed = {name: t.detach().cpu().contiguous().numpy() for name, t in zip(self.input_names, inputs, strict=False)}
         outputs = self._session(count).run(self.output_names, feed)
         tensors = tuple(torch.from_numpy(o).to(out_device) for o in outputs)
         return tensors[0] if len(tensors) == 1 else tensors
@@ -171,8 +174,8 @@ def load_network(
     """
     torch.set_flush_denormal(True)  # random-init or tiny weights otherwise run very slowly on CPU
     path = Path(path)
-    if format not in FORMATS:
-        raise ModelLoadError(f"{path.name}: format {format!r} is not supported; allowed: {', '.join(FORMATS)}", field="format")
+    if format not in NETWORK_FORMATS:
+        raise ModelLoadError(f"{path.name}: format {format!r} is not supported; allowed: {', '.join(NETWORK_FORMATS)}", field="format")
     if not path.is_file():
         raise ModelLoadError(f"model file {str(path)!r} does not exist", field="file")
     dev = resolve_device(device)
@@ -184,12 +187,3 @@ def load_network(
         raise
     except Exception as exc:  # any loader failure (corrupt file, bad graph) becomes one typed error
         raise ModelLoadError(f"cannot load {format} file {str(path)!r}: {type(exc).__name__}: {exc}", field="file") from exc
-
-
-def available_formats() -> Sequence[str]:
-    """Formats this environment can load (onnx needs onnxruntime)."""
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return ("torchscript",)
-    return FORMATS

@@ -1,104 +1,62 @@
-"""Task requests and results, and `run_task`: one task on one loaded model, at the host rate.
+"""`run_task`: one task on one loaded model, at the host rate.
 
-This is the seam between the server (which decodes wire messages into a `TaskRequest`) and
-the apply layer (which runs a model's capability over a region of any rate, length and channel
-count). Audio here is numpy float32, channels-first, at the host rate:
+`TaskRequest`, `TaskResult`, the task inputs, the limits and the output-stem rule are the
+contract's (`stemlink/contract.py`). This is the seam between the server (whose wire messages
+carry a `TaskRequest`) and the apply layer (which runs a model's capability over a region of
+any rate, length and channel count). Audio here is numpy float32, channels-first, at the host rate:
 
     inputs[name]: (C, N)     outputs.stems[name]: (C, N)   (same C and N as the request)
-
-Inputs per task: separate / extract / remove -> "mix"; accompany -> "context";
-score -> "a" and "b"; generate -> none (`frames` and `channels` give the output shape).
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
+from stemlink.contract import DEFAULT_LIMITS, Limits, TaskRequest, TaskResult, check_model, check_request, check_task, output_stems
 
-@dataclass(frozen=True)
-class TaskRequest:
-    task: str
-    sample_rate: int  # host rate of inputs and outputs
-    inputs: Mapping[str, np.ndarray] = field(default_factory=dict)
-    model: str | None = None  # None -> the registry's default model for the task
-    params: Mapping[str, Any] = field(default_factory=dict)  # validated by the model family
-    seed: int = 0
-    stems: tuple[str, ...] = ()  # stems wanted (accompany/extract/remove/generate); () -> model default
-    context_stems: tuple[str, ...] = ()  # accompany: which stems the context contains
-    candidates: int = 1  # accompany: generate N, return the best by COCOLA score
-    frames: int = 0  # generate: output length at the host rate
-    channels: int = 0  # generate: output channel count
+CAPABILITY = {
+    "separate": "Separator",
+    "extract": "Separator",
+    "remove": "Separator",
+    "accompany": "Accompanist",
+    "generate": "Generator",
+    "score": "Scorer",
+}
 
 
-@dataclass
-class TaskResult:
-    task: str
-    model: str
-    model_version: str
-    model_sha256: str
-    stems: dict[str, np.ndarray]  # name -> (C, N) at the host rate
-    scores: dict[str, float] = field(default_factory=dict)  # score task, accompany candidates
-    params: dict[str, Any] = field(default_factory=dict)  # the parameters actually used
-    seed: int = 0
-    info: dict[str, Any] = field(default_factory=dict)  # timings, window count, ...
+def validate_request(model: Any, request: TaskRequest, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Check a request for a direct caller of `run_task`. Raises `UnknownTask` / `InvalidInput` / `TooLarge` naming the field.
 
-
-# --- run_task: validation, then the capability through the apply layer -------------------
-
-INPUTS = {"separate": ("mix",), "extract": ("mix",), "remove": ("mix",), "accompany": ("context",), "generate": (), "score": ("a", "b")}
-CAPABILITY = {"separate": "Separator", "extract": "Separator", "remove": "Separator", "accompany": "Accompanist", "generate": "Generator", "score": "Scorer"}
-
-
-def validate_request(model: Any, request: TaskRequest, limits: Any = None) -> None:
-    """Check a request against a model. Raises `UnknownTask` / `InvalidInput` / `TooLarge` naming the field.
-
-    Against the model: the task is one it serves, the stems are its stems, the inputs are the
-    task's. Every numeric bound (sample rate, channels, frames, candidates, sampler steps,
-    bytes) is `limits` (default `stemlink.limits.DEFAULT_LIMITS`), the same checks the wire
-    runs on a `submit`. Inputs: float32 numpy (C, N), finite samples; seed in 0..2**63-1.
+    The two checks of `stemlink.contract` (the server runs them at the wire and on submit):
+    `check_model` (the task is one the model serves, the stems are its stems) and
+    `check_request` (inputs, sample rate, channels, frames, candidates, sampler steps, bytes
+    against `limits`). Plus what only arrays can break: float32 numpy (C, N), finite samples.
     """
+    check_task(request.task)
+    check_model(request, model.name, model.tasks, model.stems)
+    check_capability(model, request.task)
+    for name, audio in request.inputs.items():
+        _check_array(audio, f"inputs.{name}")
+    check_request(request, [(name, *a.shape) for name, a in request.inputs.items()], limits)
+    for name, audio in request.inputs.items():
+        _check_finite(audio, f"inputs.{name}")
+
+
+def check_capability(model: Any, task: str) -> None:
+    """The loaded model implements the capability class the task runs (an export whose
+    manifest names a task its family cannot run is refused here, not half-way through)."""
     from stemlink.engine.models import base
-    from stemlink.errors import InvalidInput, UnknownTask
-    from stemlink.limits import DEFAULT_LIMITS
+    from stemlink.errors import UnknownTask
 
-    limits = limits or DEFAULT_LIMITS
-    if request.task not in INPUTS:
-        raise UnknownTask(f"task {request.task!r} is not known; allowed: {', '.join(INPUTS)}", field="task")
-    capability = getattr(base, CAPABILITY[request.task])
-    if request.task not in model.tasks or not isinstance(model, capability):
-        raise UnknownTask(f"model {model.name!r} does not serve task {request.task!r}; its tasks: {', '.join(model.tasks)}", field="task")
-    limits.check_rate(request.sample_rate)
-    if not _is_int(request.seed) or not 0 <= request.seed < 2**63:
-        raise InvalidInput(f"seed must be an integer in 0..2**63-1, got {request.seed!r}", field="seed")
-    limits.check_candidates(request.candidates)
-    limits.check_params(request.params)
-    wanted = INPUTS[request.task]
-    extra = set(request.inputs) - set(wanted)
-    if extra:
-        raise InvalidInput(f"task {request.task!r} takes inputs {list(wanted) or 'none'}, got unexpected {sorted(extra)}", field=f"inputs.{sorted(extra)[0]}")
-    for name in wanted:
-        if name not in request.inputs:
-            raise InvalidInput(f"task {request.task!r} needs input {name!r}", field=f"inputs.{name}")
-        _check_audio(request.inputs[name], f"inputs.{name}", limits, request.sample_rate)
-    limits.check_bytes(sum(a.nbytes for a in request.inputs.values()), field="inputs", what="the inputs")
-    for name in (*request.stems, *request.context_stems):
-        if name not in model.stems:
-            raise InvalidInput(f"stem {name!r} is not one of model {model.name!r}'s stems: {', '.join(model.stems)}", field="stems")
-    if request.task == "generate":
-        limits.check_generate(request.frames, request.channels, rate=request.sample_rate)
-    if request.candidates > 1 and request.task != "accompany":
-        raise InvalidInput(f"candidates > 1 is only for accompany, not {request.task!r}", field="candidates")
-    if request.task in ("extract", "remove") and not request.stems:
-        raise InvalidInput(f"task {request.task!r} needs the stem name(s) in `stems`", field="stems")
+    if not isinstance(model, getattr(base, CAPABILITY[task])):
+        raise UnknownTask(
+            f"model {model.name!r} ({type(model).__name__}) cannot run task {task!r}: it is not a {CAPABILITY[task]}", field="task"
+        )
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _check_audio(audio: Any, field_name: str, limits: Any, rate: int) -> None:
+def _check_array(audio: Any, field_name: str) -> None:
     from stemlink.errors import InvalidInput
 
     if not isinstance(audio, np.ndarray):
@@ -107,8 +65,11 @@ def _check_audio(audio: Any, field_name: str, limits: Any, rate: int) -> None:
         raise InvalidInput(f"{field_name} must be float32, got {audio.dtype}", field=field_name)
     if audio.ndim != 2:
         raise InvalidInput(f"{field_name} must be a (channels, frames) array, got shape {audio.shape}", field=field_name)
-    limits.check_channels(audio.shape[0], field=field_name)
-    limits.check_frames(audio.shape[1], field=field_name, rate=rate)
+
+
+def _check_finite(audio: np.ndarray, field_name: str) -> None:
+    from stemlink.errors import InvalidInput
+
     if not np.isfinite(audio).all():
         bad = int(np.size(audio) - np.count_nonzero(np.isfinite(audio)))
         raise InvalidInput(f"{field_name} has {bad} NaN/inf sample(s); audio must be finite", field=field_name)
@@ -126,24 +87,48 @@ def run_task(model: Any, request: TaskRequest, *, callback: Any = None, scorer: 
     candidates use seeds seed, seed+1, ...; each is scored against the context and the best
     returned (audible parts before silent ones, then by score: `better_candidate`), all
     scores in `scores` ("candidate_0", ...; "best"), audible ones in `info["audible_candidates"]`. Without a scorer only
-    candidate 0 is made (ranking needs a score model) and `info["ranked"]` is False.
+    candidate 0 is made (ranking needs a score model), `info["ranked"]` is False and
+    `info["warnings"]` says so.
     `callback(done, total)` gets progress; raising from it cancels (the exception propagates).
     """
+    validate_request(model, request)
+    return execute_task(model, request, callback=callback, scorer=scorer, config=config)
+
+
+def execute_task(
+    model: Any,
+    request: TaskRequest,
+    *,
+    callback: Any = None,
+    scorer: Any = None,
+    config: Any = None,
+    no_scorer: str = "no score model was given",
+) -> TaskResult:
+    """`run_task` without `validate_request`, for the server: its wire (`check_request`) and
+    its submit (`check_model`) already checked the request. `no_scorer`: why `scorer` is None,
+    for the warning an unranked accompany carries in `info["warnings"]`."""
     import time
     from dataclasses import asdict, is_dataclass
 
     from stemlink.engine.apply import ApplyConfig
 
-    validate_request(model, request)
+    check_capability(model, request.task)
     config = config or ApplyConfig()
     params = model.parse_params(request.task, request.params) if request.task != "score" else None
     started = time.perf_counter()
     result = TaskResult(
-        task=request.task, model=model.name, model_version=model.spec.version, model_sha256=model.spec.sha256,
-        stems={}, params=asdict(params) if is_dataclass(params) else dict(request.params), seed=request.seed,
+        task=request.task,
+        model=model.name,
+        model_version=model.spec.version,
+        model_sha256=model.spec.sha256,
+        stems={},
+        params=asdict(params) if is_dataclass(params) and not isinstance(params, type) else dict(request.params),
+        seed=request.seed,
     )
     runner = {"score": _score, "accompany": _accompany, "generate": _generate}.get(request.task, _separate)
     runner(model, request, params, callback, scorer, config, result)
+    if request.task == "accompany" and request.candidates > 1 and scorer is None:
+        result.info["warnings"] = [f"candidates={request.candidates} asked, but {no_scorer}: made 1 candidate, not ranked"]
     result.info["seconds"] = time.perf_counter() - started
     result.info["apply"] = {"overlap": config.overlap, "batch": config.batch}
     return result
@@ -171,19 +156,18 @@ def _rows(block: np.ndarray, index: list[int]) -> np.ndarray:
 
 
 def _separate(model, request, params, callback, scorer, config, result) -> None:
-    from stemlink.engine.apply import separate_stream
     from stemlink.audio.files import ArraySource
+    from stemlink.engine.apply import separate_stream
 
     mix = request.inputs["mix"]
     source = ArraySource(mix, request.sample_rate)
     blocks = separate_stream(model, source, params=params, seed=request.seed, callback=callback, config=config)
-    chosen = list(dict.fromkeys(request.stems or model.stems))
+    names = list(output_stems(request.task, model.stems, request.stems))
+    chosen = names if request.task == "separate" else list(dict.fromkeys(request.stems))
     index = [model.stems.index(s) for s in chosen]
     if request.task == "separate":
-        names = chosen
         pick = None if index == list(range(len(model.stems))) else (lambda block, pos: block[index])
     elif request.task == "extract":  # the stems, then residual = mix - their sum
-        names = [*chosen, "residual"]
 
         def pick(block, pos):
             rows = np.empty((len(names),) + block.shape[1:], dtype=np.float32)
@@ -191,24 +175,24 @@ def _separate(model, request, params, callback, scorer, config, result) -> None:
             np.subtract(mix[:, pos : pos + block.shape[-1]], rows[:-1].sum(axis=0, dtype=np.float32), out=rows[-1])
             return rows
     else:  # remove: mix - the stems' sum
-        names = ["mix"]
 
         def pick(block, pos):
             return (mix[:, pos : pos + block.shape[-1]] - _rows(block, index).sum(axis=0, dtype=np.float32))[None]
-    out = _fill(blocks, len(names), *mix.shape, pick=pick)
-    result.stems = dict(zip(names, out))
+
+    channels, frames = mix.shape
+    out = _fill(blocks, len(names), channels, frames, pick=pick)
+    result.stems = dict(zip(names, out, strict=True))
 
 
 def _accompany(model, request, params, callback, scorer, config, result) -> None:
-    from stemlink.engine.apply import accompany_stream, score
     from stemlink.audio.files import ArraySource
+    from stemlink.engine.apply import accompany_stream, score
     from stemlink.errors import InvalidInput
 
     context = request.inputs["context"]
-    wanted = request.stems or tuple(s for s in model.stems if s not in request.context_stems)
+    wanted = output_stems("accompany", model.stems, request.stems, request.context_stems)
     if not wanted:
         raise InvalidInput(f"nothing to accompany: context_stems {list(request.context_stems)} cover all model stems", field="stems")
-    wanted = tuple(dict.fromkeys(wanted))
     index = [model.stems.index(s) for s in wanted]
     count = request.candidates if scorer is not None else 1
     source = ArraySource(context, request.sample_rate)
@@ -218,13 +202,17 @@ def _accompany(model, request, params, callback, scorer, config, result) -> None
         seed = (request.seed + i) % 2**63
         sub = None if callback is None else (lambda d, t, i=i: callback(i * t + d, count * t))
         blocks = accompany_stream(model, source, context_stems=request.context_stems, params=params, seed=seed, callback=sub, config=config)
-        out = _fill(blocks, len(index), *context.shape, pick=lambda block, pos: _rows(block, index))  # only the wanted stems
-        stems = dict(zip(wanted, out))
+        out = _fill(
+            blocks, len(index), context.shape[0], context.shape[1], pick=lambda block, pos: _rows(block, index)
+        )  # only the wanted stems
+        stems = dict(zip(wanted, out, strict=True))
         if count == 1:
             best = stems
             break
         part = out[0] if len(out) == 1 else out.sum(axis=0, dtype=np.float32)
-        value, _ = score(scorer, source, ArraySource(part, request.sample_rate), config=config)  # (context, candidate), as COCOLA was trained
+        value, _ = score(
+            scorer, source, ArraySource(part, request.sample_rate), config=config
+        )  # (context, candidate), as COCOLA was trained
         result.scores[f"candidate_{i}"] = value
         audible = is_audible(part)
         if audible:
@@ -258,16 +246,18 @@ def _generate(model, request, params, callback, scorer, config, result) -> None:
     from stemlink.engine.apply import generate_stream
 
     channels = request.channels or 2
-    names = list(dict.fromkeys(request.stems or model.stems))
+    names = list(output_stems("generate", model.stems, request.stems))
     index = [model.stems.index(s) for s in names]
-    blocks = generate_stream(model, request.frames, request.sample_rate, channels, params=params, seed=request.seed, callback=callback, config=config)
+    blocks = generate_stream(
+        model, request.frames, request.sample_rate, channels, params=params, seed=request.seed, callback=callback, config=config
+    )
     out = _fill(blocks, len(names), channels, request.frames, pick=lambda block, pos: _rows(block, index))  # only the wanted stems
-    result.stems = dict(zip(names, out))
+    result.stems = dict(zip(names, out, strict=True))
 
 
 def _score(model, request, params, callback, scorer, config, result) -> None:
-    from stemlink.engine.apply import score
     from stemlink.audio.files import ArraySource
+    from stemlink.engine.apply import score
 
     a, b = (ArraySource(request.inputs[k], request.sample_rate) for k in ("a", "b"))
     value, windows = score(model, a, b, callback=callback, config=config)

@@ -23,13 +23,14 @@ running). So:
 Pure functions (`thread_count`, `parse_threads`, `busy_from_samples`) are unit tested; only
 `CpuSampler` reads the machine.
 """
+
 from __future__ import annotations
 
 import os
 import threading
 import time
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Mapping, MutableMapping
 
 from stemlink.errors import InvalidInput
 

@@ -9,15 +9,27 @@ bass/drums/guitar/piano, 8 kHz) and a random-init COCOLA encoder (family "cocola
 meaningless: they exist so `stemlink demo`, `stemlink bench` and their tests exercise the
 whole path (registry, apply layer, bridge, host, report) in seconds on a CPU.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
-MSDM_DEBUG = dict(stems=("bass", "drums", "guitar", "piano"), sample_rate=8000, window=2048, channels=(8, 16),
-                  factors=(4,), blocks=(1, 1), attentions=(False, False), emb_dim=16, heads=2)
-COCOLA_DEBUG = dict(sample_rate=8000, clip_seconds=0.25, n_fft=256, hop_length=64, n_mels=32,
-                    backbone="test_efficientnet", dropout=0.0, embed_dim=32)
+MSDM_DEBUG: dict[str, Any] = dict(
+    stems=("bass", "drums", "guitar", "piano"),
+    sample_rate=8000,
+    window=2048,
+    channels=(8, 16),
+    factors=(4,),
+    blocks=(1, 1),
+    attentions=(False, False),
+    emb_dim=16,
+    heads=2,
+)
+COCOLA_DEBUG: dict[str, Any] = dict(
+    sample_rate=8000, clip_seconds=0.25, n_fft=256, hop_length=64, n_mels=32, backbone="test_efficientnet", dropout=0.0, embed_dim=32
+)
 CARD = "debug export: random-init weights built by stemlink.lab.debug; outputs are not music"
 
 
@@ -50,15 +62,21 @@ def debug_cocola_network(seed: int = 0):
     return net
 
 
-def build_debug_exports(directory: str | Path, *, formats: Sequence[str] = ("onnx", "torchscript"),
-                        msdm_name: str = "msdm-small", cocola_name: str = "cocola-small", steps: int = 4) -> Path:
+def build_debug_exports(
+    directory: str | Path,
+    *,
+    formats: Sequence[str] = ("onnx", "torchscript"),
+    msdm_name: str = "msdm-small",
+    cocola_name: str = "cocola-small",
+    steps: int = 4,
+) -> Path:
     """Export a debug MSDM and a debug COCOLA into `directory` (manifest included). Returns it.
 
     `steps` becomes the MSDM entry's default sampler step count."""
     import torch
 
-    from stemlink.engine.models.cocola import export_cocola
-    from stemlink.lab.train.msdm_export import export_denoiser
+    from stemlink.lab.export.cocola import export_cocola
+    from stemlink.lab.export.msdm import export_denoiser
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -66,28 +84,41 @@ def build_debug_exports(directory: str | Path, *, formats: Sequence[str] = ("onn
     torch.set_num_threads(1)
     try:
         model, config = debug_msdm_network()
-        export_denoiser(model, config, directory, name=msdm_name, formats=tuple(formats), card=CARD,
-                        defaults={"steps": steps, "corrector_steps": 0},
-                        default_for=("separate", "accompany", "generate"))
-        export_cocola(debug_cocola_network(), directory, name=cocola_name, formats=tuple(formats), card=CARD,
-                      tolerance=1e-3)
+        export_denoiser(
+            model,
+            config,
+            directory,
+            name=msdm_name,
+            formats=tuple(formats),
+            card=CARD,
+            defaults={"steps": steps, "corrector_steps": 0},
+            default_for=("separate", "accompany", "generate"),
+        )
+        export_cocola(debug_cocola_network(), directory, name=cocola_name, formats=tuple(formats), card=CARD, tolerance=1e-3)
     finally:
         torch.set_num_threads(threads)
     return directory
 
 
-def save_debug_checkpoints(directory: str | Path, *, msdm_name: str = "msdm-small",
-                           cocola_name: str = "cocola-small") -> dict[str, Path]:
+def save_debug_checkpoints(directory: str | Path, *, msdm_name: str = "msdm-small", cocola_name: str = "cocola-small") -> dict[str, Path]:
     """Training-style checkpoints of the same debug networks `build_debug_exports` exports
     (model name -> path), for anything that runs torch eager from a checkpoint."""
-    from stemlink.lab.train.loop import save_checkpoint
+    from stemlink.lab.checkpoints import save_checkpoint
 
     directory = Path(directory)
     model, config = debug_msdm_network()
     net = debug_cocola_network()
     return {
-        msdm_name: save_checkpoint(directory / "msdm-debug.pt", family="msdm", config=config.to_dict(), step=0, wall_time=0.0,
-                                   model=model.state_dict(), ema=model.state_dict()),
-        cocola_name: save_checkpoint(directory / "cocola-debug.pt", family="cocola", config=net.config.to_dict(), step=0,
-                                     model=net.state_dict()),
+        msdm_name: save_checkpoint(
+            directory / "msdm-debug.pt",
+            family="msdm",
+            config=config.to_dict(),
+            step=0,
+            wall_time=0.0,
+            model=model.state_dict(),
+            ema=model.state_dict(),
+        ),
+        cocola_name: save_checkpoint(
+            directory / "cocola-debug.pt", family="cocola", config=net.config.to_dict(), step=0, model=net.state_dict()
+        ),
     }

@@ -5,6 +5,7 @@ device (e.g. a headless machine without /dev/snd or a JACK server), raises
 `MissingDependency` with what to install or start; playback never crashes a job whose files
 are already written.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -31,6 +31,7 @@ plus one pad byte if the size is odd)::
 Sizes are patched on `close()`, so audio can be streamed in blocks of any size. Files are
 limited to 4 GiB (RIFF); bigger outputs raise `InvalidInput`.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -48,7 +49,9 @@ _FLOAT_GUID = bytes.fromhex("0300000000001000800000aa00389b71")
 _MASKS = {1: 0x4, 2: 0x3, 3: 0x7, 4: 0x33, 5: 0x37, 6: 0x3F, 7: 0x13F, 8: 0x63F}
 
 
-def bext_chunk(time_reference: int, description: str = "", originator: str = "stemlink", reference: str = "", when: _dt.datetime | None = None) -> bytes:
+def bext_chunk(
+    time_reference: int, description: str = "", originator: str = "stemlink", reference: str = "", when: _dt.datetime | None = None
+) -> bytes:
     """The 602-byte `bext` payload with `time_reference` split into low/high uint32."""
     if not 0 <= time_reference < 2**64:
         raise InvalidInput(f"time_reference must be in 0..2**64-1 samples, got {time_reference}", field="time_reference")
@@ -58,10 +61,14 @@ def bext_chunk(time_reference: int, description: str = "", originator: str = "st
         return value.encode("ascii", "replace")[:size].ljust(size, b"\0")
 
     payload = (
-        text(description, 256) + text(originator, 32) + text(reference, 32)
-        + when.strftime("%Y-%m-%d").encode() + when.strftime("%H:%M:%S").encode()
+        text(description, 256)
+        + text(originator, 32)
+        + text(reference, 32)
+        + when.strftime("%Y-%m-%d").encode()
+        + when.strftime("%H:%M:%S").encode()
         + struct.pack("<IIH", time_reference & 0xFFFFFFFF, time_reference >> 32, 1)
-        + bytes(64) + bytes(190)
+        + bytes(64)
+        + bytes(190)
     )
     assert len(payload) == BEXT_SIZE
     return payload
@@ -74,7 +81,11 @@ def _fmt_chunk(sample_format: str, channels: int, sample_rate: int) -> bytes:
     base = struct.pack("<HHIIHH", tag, channels, sample_rate, sample_rate * block, block, bits)
     if channels > 2:
         guid = _FLOAT_GUID if tag == 3 else _PCM_GUID
-        return struct.pack("<HHIIHH", 0xFFFE, channels, sample_rate, sample_rate * block, block, bits) + struct.pack("<HHI", 22, bits, _MASKS.get(channels, 0)) + guid
+        return (
+            struct.pack("<HHIIHH", 0xFFFE, channels, sample_rate, sample_rate * block, block, bits)
+            + struct.pack("<HHI", 22, bits, _MASKS.get(channels, 0))
+            + guid
+        )
     return base + (struct.pack("<H", 0) if tag == 3 else b"")
 
 
@@ -88,7 +99,17 @@ class BwfWriter:
     The file object must be seekable and is not closed here (the caller owns it).
     """
 
-    def __init__(self, fh: BinaryIO, sample_rate: int, channels: int, *, time_reference: int, sample_format: str = "float32", description: str = "", reference: str = ""):
+    def __init__(
+        self,
+        fh: BinaryIO,
+        sample_rate: int,
+        channels: int,
+        *,
+        time_reference: int,
+        sample_format: str = "float32",
+        description: str = "",
+        reference: str = "",
+    ):
         if sample_format not in FORMATS:
             raise InvalidInput(f"sample format must be one of {', '.join(FORMATS)}, got {sample_format!r}", field="format")
         if not 1 <= channels <= 64 or sample_rate <= 0:
@@ -96,11 +117,10 @@ class BwfWriter:
         self.fh, self.channels, self.sample_format = fh, channels, sample_format
         self.frames = 0
         head = _chunk(b"fmt ", _fmt_chunk(sample_format, channels, sample_rate))
+        self._fact_at: int | None = None  # offset of the fact count in the file (float32 only)
         if sample_format == "float32":
             self._fact_at = len(head) + 12 + 8  # offset of the fact count in the file
             head += _chunk(b"fact", struct.pack("<I", 0))
-        else:
-            self._fact_at = None
         head += _chunk(b"bext", bext_chunk(time_reference, description, reference=reference))
         fh.write(b"RIFF" + struct.pack("<I", 0) + b"WAVE" + head + b"data" + struct.pack("<I", 0))
         self._data_size_at = 12 + len(head) + 4

@@ -1,9 +1,11 @@
 """Shared pieces of the host's CLI commands (separate, accompany, generate, run, play).
 
 Options common to region commands, `--param KEY=VALUE` parsing, a stderr progress bar, and
-`run_jobs`: open one `Client` (`--engine ADDR`, else discovery, else embedded), run the jobs, print
-the written files, optionally audition them.
+`run_jobs`: connect one `Client` (`stemlink.launcher.connect`: `--engine ADDR`, else discovery,
+else an embedded engine), run the jobs, print the written files and any engine warning (one
+line each), optionally audition them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,27 +14,38 @@ import sys
 import time
 import tomllib
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from stemlink.errors import InvalidInput, MissingDependency
 
 
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", metavar="ADDR", help="engine address (tcp://HOST:PORT, ipc://PATH); default: $STEMLINK_ENGINE, else a local `stemlink serve` that answers, else an embedded engine")
+    parser.add_argument(
+        "--engine",
+        metavar="ADDR",
+        help="engine address (tcp://HOST:PORT, ipc://PATH); default: $STEMLINK_ENGINE, else a local `stemlink serve` that answers, else an embedded engine",
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the engine to accept a request")
     add_curve_args(parser)
 
 
 def add_curve_args(parser: argparse.ArgumentParser) -> None:
     """`--curve DIR --client NAME`: keys for an engine started with `stemlink serve --curve` (stemlink/bridge/auth.py)."""
-    parser.add_argument("--curve", metavar="DIR", help="CURVE keys folder for an engine started with `serve --curve` (default: $STEMLINK_CURVE)")
-    parser.add_argument("--client", metavar="NAME", dest="client_name",
-                        help="this client's key pair in DIR, NAME.key_secret (default: $STEMLINK_CLIENT, else the only one there)")
+    parser.add_argument(
+        "--curve", metavar="DIR", help="CURVE keys folder for an engine started with `serve --curve` (default: $STEMLINK_CURVE)"
+    )
+    parser.add_argument(
+        "--client",
+        metavar="NAME",
+        dest="client_name",
+        help="this client's key pair in DIR, NAME.key_secret (default: $STEMLINK_CLIENT, else the only one there)",
+    )
 
 
 def curve_options(args: argparse.Namespace) -> dict[str, Any]:
-    """`Client(...)` keyword arguments from `add_curve_args`' options."""
+    """`Client(...)` / `connect(...)` keyword arguments from `add_curve_args`' options."""
     return {"curve": getattr(args, "curve", None), "client_name": getattr(args, "client_name", None)}
 
 
@@ -41,7 +54,9 @@ def add_job_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", help="task preset name (presets/NAME.toml) or path")
     parser.add_argument("--model", help="model name (default: the preset's, else the engine's default for the task)")
     parser.add_argument("--seed", type=int, help="random seed (same request + seed -> same audio)")
-    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="model/sampler parameter, e.g. steps=30 (repeatable)")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="model/sampler parameter, e.g. steps=30 (repeatable)"
+    )
     parser.add_argument("--out", default="stems", help="output folder (default: ./stems)")
     parser.add_argument("--format", choices=("float32", "pcm24"), help="WAV sample format (default float32)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: refuse)")
@@ -89,9 +104,17 @@ def region_from_args(args: argparse.Namespace):
         except ValueError as exc:
             raise InvalidInput(f"--channels must be comma-separated indices, got {args.channels!r}", field="channels") from exc
     return Region.from_times(
-        Path(args.file), start=args.start, end=args.end, start_sample=args.start_sample, end_sample=args.end_sample,
-        timeline=args.timeline, timeline_sample=args.timeline_sample, session_rate=args.session_rate,
-        channels=channels, name=args.name, track=args.track,
+        Path(args.file),
+        start=args.start,
+        end=args.end,
+        start_sample=args.start_sample,
+        end_sample=args.end_sample,
+        timeline=args.timeline,
+        timeline_sample=args.timeline_sample,
+        session_rate=args.session_rate,
+        channels=channels,
+        name=args.name,
+        track=args.track,
     )
 
 
@@ -160,26 +183,28 @@ def run_jobs(args: argparse.Namespace, jobs: Sequence[Any]) -> int:
     Every job is planned first (names, regions, output folders and their free space), so a
     session never fails halfway on something that could be known before the first job.
     """
-    from stemlink.bridge import Client
+    from stemlink.launcher import connect
     from stemlink.plugin_host.jobs import plan_jobs, run_job
     from stemlink.plugin_host.outputs import check_out_dir
 
     for out_dir in dict.fromkeys(job.out_dir for job in jobs):
         check_out_dir(out_dir)  # a fast "no" before an engine starts; the space is checked once the plan is known
     outputs = []
-    with warnings_as_lines(), Client(args.engine, timeout=args.timeout, **curve_options(args)) as client:
+    with warnings_as_lines(), connect(args.engine, timeout=args.timeout, **curve_options(args)) as client:
         plans = plan_jobs(client.hello(), jobs)
-        for job, plan in zip(jobs, plans):
+        for job, plan in zip(jobs, plans, strict=True):
             label = f"{job.preset.task} {job.track or (job.region.path.name if job.region else '')}".strip()
             bar = ProgressBar(label)
             try:
                 outputs.append(run_job(client, job, progress=bar, plan=plan))
             finally:
                 bar.close()
-            for stem, path in outputs[-1].stems.items():
+            for path in outputs[-1].stems.values():
                 print(path)
             for key, value in outputs[-1].scores.items():
                 print(f"{key}: {value:.4f}", file=sys.stderr)
+            for warning in outputs[-1].warnings:
+                print(f"warning: {warning}", file=sys.stderr)
     if getattr(args, "play", False) and outputs:
         _play(outputs[-1])
     return 0
@@ -198,7 +223,7 @@ def _play(output: Any) -> None:
 
 
 def split_names(text: str | None) -> tuple[str, ...] | None:
-    """"bass, drums" -> ("bass", "drums"); None stays None (keep the preset's value)."""
+    """ "bass, drums" -> ("bass", "drums"); None stays None (keep the preset's value)."""
     if text is None:
         return None
     return tuple(s.strip() for s in text.split(",") if s.strip())

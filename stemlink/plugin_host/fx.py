@@ -16,20 +16,38 @@ An unknown effect or parameter raises `PresetError` naming it and the allowed va
 Effects are applied per stem after the engine returns it, so they change the audio but not
 its length or timeline position (tails are cut at the region end).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from stemlink.errors import MissingDependency, PresetError
 
 BUILTINS = (
-    "Bitcrush", "Chorus", "Clipping", "Compressor", "Delay", "Distortion", "Gain", "HighShelfFilter",
-    "HighpassFilter", "Invert", "LadderFilter", "Limiter", "LowShelfFilter", "LowpassFilter", "NoiseGate",
-    "PeakFilter", "Phaser", "PitchShift", "Reverb",
+    "Bitcrush",
+    "Chorus",
+    "Clipping",
+    "Compressor",
+    "Delay",
+    "Distortion",
+    "Gain",
+    "HighShelfFilter",
+    "HighpassFilter",
+    "Invert",
+    "LadderFilter",
+    "Limiter",
+    "LowShelfFilter",
+    "LowpassFilter",
+    "NoiseGate",
+    "PeakFilter",
+    "Phaser",
+    "PitchShift",
+    "Reverb",
 )
 Scalar = (bool, int, float, str)
 
@@ -68,7 +86,9 @@ def parse_fx(entries: Any, where: str = "fx") -> tuple[FxSpec, ...]:
     for i, entry in enumerate(entries):
         label = f"{where}[{i}]"
         if not isinstance(entry, Mapping) or not isinstance(entry.get("type"), str):
-            raise PresetError(f"{label} must be a table with a string 'type'; allowed types: {', '.join(BUILTINS)}, vst3", field=f"{label}.type")
+            raise PresetError(
+                f"{label} must be a table with a string 'type'; allowed types: {', '.join(BUILTINS)}, vst3", field=f"{label}.type"
+            )
         kind = entry["type"]
         rest = {k: v for k, v in entry.items() if k != "type"}
         if kind == "vst3":
@@ -79,7 +99,9 @@ def parse_fx(entries: Any, where: str = "fx") -> tuple[FxSpec, ...]:
         allowed = builtin_params(kind)
         for key, value in rest.items():
             if key not in allowed:
-                raise PresetError(f"{label}: {kind} has no parameter {key!r}; allowed: {', '.join(allowed) or '(none)'}", field=f"{label}.{key}")
+                raise PresetError(
+                    f"{label}: {kind} has no parameter {key!r}; allowed: {', '.join(allowed) or '(none)'}", field=f"{label}.{key}"
+                )
             if not isinstance(value, Scalar):
                 raise PresetError(f"{label}.{key} must be a number, bool or string, got {type(value).__name__}", field=f"{label}.{key}")
         try:  # let pedalboard check ranges and types now, not after the engine ran
@@ -111,6 +133,7 @@ def build_chain(specs: Sequence[FxSpec]):
         if spec.type != "vst3":
             plugins.append(getattr(pb, spec.type)(**spec.params))
             continue
+        assert spec.path is not None  # parse_fx gives every vst3 spec a path
         if not Path(spec.path).exists():
             raise PresetError(f"fx[{i}].path: VST3 plugin not found: {spec.path}", field=f"fx[{i}].path")
         try:
@@ -120,7 +143,10 @@ def build_chain(specs: Sequence[FxSpec]):
         known = getattr(plugin, "parameters", {})
         for key, value in spec.params.items():
             if key not in known:  # pedalboard would silently ignore a wrong name
-                raise PresetError(f"fx[{i}].params: {spec.path} has no parameter {key!r}; allowed: {', '.join(sorted(known))}", field=f"fx[{i}].params.{key}")
+                raise PresetError(
+                    f"fx[{i}].params: {spec.path} has no parameter {key!r}; allowed: {', '.join(sorted(known))}",
+                    field=f"fx[{i}].params.{key}",
+                )
             setattr(plugin, key, value)
         plugins.append(plugin)
     return pb.Pedalboard(plugins)

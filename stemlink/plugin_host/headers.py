@@ -10,6 +10,7 @@ Compressed formats (FLAC, MP3, OGG, ...) give None: their decoded length cannot 
 against the file size (a silent FLAC decodes to ~2000x its size), so the host bounds them
 by the engine's frame limit instead and reads them in blocks.
 """
+
 from __future__ import annotations
 
 import os

@@ -2,8 +2,11 @@
 
     job = Job(preset=load_preset("separate-msdm"), region=Region(Path("mix.wav"), 44100, 441000),
               out_dir=Path("stems"), track="mix")
-    with Client() as client:                    # embedded engine when no address
+    with connect() as client:                   # stemlink.launcher: embedded engine when none runs
         output = run_job(client, job)           # output.stems[name] -> Path of the BWF WAV
+
+The host reaches the engine only through the bridge (a `Client`), the contract
+(`stemlink/contract.py`: `TaskRequest`, the output-stem rule, `check_model`) and the launcher.
 
 Order of work, so a failure never leaves a partial or clobbered file: validate the FX chain,
 then `plan_job`: resolve the model, check the stems asked for, the region against its file
@@ -17,23 +20,33 @@ output folder and move them all into place. If the engine dies mid-job the clien
 (`plan_jobs`), so a clash between two jobs' names fails before any job runs. Inputs are only
 ever opened for reading.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from stemlink.contract import INPUTS, TaskRequest, check_model, output_stems
 from stemlink.errors import InvalidInput, TooLarge, UnknownModel, UnknownTask
 from stemlink.plugin_host.bwf import BwfWriter
 from stemlink.plugin_host.fx import apply_chain, build_chain
 from stemlink.plugin_host.outputs import (
-    AtomicFile, check_out_dir, commit_all, expected_bytes, io_error, plan_outputs, sidecar_path, write_json,
+    AtomicFile,
+    check_out_dir,
+    commit_all,
+    expected_bytes,
+    io_error,
+    plan_outputs,
+    sidecar_path,
+    write_json,
 )
 from stemlink.plugin_host.presets import Preset
-from stemlink.plugin_host.region import Region, file_info, read_region
+from stemlink.plugin_host.region import Region, read_region
 from stemlink.plugin_host.verify import check_result
 
 WRITE_BLOCK = 1 << 16  # frames per write call
@@ -61,6 +74,7 @@ class JobPlan:
 
     job: Job
     model: Any  # the engine's ModelInfo
+    request: TaskRequest  # what will be submitted, without its audio (read by `run_job`)
     region: Region | None  # checked: frames filled in
     sample_rate: int
     frames: int
@@ -81,51 +95,45 @@ class JobOutput:
     audio: dict[str, np.ndarray] = field(repr=False, default_factory=dict)  # post-FX, for --play
     sample_rate: int = 0
     scores: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # the engine's, e.g. candidates it could not rank
 
 
 def resolve_model(capabilities: Any, task: str, name: str | None) -> Any:
-    """The engine's `ModelInfo` for `name` (or its default for `task`); typed errors otherwise."""
+    """The engine's `ModelInfo` for `name` (or its default for `task`); `UnknownModel` otherwise.
+    Whether it serves the task is `check_model` (in `plan_job`)."""
     models = {m.name: m for m in capabilities.models}
     name = name or capabilities.defaults.get(task) or next((m.name for m in capabilities.models if task in m.tasks), None)
     if name is None:
         raise UnknownModel(f"the engine serves no model for task {task!r}", field="model")
     if name not in models:
         raise UnknownModel(f"model {name!r} is not served by the engine; available: {', '.join(models) or '(none)'}", field="model")
-    if task not in models[name].tasks:
-        raise UnknownTask(f"model {name!r} does not serve task {task!r}; its tasks: {', '.join(models[name].tasks)}", field="task")
     return models[name]
 
 
-def check_stems(preset: Preset, model: Any) -> None:
-    """Stem names the preset asks for must be the model's; accompany needs a consistent context."""
+def check_context(preset: Preset, model: Any) -> None:
+    """Accompany needs a consistent context: which stems the region holds, none of them asked for."""
     known = tuple(model.stems)
-    for name in (*preset.stems, *preset.context_stems):
-        if name not in known:
-            raise InvalidInput(f"stem {name!r} is not a stem of model {model.name!r} (its stems: {', '.join(known)})", field="stems")
     if preset.task != "accompany":
         return
     if not preset.context_stems:
-        raise InvalidInput(f"accompany needs --context-stems: which stems of model {model.name!r} ({', '.join(known)}) the region holds, "
-                           f"e.g. --context-stems {','.join(known[:2])}", field="context_stems")
+        raise InvalidInput(
+            f"accompany needs --context-stems: which stems of model {model.name!r} ({', '.join(known)}) the region holds, "
+            f"e.g. --context-stems {','.join(known[:2])}",
+            field="context_stems",
+        )
     both = [s for s in preset.stems if s in preset.context_stems]
     free = [s for s in known if s not in preset.context_stems]
     if both:
-        raise InvalidInput(f"stem(s) {', '.join(both)} in both --stems and --context-stems: the region already holds them; "
-                           f"generate {', '.join(free) or 'nothing'} instead", field="stems")
+        raise InvalidInput(
+            f"stem(s) {', '.join(both)} in both --stems and --context-stems: the region already holds them; "
+            f"generate {', '.join(free) or 'nothing'} instead",
+            field="stems",
+        )
     if not free:
-        raise InvalidInput(f"nothing to accompany: --context-stems {','.join(preset.context_stems)} are all the stems of model {model.name!r}", field="context_stems")
-
-
-def output_stems(preset: Preset, model_stems: tuple[str, ...]) -> tuple[str, ...]:
-    """The stem files a task writes (what `run_task` returns)."""
-    chosen = preset.stems
-    if preset.task == "extract":
-        return (*chosen, "residual")
-    if preset.task == "remove":
-        return ("mix",)
-    if preset.task == "accompany" and not chosen:
-        return tuple(s for s in model_stems if s not in preset.context_stems)
-    return chosen or model_stems
+        raise InvalidInput(
+            f"nothing to accompany: --context-stems {','.join(preset.context_stems)} are all the stems of model {model.name!r}",
+            field="context_stems",
+        )
 
 
 def plan_job(capabilities: Any, job: Job, *, taken: set[Path] | None = None, check_space: bool = True) -> JobPlan:
@@ -134,10 +142,22 @@ def plan_job(capabilities: Any, job: Job, *, taken: set[Path] | None = None, che
     if preset.task == "score":
         raise UnknownTask("the score task compares two sub-mixes: use Client.score(a, b, rate), not a region job", field="task")
     info = resolve_model(capabilities, preset.task, preset.model)
-    check_stems(preset, info)
+    request = TaskRequest(
+        task=preset.task,
+        sample_rate=0,
+        model=info.name,
+        params=dict(preset.params),
+        seed=preset.seed,
+        stems=preset.stems,
+        context_stems=preset.context_stems,
+        candidates=preset.candidates,
+    )
+    check_model(request, info.name, info.tasks, info.stems)
+    check_context(preset, info)
     if job.region is not None:
-        source = file_info(job.region.path)
-        region = job.region.check(source)
+        region = job.region.check()  # probes the file unless the region was checked before (Region.from_times)
+        source = region.info
+        assert source is not None and region.frames is not None  # a checked region has info and frames set
         rate, frames = source.sample_rate, region.frames
         channels = len(region.channels) if region.channels is not None else source.channels
         time_reference = region.time_reference(rate)
@@ -150,9 +170,21 @@ def plan_job(capabilities: Any, job: Job, *, taken: set[Path] | None = None, che
     limit = getattr(getattr(capabilities, "limits", None), "max_frames", None)
     if limit is not None and frames > limit:  # before the space check: the limit is the real problem
         raise TooLarge(f"{preset.task}: {frames} frames; the engine accepts at most {limit} (limits.max_frames)", field="frames")
-    fields = {"track": track, "region": region.label() if region else "0", "task": preset.task, "model": info.name, "seed": preset.seed, "timeline": time_reference}
-    outputs = plan_outputs(job.out_dir, preset.output, fields, output_stems(preset, info.stems), overwrite=job.overwrite, on_exists=preset.on_exists, taken=taken)
-    plan = JobPlan(job, info, region, rate, frames, channels, time_reference, track, outputs)
+    fields = {
+        "track": track,
+        "region": region.label() if region else "0",
+        "task": preset.task,
+        "model": info.name,
+        "seed": preset.seed,
+        "timeline": time_reference,
+    }
+    stems = output_stems(preset.task, info.stems, preset.stems, preset.context_stems)
+    outputs = plan_outputs(job.out_dir, preset.output, fields, stems, overwrite=job.overwrite, on_exists=preset.on_exists, taken=taken)
+    if region is None:  # generate: the output shape
+        request = replace(request, sample_rate=rate, frames=frames, channels=job.channels)
+    else:  # the region's rate until `run_job` reads it
+        request = replace(request, sample_rate=rate)
+    plan = JobPlan(job, info, request, region, rate, frames, channels, time_reference, track, outputs)
     if check_space:
         check_out_dir(job.out_dir, plan.need_bytes)
     return plan
@@ -170,34 +202,39 @@ def plan_jobs(capabilities: Any, jobs: Sequence[Job]) -> list[JobPlan]:
     return plans
 
 
-def run_job(client: Any, job: Job, *, progress: ProgressFn | None = None, taken: set[Path] | None = None, plan: JobPlan | None = None) -> JobOutput:
+def run_job(
+    client: Any, job: Job, *, progress: ProgressFn | None = None, taken: set[Path] | None = None, plan: JobPlan | None = None
+) -> JobOutput:
     """Run one job end to end (see module docstring). Returns the written paths.
 
     `plan`: from `plan_jobs` (a session planned up front); otherwise the job is planned here.
     """
-    from stemlink.engine.tasks import TaskRequest
-
     preset = job.preset
     board = build_chain(preset.fx)  # fail on a bad VST3 before the engine works
     capabilities = client.hello()
     plan = plan or plan_job(capabilities, job, taken=taken)
     region, rate, channels = plan.region, plan.sample_rate, plan.channels
+    request, frames = plan.request, plan.frames
     if region is not None:
         audio, rate, region = read_region(region)
-        inputs = {"accompany": {"context": audio}}.get(preset.task, {"mix": audio})
-    else:
-        inputs = {}
-    request = TaskRequest(
-        task=preset.task, sample_rate=rate, inputs=inputs, model=plan.model.name, params=dict(preset.params), seed=preset.seed,
-        stems=preset.stems, context_stems=preset.context_stems, candidates=preset.candidates,
-        frames=plan.frames if region is None else 0, channels=job.channels if region is None else 0,
-    )
+        assert region.frames is not None  # read_region returns the checked region
+        frames = region.frames
+        (name,) = INPUTS[preset.task]
+        request = replace(request, sample_rate=rate, inputs={name: audio})
     result = client.submit(request, progress=progress)
-    check_result(result, source=getattr(client, "address", "?"), task=preset.task, model=plan.model.name, seed=preset.seed,
-                 stems=plan.outputs, channels=channels, frames=region.frames if region is not None else plan.frames)
+    check_result(
+        result,
+        source=getattr(client, "address", "?"),
+        task=preset.task,
+        model=plan.model.name,
+        seed=preset.seed,
+        stems=plan.outputs,
+        channels=channels,
+        frames=frames,
+    )
     provenance = _provenance(job, preset, result, capabilities, region, rate, plan.time_reference, channels)
     files: list[AtomicFile] = []
-    out = JobOutput(stems={}, sidecars={}, sample_rate=rate, scores=dict(result.scores))
+    out = JobOutput(stems={}, sidecars={}, sample_rate=rate, scores=dict(result.scores), warnings=result.warnings)
     path = job.out_dir
     try:
         for stem, path in plan.outputs.items():
@@ -218,8 +255,15 @@ def run_job(client: Any, job: Job, *, progress: ProgressFn | None = None, taken:
 def _write_wav(path: Path, audio: np.ndarray, rate: int, time_reference: int, preset: Preset, overwrite: bool, stem: str) -> AtomicFile:
     out = AtomicFile(path, overwrite=overwrite)
     try:
-        writer = BwfWriter(out.fh, rate, audio.shape[0], time_reference=time_reference, sample_format=preset.format,
-                           description=f"stemlink {preset.task} {stem}", reference=path.stem[:32])
+        writer = BwfWriter(
+            out.fh,
+            rate,
+            audio.shape[0],
+            time_reference=time_reference,
+            sample_format=preset.format,
+            description=f"stemlink {preset.task} {stem}",
+            reference=path.stem[:32],
+        )
         for i in range(0, audio.shape[-1], WRITE_BLOCK):
             writer.write(audio[:, i : i + WRITE_BLOCK])
         writer.close()
@@ -233,7 +277,9 @@ def _write_wav(path: Path, audio: np.ndarray, rate: int, time_reference: int, pr
     return out
 
 
-def _provenance(job: Job, preset: Preset, result: Any, capabilities: Any, region: Region | None, rate: int, time_reference: int, channels: int) -> dict[str, Any]:
+def _provenance(
+    job: Job, preset: Preset, result: Any, capabilities: Any, region: Region | None, rate: int, time_reference: int, channels: int
+) -> dict[str, Any]:
     from stemlink import __version__
 
     return {
@@ -250,11 +296,18 @@ def _provenance(job: Job, preset: Preset, result: Any, capabilities: Any, region
         "sample_rate": rate,
         "channels": channels,
         "frames": region.frames if region else job.frames,
-        "region": None if region is None else {
-            "source": str(region.path.resolve()), "name": region.name, "track": region.track, "start": region.start,
-            "frames": region.frames, "timeline": region.timeline, "session_rate": region.session_rate,
+        "region": None
+        if region is None
+        else {
+            "source": str(region.path.resolve()),
+            "name": region.name,
+            "track": region.track,
+            "start": region.start,
+            "frames": region.frames,
+            "timeline": region.timeline,
+            "session_rate": region.session_rate,
             "channels": None if region.channels is None else list(region.channels),
         },
         "time_reference": time_reference,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }

@@ -11,6 +11,7 @@ writable directory on a real filesystem with room for the expected bytes; `Outpu
 says which of these fails. A later I/O error (disk full, read-only filesystem, permission) is raised
 as `OutputError` too, after every temp file of the job was removed.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ import os
 import shutil
 import string
 import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from stemlink.errors import OutputError, OutputExists, PresetError
 
@@ -45,7 +47,10 @@ def check_out_dir(out_dir: Path, need: int = 0) -> Path:
     real = Path(os.path.realpath(out_dir))
     for virtual in map(Path, VIRTUAL_FS):
         if real == virtual or virtual in real.parents:
-            raise OutputError(f"output folder {out_dir} is under {virtual}, a virtual filesystem, not a place for files: choose another --out", field="out")
+            raise OutputError(
+                f"output folder {out_dir} is under {virtual}, a virtual filesystem, not a place for files: choose another --out",
+                field="out",
+            )
     base = next(part for part in (real, *real.parents) if part.exists() or part.is_symlink())
     if not base.is_dir():
         what = "is" if base == real else f"is inside {base}, which is"
@@ -84,7 +89,10 @@ def check_pattern(pattern: str, field: str = "output") -> str:
         raise PresetError(f"{field}: bad pattern {pattern!r}: {exc}", field=field) from exc
     unknown = [n for n in names if n not in PATTERN_FIELDS]
     if unknown:
-        raise PresetError(f"{field}: unknown placeholder {{{unknown[0]}}} in {pattern!r}; allowed: {', '.join('{%s}' % f for f in PATTERN_FIELDS)}", field=field)
+        raise PresetError(
+            f"{field}: unknown placeholder {{{unknown[0]}}} in {pattern!r}; allowed: {', '.join('{' + f + '}' for f in PATTERN_FIELDS)}",
+            field=field,
+        )
     if "stem" not in names:
         raise PresetError(f"{field}: pattern {pattern!r} must contain {{stem}} so stems get distinct names", field=field)
     if not pattern.lower().endswith(".wav") or "/" in pattern or "\\" in pattern:
@@ -97,7 +105,16 @@ def _safe(value: Any) -> str:
     return "".join(c if c.isalnum() or c in "-_.+" else "-" for c in text).strip(".") or "x"
 
 
-def plan_outputs(out_dir: Path, pattern: str, fields: Mapping[str, Any], stems: Iterable[str], *, overwrite: bool, on_exists: str = "error", taken: set[Path] | None = None) -> dict[str, Path]:
+def plan_outputs(
+    out_dir: Path,
+    pattern: str,
+    fields: Mapping[str, Any],
+    stems: Iterable[str],
+    *,
+    overwrite: bool,
+    on_exists: str = "error",
+    taken: set[Path] | None = None,
+) -> dict[str, Path]:
     """Stem -> final WAV path, checked before any work is done.
 
     Raises `OutputExists` for an existing WAV or sidecar unless `overwrite`, or numbers the
@@ -111,7 +128,9 @@ def plan_outputs(out_dir: Path, pattern: str, fields: Mapping[str, Any], stems: 
         if not overwrite:
             path = _free(path, on_exists, taken)
         elif path in taken:
-            raise OutputExists(f"two outputs of this run would both be named {path}; add {{track}} / {{region}} to the output pattern", field="output")
+            raise OutputExists(
+                f"two outputs of this run would both be named {path}; add {{track}} / {{region}} to the output pattern", field="output"
+            )
         taken.add(path)
         plan[stem] = path
     return plan
@@ -128,7 +147,9 @@ def _free(path: Path, on_exists: str, taken: set[Path]) -> Path:
     if not exists(path):
         return path
     if path in taken and on_exists != "number":
-        raise OutputExists(f"two outputs of this run would both be named {path}; add {{track}} / {{region}} to the output pattern", field="output")
+        raise OutputExists(
+            f"two outputs of this run would both be named {path}; add {{track}} / {{region}} to the output pattern", field="output"
+        )
     if on_exists != "number":
         raise OutputExists(f"output {path} already exists; pass --overwrite or choose another --out", field="output")
     for i in range(2, 10000):
@@ -240,7 +261,7 @@ def commit_all(files: Iterable[AtomicFile], cleanup: Callable[[], None] | None =
         for f in files:
             done.append(f.commit())
     except BaseException:
-        for f in files[len(done):]:
+        for f in files[len(done) :]:
             f.abort()
         for f in files[: len(done)]:
             if f.placed_new:

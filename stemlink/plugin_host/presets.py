@@ -8,7 +8,7 @@ Schema (every key optional except `task`)::
     seed = 0                     # integer >= 0
     stems = ["piano"]            # stems wanted (accompany/generate/extract/remove)
     context_stems = ["bass", "drums"]   # accompany: what the input region contains
-    candidates = 4               # accompany: make N, keep the best by COCOLA score (1..16)
+    candidates = 4               # accompany: make N, keep the best by COCOLA score (1..16: contract.MAX_CANDIDATES)
     output = "{track}_{stem}_{region}.wav"   # placeholders: track stem region task model seed timeline
     format = "float32"           # float32 | pcm24
     on_exists = "error"          # error | number  (number: "name-2.wav", ...)
@@ -21,18 +21,20 @@ Schema (every key optional except `task`)::
 Any other key, a wrong type or an unknown task raises `PresetError` naming the field and the
 allowed values. Presets are found by name in `presets_dir()` (env STEMLINK_PRESETS) or by path.
 """
+
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+from stemlink.contract import MAX_CANDIDATES, MAX_SEED, TASKS, is_int
 from stemlink.errors import PresetError
 from stemlink.plugin_host.fx import FxSpec, parse_fx
 from stemlink.plugin_host.outputs import ON_EXISTS, check_pattern
 
-TASKS = ("separate", "extract", "remove", "accompany", "generate", "score")
 SAMPLE_FORMATS = ("float32", "pcm24")
 DEFAULT_OUTPUT = "{track}_{stem}_{region}.wav"
 
@@ -54,7 +56,7 @@ class Preset:
     fx: tuple[FxSpec, ...] = ()
     path: Path | None = None
 
-    def with_overrides(self, **changes: Any) -> "Preset":
+    def with_overrides(self, **changes: Any) -> Preset:
         """A copy with CLI overrides applied (None values are ignored), re-validated."""
         changes = {k: v for k, v in changes.items() if v is not None}
         return parse_preset({**to_dict(self), **changes}, name=self.name, path=self.path) if changes else self
@@ -66,7 +68,9 @@ FILE_KEYS = tuple(f.name for f in fields(Preset) if f.name not in ("name", "path
 def to_dict(preset: Preset) -> dict[str, Any]:
     """The TOML-level form of a preset (fx as tables)."""
     data = {k: getattr(preset, k) for k in FILE_KEYS}
-    data["fx"] = [{"type": f.type, **({"path": f.path, "params": dict(f.params)} if f.type == "vst3" else dict(f.params))} for f in preset.fx]
+    data["fx"] = [
+        {"type": f.type, **({"path": f.path, "params": dict(f.params)} if f.type == "vst3" else dict(f.params))} for f in preset.fx
+    ]
     data["params"] = dict(preset.params)
     return data
 
@@ -89,12 +93,12 @@ def parse_preset(data: Mapping[str, Any], *, name: str = "", path: Path | None =
     need("description", isinstance(get("description", ""), str), "a string")
     need("model", get("model") is None or (isinstance(get("model"), str) and bool(get("model"))), "a model name (string)")
     seed = get("seed", 0)
-    need("seed", _is_int(seed) and 0 <= seed < 2**63, "an integer in 0..2**63-1")
+    need("seed", is_int(seed) and 0 <= seed <= MAX_SEED, "an integer in 0..2**63-1")
     for key in ("stems", "context_stems"):
         value = get(key, ())
         need(key, isinstance(value, (list, tuple)) and all(isinstance(s, str) and s for s in value), "a list of stem names")
     candidates = get("candidates", 1)
-    need("candidates", _is_int(candidates) and 1 <= candidates <= 16, "an integer in 1..16")
+    need("candidates", is_int(candidates) and 1 <= candidates <= MAX_CANDIDATES, f"an integer in 1..{MAX_CANDIDATES}")
     need("candidates", candidates == 1 or data["task"] == "accompany", "1 unless task = 'accompany'")
     need("output", isinstance(get("output", DEFAULT_OUTPUT), str), "a string pattern")
     check_pattern(get("output", DEFAULT_OUTPUT))
@@ -104,17 +108,25 @@ def parse_preset(data: Mapping[str, Any], *, name: str = "", path: Path | None =
     need("params", isinstance(params, Mapping), "a table of parameters")
     for key, value in params.items():
         if not isinstance(value, (bool, int, float, str)):
-            raise PresetError(f"{where}: params.{key} must be a TOML scalar (number, bool or string), got {type(value).__name__}", field=f"params.{key}")
+            raise PresetError(
+                f"{where}: params.{key} must be a TOML scalar (number, bool or string), got {type(value).__name__}", field=f"params.{key}"
+            )
     return Preset(
-        task=data["task"], name=name, description=get("description", ""), model=get("model"), seed=seed,
-        stems=tuple(get("stems", ())), context_stems=tuple(get("context_stems", ())), candidates=candidates,
-        output=get("output", DEFAULT_OUTPUT), format=get("format", "float32"), on_exists=get("on_exists", "error"),
-        params=dict(params), fx=parse_fx(get("fx"), where="fx"), path=path,
+        task=data["task"],
+        name=name,
+        description=get("description", ""),
+        model=get("model"),
+        seed=seed,
+        stems=tuple(get("stems", ())),
+        context_stems=tuple(get("context_stems", ())),
+        candidates=candidates,
+        output=get("output", DEFAULT_OUTPUT),
+        format=get("format", "float32"),
+        on_exists=get("on_exists", "error"),
+        params=dict(params),
+        fx=parse_fx(get("fx"), where="fx"),
+        path=path,
     )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def preset_path(name_or_path: str | Path) -> Path:

@@ -13,31 +13,39 @@ expressed at the file's rate: `round(timeline * file_rate / session_rate)`.
 Every problem (missing or unreadable file, a folder or FIFO given as the file, negative
 start, zero length, past the end of the file, bad channel index) raises `InvalidInput` naming
 the field; a region longer than the engine accepts per input (`Limits.max_frames`) raises
-`TooLarge` before anything is read (`stemlink/limits.py` `MAX_FRAMES`).
+`TooLarge` before anything is read (`stemlink/contract.py` `MAX_FRAMES`).
 
 Memory follows the file, not its header: for WAV/RF64/AIFF the frames the header claims are
 compared with the bytes the file holds (`stemlink/plugin_host/headers.py`). A file holding less than
 its header says is read only as far as its data goes, with a `TruncatedAudio` warning
 ("truncated: header says N frames, file holds M"); a region past the data is refused.
 Compressed files are bounded by the frame limit and read in blocks.
+
+Checked once: `Region.check` probes the file (`file_info`) and validates the region; the
+region it returns carries that `FileInfo` (`region.info`), so planning a job and reading the
+region later neither reopen the header nor repeat the checks. `dataclasses.replace` on a
+checked region drops `info` (a changed region is checked again). Reading goes through
+`stemlink.audio.files.FileSource` and, when a rate is asked for, `stemlink.audio.resample`:
+the same reader and resampler the engine and the training caches use.
 """
+
 from __future__ import annotations
 
 import math
 import os
 import stat
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from stemlink.audio.files import open_audio
+from stemlink.audio.files import FileSource, open_audio
+from stemlink.audio.resample import resample_span
+from stemlink.contract import MAX_FRAMES
 from stemlink.errors import InvalidInput, TooLarge
-from stemlink.limits import MAX_FRAMES
 from stemlink.plugin_host.headers import pcm_extent
 
-READ_BLOCK = 1 << 18  # frames decoded per read call
 _KINDS = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
 
 
@@ -102,6 +110,7 @@ class Region:
     channels: tuple[int, ...] | None = None  # file channels to use (0-based); None = all
     name: str | None = None
     track: str | None = None
+    info: FileInfo | None = field(default=None, init=False, compare=False, repr=False)  # set by `check`
 
     @classmethod
     def from_times(
@@ -118,23 +127,29 @@ class Region:
         channels: tuple[int, ...] | None = None,
         name: str | None = None,
         track: str | None = None,
-    ) -> "Region":
-        """Build a region from seconds or samples (give one of each pair, not both)."""
+    ) -> Region:
+        """Build a region from seconds or samples (give one of each pair, not both); returned checked."""
         info = file_info(path)
         begin = _pick("start", start, start_sample, info.sample_rate, default=0)
+        assert begin is not None  # a default was given
         stop = _pick("end", end, end_sample, info.sample_rate, default=None)
         rate = session_rate or info.sample_rate
         place = _pick("timeline", timeline, timeline_sample, rate, default=None)
         frames = None if stop is None else stop - begin
-        region = cls(Path(path), begin, frames, place, session_rate, channels, name, track)
-        region.check(info)
-        return region
+        return cls(Path(path), begin, frames, place, session_rate, channels, name, track).check(info)
 
-    def check(self, info: FileInfo) -> "Region":
-        """Validate against the file; returns the region with `frames` filled in."""
+    def check(self, info: FileInfo | None = None) -> Region:
+        """Validate against the file (probed with `file_info` unless given); returns the checked
+        region: `frames` filled in and `info` set. A checked region is returned as it is."""
+        if self.info is not None:
+            return self
+        if info is None:
+            info = file_info(self.path)
         if self.start < 0:
             raise InvalidInput(f"region start must be >= 0, got sample {self.start}", field="start")
-        held = f"{info.frames} samples at {info.sample_rate} Hz" + ("" if info.header_frames is None else f"; its header claims {info.header_frames}: truncated")
+        held = f"{info.frames} samples at {info.sample_rate} Hz" + (
+            "" if info.header_frames is None else f"; its header claims {info.header_frames}: truncated"
+        )
         if self.start >= info.frames:
             raise InvalidInput(f"region starts at sample {self.start}, past the end of {self.path} ({held})", field="start")
         frames = info.frames - self.start if self.frames is None else self.frames
@@ -143,15 +158,22 @@ class Region:
         if self.start + frames > info.frames:
             raise InvalidInput(f"region end (sample {self.start + frames}) is past the end of {self.path} ({held})", field="end")
         if frames > MAX_FRAMES:
-            raise TooLarge(f"region of {self.path} is {frames} frames; the engine accepts at most {MAX_FRAMES} per input (limits.max_frames): choose a shorter region", field="end")
+            raise TooLarge(
+                f"region of {self.path} is {frames} frames; the engine accepts at most {MAX_FRAMES} per input (limits.max_frames): choose a shorter region",
+                field="end",
+            )
         if self.timeline is not None and self.timeline < 0:
             raise InvalidInput(f"timeline position must be >= 0, got {self.timeline}", field="timeline")
         if self.session_rate is not None and not 1000 <= self.session_rate <= 384000:
             raise InvalidInput(f"session rate must be in 1000..384000 Hz, got {self.session_rate}", field="session_rate")
         if self.channels is not None:
             if not self.channels or any(not 0 <= c < info.channels for c in self.channels):
-                raise InvalidInput(f"channels {list(self.channels)} must be indices in 0..{info.channels - 1} of {self.path}", field="channels")
-        return replace(self, frames=frames)
+                raise InvalidInput(
+                    f"channels {list(self.channels)} must be indices in 0..{info.channels - 1} of {self.path}", field="channels"
+                )
+        checked = replace(self, frames=frames)
+        object.__setattr__(checked, "info", info)
+        return checked
 
     def time_reference(self, file_rate: int) -> int:
         """BWF TimeReference: the timeline sample at `file_rate` (the written stems' rate)."""
@@ -181,38 +203,19 @@ def _pick(label: str, seconds: float | None, samples: int | None, rate: int, def
 def read_region(region: Region, *, rate: int | None = None) -> tuple[np.ndarray, int, Region]:
     """Read a region: ((C, N) float32 audio, its rate, the checked region with frames set).
 
-    `rate`: resample to this rate while reading (the region stays in the file's samples).
-    Only the frames present in the file are ever decoded, in blocks of `READ_BLOCK`.
+    `rate`: resample to this rate while reading (the region stays in the file's samples):
+    `max(1, round(frames * rate / file_rate))` samples from the region's start, converted by
+    `stemlink.audio.resample`. Only the frames present in the file are ever decoded, in blocks
+    of `stemlink.audio.files.READ_BLOCK`, straight into the returned array (one copy).
     """
-    info = file_info(region.path)
-    region = region.check(info)
+    region = region.check()
+    info = region.info
+    assert info is not None and region.frames is not None
     note = info.truncation(region.path)
     if note:
         warnings.warn(note, TruncatedAudio, stacklevel=2)
-    with open_audio(region.path) as f:
-        start, count, out_rate = region.start, region.frames, info.sample_rate
-        if rate is not None and rate != info.sample_rate:
-            f = f.resampled_to(float(rate))
-            start, out_rate = int(round(region.start * rate / info.sample_rate)), int(rate)
-            count = max(1, int(round(region.frames * rate / info.sample_rate)))
-        audio = _read_blocks(f, start, count, info.channels)
-    if region.channels is not None:
-        audio = np.ascontiguousarray(audio[list(region.channels)])
-    return audio, out_rate, region
-
-
-def _read_blocks(f, start: int, count: int, channels: int) -> np.ndarray:
-    """(channels, count) float32 from an open pedalboard file, decoded block by block."""
-    out = np.empty((channels, count), dtype=np.float32)
-    f.seek(start)
-    done = 0
-    while done < count:
-        block = f.read(min(READ_BLOCK, count - done))
-        n = block.shape[-1]
-        if n == 0:
-            break
-        out[:, done : done + n] = block
-        done += n
-    if done < count:
-        out[:, done:] = 0.0  # a resampler's last partial block
-    return out
+    with FileSource(region.path, region.start, region.frames, region.channels) as source:
+        if rate is None or rate == info.sample_rate:
+            return source.read(0, region.frames), info.sample_rate, region
+        count = max(1, int(round(region.frames * rate / info.sample_rate)))
+        return resample_span(source.read, info.sample_rate, int(rate), 0, count), int(rate), region

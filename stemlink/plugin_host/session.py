@@ -23,12 +23,14 @@ Schema (paths relative to the session file; see stemlink/plugin_host/SESSION.md)
 A track without `[[tracks.regions]]` is one region: the whole file. Errors raise
 `InvalidInput` (or `PresetError`) naming the field, e.g. `tracks[0].regions[1].end`.
 """
+
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from stemlink.errors import InvalidInput, StemlinkError
 from stemlink.plugin_host.jobs import Job
@@ -96,10 +98,17 @@ def load_session(path: str | Path, *, out_dir: Path | None = None, overwrite: bo
             preset = _preset(str(preset_name), base, cache)
             try:
                 region = Region.from_times(
-                    base / track["file"], start=spec.get("start"), end=spec.get("end"), start_sample=spec.get("start_sample"),
-                    end_sample=spec.get("end_sample"), timeline=spec.get("timeline"), timeline_sample=spec.get("timeline_sample"),
-                    session_rate=rate, channels=None if channels is None else tuple(channels),
-                    name=str(spec["name"]) if "name" in spec else None, track=name,
+                    base / track["file"],
+                    start=spec.get("start"),
+                    end=spec.get("end"),
+                    start_sample=spec.get("start_sample"),
+                    end_sample=spec.get("end_sample"),
+                    timeline=spec.get("timeline"),
+                    timeline_sample=spec.get("timeline_sample"),
+                    session_rate=rate,
+                    channels=None if channels is None else tuple(channels),
+                    name=str(spec["name"]) if "name" in spec else None,
+                    track=name,
                 )
             except StemlinkError as exc:
                 raise type(exc)(f"{rwhere}: {exc.message}", field=f"{rwhere}.{exc.field or 'region'}") from exc

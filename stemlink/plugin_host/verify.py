@@ -13,11 +13,13 @@ broken or hostile program. `check_result` refuses one whose
 
 with `BadResult` naming the engine's address, the field and what was expected.
 """
+
 from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -28,8 +30,18 @@ CHECK_BLOCK = 1 << 16  # frames per finiteness check
 _PATH_CHARS = ("/", "\\", "\0")
 
 
-def check_result(result: Any, *, source: str, task: str, model: str, seed: int, stems: Iterable[str], channels: int, frames: int,
-                 scores: Iterable[str] = ()) -> None:
+def check_result(
+    result: Any,
+    *,
+    source: str,
+    task: str,
+    model: str,
+    seed: int,
+    stems: Iterable[str],
+    channels: int,
+    frames: int,
+    scores: Iterable[str] = (),
+) -> None:
     """Raise `BadResult` unless `result` is what was asked for (see module docstring).
 
     `scores`: score names that must be present and finite (the `score` task's result).

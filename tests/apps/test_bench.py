@@ -1,5 +1,6 @@
 """`stemlink bench` on tiny debug exports and a tiny rendered corpus (no trained checkpoint):
 results.json schema, every section's content, BENCHMARKS.md tables, plots."""
+
 from __future__ import annotations
 
 import json
@@ -17,16 +18,48 @@ def setup(tmp_path_factory):
     from stemlink.lab.debug import build_debug_exports
 
     root = tmp_path_factory.mktemp("bench")
-    assert cli.main(["data", "render", "--out", str(root / "corpus"), "--tracks", "4", "--seconds", "6", "--sr", "8000",
-                     "--seed", "5", "--jobs", "1"]) == 0
+    assert (
+        cli.main(
+            [
+                "data",
+                "render",
+                "--out",
+                str(root / "corpus"),
+                "--tracks",
+                "4",
+                "--seconds",
+                "6",
+                "--sr",
+                "8000",
+                "--seed",
+                "5",
+                "--jobs",
+                "1",
+            ]
+        )
+        == 0
+    )
     exports = build_debug_exports(root / "exports", formats=("torchscript",))
     return root, exports
 
 
 def _run(root, exports, name, *extra):
     out = root / name / "bench"
-    argv = ["bench", "--quick", "--exports", str(exports), "--data", str(root / "corpus"), "--split", "train",
-            "--out", str(out), "--steps", "2", *extra]
+    argv = [
+        "bench",
+        "--quick",
+        "--exports",
+        str(exports),
+        "--data",
+        str(root / "corpus"),
+        "--split",
+        "train",
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        *extra,
+    ]
     assert cli.main(argv) == 0
     return out, json.loads((out / "results.json").read_text()), (root / name / "BENCHMARKS.md").read_text()
 
@@ -67,8 +100,14 @@ def test_quick_bench_models_sections(setup):
     eager = [r for r in res["speed"]["runs"] if r["runtime"].startswith("torch eager")]
     assert all(r["max_abs_diff_vs_export"] < 1e-3 for r in eager)  # the checkpoint really is the exported network
 
-    for heading in ("## Separation", "## Coherence", "## Speed", "| system | bass | drums | guitar | piano | mean SI-SDRi |",
-                    "| model | task | sampler steps | RTF torch (TorchScript) | RTF torch eager (checkpoint) |", "| part | n | mean COCOLA |"):
+    for heading in (
+        "## Separation",
+        "## Coherence",
+        "## Speed",
+        "| system | bass | drums | guitar | piano | mean SI-SDRi |",
+        "| model | task | sampler steps | RTF torch (TorchScript) | RTF torch eager (checkpoint) |",
+        "| part | n | mean COCOLA |",
+    ):
         assert heading in md
     for png in res["plots"]:
         assert (out / png).is_file() and f"bench/{png}" in md
@@ -88,8 +127,20 @@ def test_quick_bench_bridge_and_scale(setup):
 
 def test_missing_corpus_says_how_to_render_it(setup, tmp_path, capsys):
     _, exports = setup
-    code = cli.main(["bench", "--quick", "--exports", str(exports), "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "b"),
-                     "--only", "separation"])
+    code = cli.main(
+        [
+            "bench",
+            "--quick",
+            "--exports",
+            str(exports),
+            "--data",
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "b"),
+            "--only",
+            "separation",
+        ]
+    )
     assert code == 2
     assert "stemlink data render" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()

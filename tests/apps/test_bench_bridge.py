@@ -1,4 +1,5 @@
 """Smoke test of the bridge benchmark (schema and sanity, tiny sizes)."""
+
 from __future__ import annotations
 
 from stemlink.apps.bench.bridge import bench_bridge, format_report

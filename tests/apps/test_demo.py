@@ -1,6 +1,7 @@
 """`stemlink demo` end to end on tiny debug exports (no trained checkpoint): files, exact lengths,
 BWF TimeReference, stems summing to the mix, report references, last line, no clobbering, and
 the report's CLI command reproducing the separation."""
+
 from __future__ import annotations
 
 import contextlib
@@ -26,8 +27,8 @@ def read_bwf(path: Path) -> tuple[np.ndarray, int, int]:
     assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
     pos, chunks = 12, {}
     while pos + 8 <= len(data):
-        cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
-        chunks[cid] = data[pos + 8:pos + 8 + size]
+        cid, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        chunks[cid] = data[pos + 8 : pos + 8 + size]
         pos += 8 + size + (size & 1)
     fmt_tag, channels, rate = struct.unpack("<HHI", chunks[b"fmt "][:8])
     bits = struct.unpack("<H", chunks[b"fmt "][14:16])[0]
@@ -110,7 +111,7 @@ def test_demo_refuses_to_clobber(demo, exports, capsys):
 def test_report_command_reproduces_the_separation(demo, exports, tmp_path, monkeypatch):
     _, out, _ = demo
     page = html.unescape((out / "report.html").read_text())
-    line = next(l for l in page.splitlines() if re.search(r"\bstemlink separate\b", l))
+    line = next(text for text in page.splitlines() if re.search(r"\bstemlink separate\b", text))
     argv = shlex.split(line)
     assert argv[0] == f"STEMLINK_EXPORTS={exports}" and argv[1] == "stemlink"
     argv = argv[2:]

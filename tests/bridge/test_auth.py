@@ -1,6 +1,7 @@
 """CURVE over real tcp sockets: the documented flow works, keys are found by client name, the
 CLI takes --curve/--client, removing a key revokes it at once, refused handshakes are logged,
 and a refused client gets an error naming the cause instead of a timeout."""
+
 from __future__ import annotations
 
 import logging
@@ -96,7 +97,7 @@ def test_cli_job_commands_take_curve_options():
 
 
 def test_removing_a_client_key_revokes_it_without_restart(start_server, keys, caplog):
-    caplog.set_level(logging.WARNING, logger="stemlink.bridge.auth")
+    caplog.set_level(logging.WARNING, logger="stemlink.bridge.zap")
     server = start_server("tcp", curve_dir=keys)
     with Client(server.address, curve=keys, timeout=WAIT) as client:
         client.ping()
@@ -112,7 +113,7 @@ def test_removing_a_client_key_revokes_it_without_restart(start_server, keys, ca
 
 
 def test_unknown_key_is_refused_clearly_and_logged(start_server, keys, tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="stemlink.bridge.auth")
+    caplog.set_level(logging.WARNING, logger="stemlink.bridge.zap")
     server = start_server("tcp", curve_dir=keys)
     mallory = (tmp_path / "other" / "mallory.key").read_text()
     with Client(server.address, curve=tmp_path / "other", timeout=WAIT) as client:
@@ -125,7 +126,7 @@ def test_unknown_key_is_refused_clearly_and_logged(start_server, keys, tmp_path,
 
 
 def test_client_without_curve_is_told_and_logged(start_server, keys, caplog):
-    caplog.set_level(logging.WARNING, logger="stemlink.bridge.auth")
+    caplog.set_level(logging.WARNING, logger="stemlink.bridge.zap")
     server = start_server("tcp", curve_dir=keys)
     with Client(server.address, timeout=WAIT) as client:
         with pytest.raises(EngineUnavailable, match="requires CURVE authentication; pass --curve DIR"):
@@ -134,7 +135,7 @@ def test_client_without_curve_is_told_and_logged(start_server, keys, caplog):
 
 
 def test_wrong_server_key_is_named(start_server, keys, tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="stemlink.bridge.auth")
+    caplog.set_level(logging.WARNING, logger="stemlink.bridge.zap")
     server = start_server("tcp", curve_dir=keys)
     (keys / "server.key").rename(keys / "server.key.real")
     init_keys(tmp_path / "impostor", ())

@@ -1,4 +1,5 @@
 """Client <-> engine over real sockets (tcp, ipc, inproc, embedded child process)."""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,9 @@ import numpy as np
 import pytest
 
 from stemlink.bridge import Client
+from stemlink.contract import TaskResult
 from stemlink.errors import Busy, Cancelled, EngineUnavailable, InvalidInput, UnknownModel, UnknownTask
+from stemlink.launcher import connect
 
 SLOW = {"steps": 40, "sleep": 0.05}  # echo debug params: 40 steps x 50 ms per window
 
@@ -30,7 +33,7 @@ def test_separate_over_each_transport(start_server, transport, stereo_mix):
 
 
 def test_embedded_inproc_is_the_default(echo_exports, stereo_mix):
-    with Client(exports_dir=echo_exports) as client:
+    with connect(exports_dir=echo_exports) as client:
         assert client.address.startswith("inproc://")
         assert [m.name for m in client.models()] == ["echo", "echo-sep"]
         result = client.separate(stereo_mix[:1], 22050)
@@ -74,15 +77,18 @@ def test_other_tasks(start_server, stereo_mix):
         assert -1.0 <= score.scores["score"] <= 1.0 + 1e-6
 
 
-@pytest.mark.parametrize("call,exc,field", [
-    (lambda c, x: c.separate(x, 44100, model="nope"), UnknownModel, "model"),
-    (lambda c, x: c.extract(x, 44100, stems=("bass",), model="echo-sep"), UnknownTask, "task"),
-    (lambda c, x: c._task("dance", 44100, {"mix": x}), UnknownTask, "task"),
-    (lambda c, x: c.separate(x[:, :0], 44100), InvalidInput, "audio[0].frames"),
-    (lambda c, x: c.separate(np.where(x > 0.2, np.nan, x), 44100), InvalidInput, "audio[0]"),
-    (lambda c, x: c.separate(x, 44100, params={"steps": 0}), InvalidInput, "params.steps"),
-    (lambda c, x: c.separate(x, 44100, params={"temperature": 1.0}), InvalidInput, "params.temperature"),
-])
+@pytest.mark.parametrize(
+    "call,exc,field",
+    [
+        (lambda c, x: c.separate(x, 44100, model="nope"), UnknownModel, "model"),
+        (lambda c, x: c.extract(x, 44100, stems=("bass",), model="echo-sep"), UnknownTask, "task"),
+        (lambda c, x: c._task("dance", 44100, {"mix": x}), UnknownTask, "task"),
+        (lambda c, x: c.separate(x[:, :0], 44100), InvalidInput, "audio[0].frames"),
+        (lambda c, x: c.separate(np.where(x > 0.2, np.nan, x), 44100), InvalidInput, "audio[0]"),
+        (lambda c, x: c.separate(x, 44100, params={"steps": 0}), InvalidInput, "params.steps"),
+        (lambda c, x: c.separate(x, 44100, params={"temperature": 1.0}), InvalidInput, "params.temperature"),
+    ],
+)
 def test_typed_errors(start_server, stereo_mix, call, exc, field):
     server = start_server()
     with Client(server.address, timeout=10) as client:
@@ -292,7 +298,7 @@ def test_announced_big_result_may_take_longer_than_the_heartbeat_timeout(fake_en
     def script(send, submit):
         send(Progress(id=submit.id, done=0, total=20_000_000, stage="send"))  # 2 s at 10 MB/s
         time.sleep(1.5)  # longer than the 1 s heartbeat timeout: the "transfer"
-        send(Result(id=submit.id, task="separate", model="fake", stems={"bass": submit.inputs["mix"]}))
+        send(Result(id=submit.id, result=TaskResult(task="separate", model="fake", stems={"bass": submit.request.inputs["mix"]})))
 
     address = fake_engine(script)
     with Client(address, timeout=5, heartbeat_timeout=1.0, keepalive=0) as client:
@@ -335,7 +341,7 @@ def test_nothing_listening_fails_fast_not_after_the_request_timeout(tmp_path, st
 
 def test_embedded_child_process_killed_mid_job(echo_exports, stereo_mix):
     """The embedded engine as a child process (ipc://); SIGKILL it mid-job."""
-    client = Client(exports_dir=echo_exports, embedded="process", timeout=30)
+    client = connect(exports_dir=echo_exports, embedded="process", timeout=30)
     engine = client.engine
     try:
         assert client.address.startswith("ipc://") and engine.alive

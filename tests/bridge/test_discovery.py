@@ -1,4 +1,5 @@
 """Client with no address: $STEMLINK_ENGINE, a local engine that answers, else embedded."""
+
 from __future__ import annotations
 
 import socket
@@ -7,6 +8,8 @@ import pytest
 
 from stemlink.bridge import Client
 from stemlink.bridge.discovery import answers_ping, discover, port_open
+from stemlink.errors import EngineUnavailable
+from stemlink.launcher import connect
 
 
 @pytest.fixture
@@ -37,8 +40,10 @@ def test_env_address_is_used(clean_env, start_server):
 def test_env_can_force_embedded(clean_env, echo_exports):
     clean_env.setenv("STEMLINK_ENGINE", "embedded")
     clean_env.setenv("STEMLINK_EXPORTS", str(echo_exports))
-    with Client() as client:
+    with connect() as client:
         assert client.engine is not None and client.address.startswith("inproc://")
+    with pytest.raises(EngineUnavailable, match="no engine is running.*launcher.connect"):
+        Client()  # a client only connects: it never starts an engine itself
 
 
 def test_a_local_engine_that_answers_is_found(clean_env, start_server):

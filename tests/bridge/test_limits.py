@@ -1,5 +1,6 @@
-"""One set of request limits (`stemlink/limits.py`), checked at the wire before anything is
+"""One set of request limits (`stemlink/contract.py`), checked at the wire before anything is
 allocated, and the same checks in the engine's `validate_request`."""
+
 from __future__ import annotations
 
 import subprocess
@@ -12,13 +13,14 @@ import pytest
 import zmq
 
 from stemlink import cli
-from stemlink.bridge.protocol import Capabilities, Limits, Submit, decode, encode
 from stemlink.bridge.fields import HeaderReader
+from stemlink.bridge.protocol import Capabilities, Submit, decode, encode
+from stemlink.contract import DEFAULT_LIMITS, MAX_CANDIDATES, MAX_CHANNELS, MAX_FRAMES, MAX_STEPS, MIN_FRAMES, Limits, TaskRequest
 from stemlink.engine.models.base import ModelSpec
-from stemlink.engine.models.echo import ECHO_STEMS, EchoModel, EchoNet
-from stemlink.engine.tasks import TaskRequest, run_task
+from stemlink.engine.models.echo import EchoModel
+from stemlink.engine.tasks import run_task
 from stemlink.errors import InvalidInput, StemlinkError, TooLarge
-from stemlink.limits import DEFAULT_LIMITS, MAX_CANDIDATES, MAX_CHANNELS, MAX_FRAMES, MAX_STEPS, MIN_FRAMES
+from stemlink.lab.nn.echo import ECHO_STEMS, EchoNet
 
 
 def noise(channels=2, frames=4000):
@@ -26,8 +28,18 @@ def noise(channels=2, frames=4000):
 
 
 def echo() -> EchoModel:
-    spec = ModelSpec(name="echo", version="1", family="echo", tasks=("separate", "accompany", "generate", "score"), format="torchscript",
-                     file="echo.pt", sha256="ab" * 32, sample_rate=16000, stems=ECHO_STEMS, window=1024)
+    spec = ModelSpec(
+        name="echo",
+        version="1",
+        family="echo",
+        tasks=("separate", "accompany", "generate", "score"),
+        format="torchscript",
+        file="echo.pt",
+        sha256="ab" * 32,
+        sample_rate=16000,
+        stems=ECHO_STEMS,
+        window=1024,
+    )
     return EchoModel(spec, EchoNet().eval())
 
 
@@ -35,22 +47,82 @@ def echo() -> EchoModel:
 REFUSED = [
     (TaskRequest(task="generate", sample_rate=44100, frames=2**27, channels=2), TooLarge, "frames", "frames", "limits.max_frames"),
     (TaskRequest(task="generate", sample_rate=44100, frames=2**33, channels=16), TooLarge, "frames", "frames", "limits.max_frames"),
-    (TaskRequest(task="generate", sample_rate=44100, frames=MAX_FRAMES, channels=16), TooLarge, "frames", "frames", "limits.max_message_bytes"),
-    (TaskRequest(task="generate", sample_rate=44100, frames=44100, channels=17), InvalidInput, "channels", "channels", "limits.max_channels"),
-    (TaskRequest(task="generate", sample_rate=44100, frames=44100, channels=1024), InvalidInput, "channels", "channels", "limits.max_channels"),
+    (
+        TaskRequest(task="generate", sample_rate=44100, frames=MAX_FRAMES, channels=16),
+        TooLarge,
+        "frames",
+        "frames",
+        "limits.max_message_bytes",
+    ),
+    (
+        TaskRequest(task="generate", sample_rate=44100, frames=44100, channels=17),
+        InvalidInput,
+        "channels",
+        "channels",
+        "limits.max_channels",
+    ),
+    (
+        TaskRequest(task="generate", sample_rate=44100, frames=44100, channels=1024),
+        InvalidInput,
+        "channels",
+        "channels",
+        "limits.max_channels",
+    ),
     (TaskRequest(task="generate", sample_rate=44100, frames=1, channels=2), InvalidInput, "frames", "frames", "limits.min_frames"),
-    (TaskRequest(task="accompany", sample_rate=44100, inputs={"context": noise()}, candidates=17), InvalidInput, "candidates", "candidates", "limits.max_candidates"),
-    (TaskRequest(task="accompany", sample_rate=44100, inputs={"context": noise()}, candidates=64), InvalidInput, "candidates", "candidates", "limits.max_candidates"),
-    (TaskRequest(task="separate", sample_rate=44100, inputs={"mix": noise()}, params={"steps": 10**6}), InvalidInput, "params.steps", "params.steps", "limits.max_steps"),
-    (TaskRequest(task="separate", sample_rate=999, inputs={"mix": noise()}), InvalidInput, "sample_rate", "sample_rate", "limits.min_sample_rate"),
-    (TaskRequest(task="separate", sample_rate=384001, inputs={"mix": noise()}), InvalidInput, "sample_rate", "sample_rate", "max_sample_rate"),
-    (TaskRequest(task="separate", sample_rate=44100, inputs={"mix": noise(2, 1)}), InvalidInput, "audio[0].frames", "inputs.mix", "limits.min_frames"),
-    (TaskRequest(task="score", sample_rate=44100, inputs={"a": noise(), "b": noise(2, 1)}), InvalidInput, "audio[1].frames", "inputs.b", "limits.min_frames"),
+    (
+        TaskRequest(task="accompany", sample_rate=44100, inputs={"context": noise()}, candidates=17),
+        InvalidInput,
+        "candidates",
+        "candidates",
+        "limits.max_candidates",
+    ),
+    (
+        TaskRequest(task="accompany", sample_rate=44100, inputs={"context": noise()}, candidates=64),
+        InvalidInput,
+        "candidates",
+        "candidates",
+        "limits.max_candidates",
+    ),
+    (
+        TaskRequest(task="separate", sample_rate=44100, inputs={"mix": noise()}, params={"steps": 10**6}),
+        InvalidInput,
+        "params.steps",
+        "params.steps",
+        "limits.max_steps",
+    ),
+    (
+        TaskRequest(task="separate", sample_rate=999, inputs={"mix": noise()}),
+        InvalidInput,
+        "sample_rate",
+        "sample_rate",
+        "limits.min_sample_rate",
+    ),
+    (
+        TaskRequest(task="separate", sample_rate=384001, inputs={"mix": noise()}),
+        InvalidInput,
+        "sample_rate",
+        "sample_rate",
+        "max_sample_rate",
+    ),
+    (
+        TaskRequest(task="separate", sample_rate=44100, inputs={"mix": noise(2, 1)}),
+        InvalidInput,
+        "audio[0].frames",
+        "inputs.mix",
+        "limits.min_frames",
+    ),
+    (
+        TaskRequest(task="score", sample_rate=44100, inputs={"a": noise(), "b": noise(2, 1)}),
+        InvalidInput,
+        "audio[1].frames",
+        "inputs.b",
+        "limits.min_frames",
+    ),
 ]
 
 
 def wire(request: TaskRequest, limits: Limits | None = None):
-    return decode(encode(Submit.from_request("job-1", request)), "request", limits)
+    return decode(encode(Submit(id="job-1", request=request)), "request", limits)
 
 
 @pytest.mark.parametrize("request_,exc,wire_field,engine_field,limit", REFUSED)
@@ -79,7 +151,7 @@ def test_messages_name_the_value_and_the_allowed_range():
 def test_every_advertised_rate_is_served(rate):
     """The wire's floor is the engine's floor: rates below the model's are resampled."""
     request = TaskRequest(task="separate", sample_rate=rate, inputs={"mix": noise(2, max(rate // 4, MIN_FRAMES))})
-    back = wire(request).to_request()
+    back = wire(request).request
     result = run_task(echo(), back)
     assert all(s.shape == request.inputs["mix"].shape for s in result.stems.values())
     assert np.abs(sum(result.stems.values()) - request.inputs["mix"]).max() < 1e-5
@@ -89,7 +161,7 @@ def test_limits_at_the_edges_are_accepted():
     wire(TaskRequest(task="separate", sample_rate=44100, inputs={"mix": noise(MAX_CHANNELS, MIN_FRAMES)}, params={"steps": MAX_STEPS}))
     wire(TaskRequest(task="accompany", sample_rate=44100, inputs={"context": noise()}, candidates=MAX_CANDIDATES))
     msg = wire(TaskRequest(task="generate", sample_rate=44100, frames=MAX_FRAMES, channels=2))
-    assert msg.frames == MAX_FRAMES
+    assert msg.request.frames == MAX_FRAMES
 
 
 def test_a_configured_engine_limit_is_the_one_checked():
@@ -120,8 +192,8 @@ def test_limits_travel_in_capabilities_and_an_older_engine_keeps_the_defaults():
     assert limits.max_frames == 10 and limits.max_candidates == DEFAULT_LIMITS.max_candidates
 
 
-def test_the_limits_module_needs_neither_torch_nor_numpy():
-    code = "import sys, stemlink.limits; assert 'torch' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules)"
+def test_the_contract_needs_neither_torch_nor_numpy():
+    code = "import sys, stemlink.contract; assert 'torch' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
@@ -136,12 +208,15 @@ def test_the_engine_refuses_before_accepting(start_server, request_, exc, wire_f
     with zmq.Context.instance().socket(zmq.DEALER) as sock:
         sock.linger = 0
         sock.connect(server.address)
-        sock.send_multipart(encode(Submit.from_request("big", request_)), copy=False)
+        sock.send_multipart(encode(Submit(id="big", request=request_)), copy=False)
         reply = recv_reply(sock)
         assert reply.TYPE == "error" and reply.id == "big", reply  # no `accepted` first
         assert reply.code == exc.code and reply.field == wire_field and limit in reply.message
         assert not sock.poll(200)
-        sock.send_multipart(encode(Submit.from_request("ok", TaskRequest(task="separate", sample_rate=16000, model="echo", inputs={"mix": noise()}))), copy=False)
+        sock.send_multipart(
+            encode(Submit(id="ok", request=TaskRequest(task="separate", sample_rate=16000, model="echo", inputs={"mix": noise()}))),
+            copy=False,
+        )
         seen = []
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (not seen or seen[-1] not in ("result", "error")):
@@ -159,13 +234,16 @@ def test_duplicate_keys_are_a_protocol_error():
         decode([nested], "request")
 
 
-@pytest.mark.parametrize("argv,limit", [
-    (["--seconds", "100000"], "limits.max_frames"),
-    (["--seconds", "1000", "--channels-out", "16"], "limits.max_message_bytes"),
-    (["--seconds", "1", "--channels-out", "17"], "limits.max_channels"),
-    (["--seconds", "1", "--sr", "500"], "limits.min_sample_rate"),
-    (["--seconds", "0.0001"], "limits.min_frames"),
-])
+@pytest.mark.parametrize(
+    "argv,limit",
+    [
+        (["--seconds", "100000"], "limits.max_frames"),
+        (["--seconds", "1000", "--channels-out", "16"], "limits.max_message_bytes"),
+        (["--seconds", "1", "--channels-out", "17"], "limits.max_channels"),
+        (["--seconds", "1", "--sr", "500"], "limits.min_sample_rate"),
+        (["--seconds", "0.0001"], "limits.min_frames"),
+    ],
+)
 def test_cli_generate_refuses_in_one_line_before_starting_an_engine(argv, limit, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("STEMLINK_ENGINE", "tcp://127.0.0.1:9")  # nothing may be contacted
     assert cli.main(["generate", *argv, "--out", str(tmp_path / "out")]) == 2

@@ -1,5 +1,6 @@
 """A stalled engine is not a dead engine; a dead one is still reported quickly; a client that
 gives up cancels its job (stemlink/bridge/liveness.py, the rule in the `Client` docstring)."""
+
 from __future__ import annotations
 
 import os
@@ -18,6 +19,7 @@ from stemlink.bridge import Client
 from stemlink.bridge.discovery import port_open
 from stemlink.bridge.liveness import ALIVE, GONE, STOPPED, UNKNOWN, ProcessIdentity, process_state
 from stemlink.errors import EngineUnavailable, Timeout
+from stemlink.launcher import connect
 
 SLOW = {"steps": 40, "sleep": 0.05}  # echo debug params: 40 steps x 50 ms per window (>= 2 windows here)
 ENDLESS = {"steps": 1000, "sleep": 0.05}  # 50 s per window: if it is gone early, it was cancelled
@@ -36,8 +38,12 @@ def serve_process(echo_exports):
 
     def start() -> tuple[subprocess.Popen, str]:
         port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "stemlink", "serve", "--bind", f"tcp://127.0.0.1:{port}", "--exports", str(echo_exports)],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stemlink", "serve", "--bind", f"tcp://127.0.0.1:{port}", "--exports", str(echo_exports)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         procs.append(proc)
         deadline = time.monotonic() + 120  # torch import on a loaded machine
         while not port_open("127.0.0.1", port):
@@ -81,7 +87,7 @@ def test_process_state_of_this_and_other_processes():
 
 def _start_ticks(pid: int) -> int:
     text = open(f"/proc/{pid}/stat").read()
-    return int(text[text.rindex(")") + 2:].split()[19])
+    return int(text[text.rindex(")") + 2 :].split()[19])
 
 
 def _eventually(check, timeout: float = 20.0) -> bool:
@@ -113,7 +119,7 @@ def test_engine_stopped_for_3_s_mid_job_completes_the_job(echo_exports, serve_pr
     keeps waiting and gets the right result; the engine forgives the client's keepalives it
     could not read while stopped (keepalive 0.5 s: 3 missed intervals < 3 s)."""
     if how == "embedded-process":
-        client = Client(exports_dir=echo_exports, embedded="process", keepalive=0.5)
+        client = connect(exports_dir=echo_exports, embedded="process", keepalive=0.5)
         pid = client.engine.process.pid
     else:
         proc, address = serve_process()
@@ -154,7 +160,9 @@ def test_killed_serve_process_is_reported_quickly(serve_process, stereo_mix):
             killed.append(time.monotonic())
 
     with Client(address) as client:
-        with pytest.raises(EngineUnavailable, match=rf"engine process {proc.pid} .* died during job|connection to the engine .* was lost during job"):
+        with pytest.raises(
+            EngineUnavailable, match=rf"engine process {proc.pid} .* died during job|connection to the engine .* was lost during job"
+        ):
             client.separate(stereo_mix, 44100, params=SLOW, progress=progress)
         detected = time.monotonic() - killed[0]
     assert detected < 30, f"killed engine noticed after {detected:.2f} s"

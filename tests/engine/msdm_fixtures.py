@@ -1,4 +1,5 @@
 """Tiny MSDM networks and analytic denoisers shared by the MSDM tests (no checkpoint)."""
+
 from __future__ import annotations
 
 import functools
@@ -9,8 +10,9 @@ from stemlink.engine.models.base import ModelSpec
 from stemlink.lab.nn.config import MSDMConfig, build_denoiser
 
 STEMS = ("bass", "drums", "guitar", "piano")
-DEBUG_CONFIG = MSDMConfig(stems=STEMS, sample_rate=8000, window=256, channels=(8, 16), factors=(4,),
-                          blocks=(1, 1), attentions=(False, True), emb_dim=16, heads=2)
+DEBUG_CONFIG = MSDMConfig(
+    stems=STEMS, sample_rate=8000, window=256, channels=(8, 16), factors=(4,), blocks=(1, 1), attentions=(False, True), emb_dim=16, heads=2
+)
 
 
 @functools.lru_cache(maxsize=4)
@@ -35,11 +37,21 @@ class GaussianDenoiser:
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         self.calls += 1
-        return x * self.s0 ** 2 / (self.s0 ** 2 + sigma.reshape(-1, 1, 1) ** 2)
+        return x * self.s0**2 / (self.s0**2 + sigma.reshape(-1, 1, 1) ** 2)
 
 
 def debug_spec(config: MSDMConfig = DEBUG_CONFIG, defaults: dict | None = None) -> ModelSpec:
-    return ModelSpec(name="msdm-test", version="1", family="msdm", tasks=("separate", "accompany", "generate"),
-                     format="torchscript", file="x.pt", sha256="0" * 64, sample_rate=config.sample_rate,
-                     stems=config.stems, window=config.window, config=config.to_dict(),
-                     defaults=defaults if defaults is not None else {"steps": 12})
+    return ModelSpec(
+        name="msdm-test",
+        version="1",
+        family="msdm",
+        tasks=("separate", "accompany", "generate"),
+        format="torchscript",
+        file="x.pt",
+        sha256="0" * 64,
+        sample_rate=config.sample_rate,
+        stems=config.stems,
+        window=config.window,
+        config=config.to_dict(),
+        defaults=defaults if defaults is not None else {"steps": 12},
+    )

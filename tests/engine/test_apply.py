@@ -1,22 +1,38 @@
 """Apply layer: exact lengths, mixture consistency, delay compensation, streaming == one-shot,
 resampling round trips, seeded determinism, progress and cancellation (echo debug model)."""
+
 from __future__ import annotations
+
+from itertools import pairwise
 
 import numpy as np
 import pytest
 
-from stemlink.engine.apply import ApplyConfig, WindowPlan, accompany_stream, collect, generate_stream, score, separate_stream
 from stemlink.audio.files import ArraySource, FileSource
-from stemlink.engine.models.base import ModelSpec
-from stemlink.engine.models.echo import ECHO_GAINS, ECHO_STEMS, ECHO_TASKS, EchoModel, EchoNet
 from stemlink.audio.resample import array_reader, out_frames, resample_array, resample_span
+from stemlink.engine.apply import ApplyConfig, WindowPlan, accompany_stream, collect, generate_stream, score, separate_stream
+from stemlink.engine.models.base import ModelSpec
+from stemlink.engine.models.echo import EchoModel
 from stemlink.errors import Cancelled, InvalidInput
+from stemlink.lab.export.echo import ECHO_TASKS
+from stemlink.lab.nn.echo import ECHO_GAINS, ECHO_STEMS, EchoNet
 
 
 def echo(rate: int = 16000, window: int = 2048, delay: int = 0, gains=ECHO_GAINS, tasks=ECHO_TASKS) -> EchoModel:
     """An in-memory echo model (no export): stems = gains x input delayed by `delay`."""
-    spec = ModelSpec(name="echo", version="1", family="echo", tasks=tuple(tasks), format="torchscript", file="echo.pt",
-                     sha256="0" * 64, sample_rate=rate, stems=ECHO_STEMS, window=window, delay=delay)
+    spec = ModelSpec(
+        name="echo",
+        version="1",
+        family="echo",
+        tasks=tuple(tasks),
+        format="torchscript",
+        file="echo.pt",
+        sha256="0" * 64,
+        sample_rate=rate,
+        stems=ECHO_STEMS,
+        window=window,
+        delay=delay,
+    )
     return EchoModel(spec, EchoNet(gains, delay).eval())
 
 
@@ -125,7 +141,7 @@ def test_resample_spans_equal_one_shot(a, b):
     n = out_frames(9000, a, b)
     one = resample_span(array_reader(x), a, b, 0, n)
     cuts = [0, 1, 7, 160, 161, 2000, n]
-    pieces = np.concatenate([resample_span(array_reader(x), a, b, s, e - s) for s, e in zip(cuts[:-1], cuts[1:])], axis=-1)
+    pieces = np.concatenate([resample_span(array_reader(x), a, b, s, e - s) for s, e in pairwise(cuts)], axis=-1)
     np.testing.assert_allclose(pieces, one, atol=1e-7)
 
 
@@ -150,8 +166,15 @@ def test_accompany_is_dual_mono_of_mid():
 def test_progress_reaches_total_and_cancel_propagates():
     model = echo(16000, window=1024)
     seen = []
-    collect(separate_stream(model, ArraySource(noise(2, 16000), 16000), params=model.parse_params("separate", {"steps": 3}), callback=lambda d, t: seen.append((d, t))))
-    assert seen[-1][0] == seen[-1][1] and all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    collect(
+        separate_stream(
+            model,
+            ArraySource(noise(2, 16000), 16000),
+            params=model.parse_params("separate", {"steps": 3}),
+            callback=lambda d, t: seen.append((d, t)),
+        )
+    )
+    assert seen[-1][0] == seen[-1][1] and all(a[0] <= b[0] for a, b in pairwise(seen))
 
     def cancel(done, total):
         if done >= 2:
@@ -243,12 +266,15 @@ def test_memory_is_flat_in_region_length():
     assert long < 1.2 * short, (short, long)
 
 
-@pytest.mark.parametrize("task, stems, names", [("separate", ("drums",), ["drums"]), ("extract", ("bass",), ["bass", "residual"]),
-                                                 ("remove", ("bass", "piano"), ["mix"])])
+@pytest.mark.parametrize(
+    "task, stems, names",
+    [("separate", ("drums",), ["drums"]), ("extract", ("bass",), ["bass", "residual"]), ("remove", ("bass", "piano"), ["mix"])],
+)
 def test_run_task_holds_only_the_returned_stems(task, stems, names):
     """Memory: the result arrays' common buffer is exactly (returned stems, C, N) float32, and
     extract/remove still sum as defined (stems kept + residual == mix)."""
-    from stemlink.engine.tasks import TaskRequest, run_task
+    from stemlink.contract import TaskRequest
+    from stemlink.engine.tasks import run_task
 
     mix = noise(2, 30000)
     model = echo(16000, window=1024)
@@ -262,3 +288,17 @@ def test_run_task_holds_only_the_returned_stems(task, stems, names):
         np.testing.assert_allclose(result.stems["bass"] + result.stems["residual"], mix, atol=1e-6)
     if task == "remove":
         np.testing.assert_allclose(result.stems["mix"], mix - full["bass"] - full["piano"], atol=1e-6)
+
+
+@pytest.mark.parametrize("host_rate", [383999, 1009])
+def test_odd_host_rate_exact_length_and_bounded_filter(host_rate):
+    """An odd host rate (no small ratio to the model's) is served by the bounded resampler:
+    exact length, stems summing to the mix, and a filter table of at most `MAX_TAPS` values
+    (the exact polyphase design for 383999 -> 8000 Hz would have 24.6M taps)."""
+    from stemlink.audio.resample import MAX_TAPS, table_size
+
+    x = noise(2, host_rate // 4)
+    out = collect(separate_stream(echo(8000, window=2048, delay=3), ArraySource(x, host_rate), config=ApplyConfig(block=7777)))
+    assert out.shape == (4, 2, x.shape[-1])
+    np.testing.assert_allclose(out.sum(axis=0), x, atol=1e-5)
+    assert max(table_size(host_rate, 8000), table_size(8000, host_rate)) <= MAX_TAPS

@@ -1,4 +1,5 @@
 """The apply-layer scale benchmark runs and measures a file-to-files job of the right length."""
+
 from __future__ import annotations
 
 from stemlink.apps.bench.scale import RATE, run_one

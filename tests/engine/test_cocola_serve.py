@@ -1,4 +1,5 @@
 """The score task end to end: a tiny exported COCOLA served over a real tcp socket."""
+
 import json
 
 import numpy as np
@@ -8,14 +9,15 @@ import zmq
 
 from stemlink.lab.nn.cocola import build_cocola
 
-TINY = dict(sample_rate=8000, clip_seconds=0.25, n_fft=256, hop_length=64, n_mels=32,
-            backbone="test_efficientnet", dropout=0.0, embed_dim=32)
+TINY = dict(
+    sample_rate=8000, clip_seconds=0.25, n_fft=256, hop_length=64, n_mels=32, backbone="test_efficientnet", dropout=0.0, embed_dim=32
+)
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from stemlink.engine.models.cocola import export_cocola
     from stemlink.engine.server import Server, ServerConfig
+    from stemlink.lab.export.cocola import export_cocola
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)

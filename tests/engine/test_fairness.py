@@ -1,4 +1,5 @@
 """Fair share over raw sockets: per-client job limit, memory budget, disconnected clients."""
+
 from __future__ import annotations
 
 import time
@@ -7,11 +8,12 @@ import numpy as np
 import pytest
 import zmq
 
-from stemlink.bridge.protocol import Cancel, Limits, StatusRequest, Submit, decode, encode
-from stemlink.engine.models.echo import build_echo_export
-from stemlink.engine.server import Server, ServerConfig
+from stemlink.bridge.protocol import Cancel, StatusRequest, Submit, decode, encode
+from stemlink.contract import Limits, TaskRequest
+from stemlink.engine.server import Server
 from stemlink.engine.server.jobs import default_memory_budget, job_cost, parse_size
 from stemlink.errors import InvalidInput
+from stemlink.lab.export.echo import build_echo_export
 
 ENDLESS = {"steps": 1000, "sleep": 0.05}  # 50 s per window: only a cancel ends it early
 
@@ -22,18 +24,14 @@ def exports(tmp_path_factory):
 
 
 @pytest.fixture
-def start(exports):
-    servers = []
+def start(start_server, exports):
+    """start(**config) -> an engine on a random tcp port serving `exports` (tests/conftest.py start_server)."""
 
     def run(**config) -> Server:
         config.setdefault("heartbeat_interval", 0.2)
-        srv = Server(ServerConfig(bind="tcp://127.0.0.1:*", exports_dir=exports, limits=Limits(max_message_bytes=1 << 22), **config)).start()
-        servers.append(srv)
-        return srv
+        return start_server("tcp", exports_dir=exports, limits=Limits(max_message_bytes=1 << 22), **config)
 
-    yield run
-    for srv in servers:
-        srv.stop()
+    return run
 
 
 @pytest.fixture
@@ -52,9 +50,10 @@ def connect():
         sock.close(linger=0)
 
 
-def submit(msg_id, frames=3000, **fields):
+def submit(msg_id, frames=3000, keepalive=0.0, **fields):
     mix = (0.1 * np.random.default_rng(0).standard_normal((2, frames))).astype(np.float32)
-    return encode(Submit(id=msg_id, task="separate", sample_rate=16000, inputs={"mix": mix}, **fields))
+    request = TaskRequest(task="separate", sample_rate=16000, inputs={"mix": mix}, **fields)
+    return encode(Submit(id=msg_id, request=request, keepalive=keepalive))
 
 
 def reply_to(sock, msg_id, types=("accepted", "error", "result", "status"), timeout_s=30.0):
@@ -90,7 +89,10 @@ def test_per_client_job_limit_names_the_limit(start, connect):
 
 
 def test_memory_budget_busy_and_too_large(start, connect):
-    one_job = job_cost(Submit(id="x", inputs={"mix": np.zeros((2, 3000), np.float32)}), ("bass", "drums", "guitar", "piano"))
+    one_job = job_cost(
+        TaskRequest(task="separate", sample_rate=16000, inputs={"mix": np.zeros((2, 3000), np.float32)}),
+        ("bass", "drums", "guitar", "piano"),
+    )
     assert one_job == 24000 + 4 * 24000  # inputs + every model stem at the input's shape
     server = start(memory_budget=int(1.5 * one_job))
     sock = connect(server)
@@ -150,5 +152,5 @@ def test_parse_size_and_default_budget():
 
 
 def test_generate_cost_counts_its_output():
-    cost = job_cost(Submit(id="g", task="generate", frames=1000, channels=0), ("a", "b"))
+    cost = job_cost(TaskRequest(task="generate", sample_rate=16000, frames=1000, channels=0), ("a", "b"))
     assert cost == 2 * 2 * 1000 * 4  # 2 stems x 2 channels (0 = 2) x 1000 frames x float32

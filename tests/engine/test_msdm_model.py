@@ -1,4 +1,5 @@
 """MSDMModel: the three tasks on a tiny network, parameter validation, candidate selection."""
+
 from __future__ import annotations
 
 import pytest
@@ -36,7 +37,9 @@ def test_separate_returns_all_stems_summing_to_the_mix():
 def test_separate_gaussian_likelihood_runs_and_approximates_the_mix():
     model = _model()
     mix = torch.randn(1, T, generator=_gen(1)) * 0.3
-    out = model.separate(mix, params=model.parse_params("separate", {"steps": 20, "likelihood": "gaussian"}), generator=_gen(), callback=_noop)
+    out = model.separate(
+        mix, params=model.parse_params("separate", {"steps": 20, "likelihood": "gaussian"}), generator=_gen(), callback=_noop
+    )
     assert out.shape == (1, 4, T) and torch.isfinite(out).all()
 
 
@@ -79,9 +82,13 @@ def test_params_defaults_come_from_the_manifest_and_errors_name_the_field():
     p = model.parse_params("separate", {"corrector_steps": 0})
     assert (p.steps, p.s_churn, p.corrector_steps) == (33, 5.0, 0)
     assert parse_msdm_params({}) == MSDMParams()
-    for bad, field in [({"steps": 0}, "params.steps"), ({"likelihood": "laplace"}, "params.likelihood"),
-                       ({"bogus": 1}, "params.bogus"), ({"sigma_min": 2.0, "sigma_max": 1.0}, "params.sigma_min"),
-                       ({"heun": 1}, "params.heun")]:
+    for bad, field in [
+        ({"steps": 0}, "params.steps"),
+        ({"likelihood": "laplace"}, "params.likelihood"),
+        ({"bogus": 1}, "params.bogus"),
+        ({"sigma_min": 2.0, "sigma_max": 1.0}, "params.sigma_min"),
+        ({"heun": 1}, "params.heun"),
+    ]:
         with pytest.raises(InvalidInput) as info:
             model.parse_params("separate", bad)
         assert info.value.field == field
@@ -99,8 +106,7 @@ def test_bad_inputs_are_refused_with_the_field_named():
 
 
 def test_manifest_defaults_can_differ_per_task():
-    model = _model(defaults={"steps": 25, "s_churn": 20.0, "accompany": {"s_churn": 0.0, "steps": 40},
-                             "generate": {"s_churn": 0.0}})
+    model = _model(defaults={"steps": 25, "s_churn": 20.0, "accompany": {"s_churn": 0.0, "steps": 40}, "generate": {"s_churn": 0.0}})
     assert model.parse_params("separate", {}).s_churn == 20.0 and model.parse_params("separate", {}).steps == 25
     accompany = model.parse_params("accompany", {})
     assert accompany.s_churn == 0.0 and accompany.steps == 40

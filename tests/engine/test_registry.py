@@ -1,4 +1,5 @@
 """Model registry: manifest parsing, sha256 checks, typed errors naming the model, runtimes."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,11 @@ import shutil
 import pytest
 import torch
 
-from stemlink.engine.models.echo import ECHO_GAINS, EchoModel, build_echo_export
+from stemlink.engine.models.echo import EchoModel
 from stemlink.engine.registry import MANIFEST, ModelRegistry, add_to_manifest, read_manifest, sha256_file
 from stemlink.errors import ModelLoadError, UnknownModel, UnknownTask
+from stemlink.lab.export.echo import build_echo_export
+from stemlink.lab.nn.echo import ECHO_GAINS
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,9 @@ def test_loaded_network_computes_the_echo(exports, fmt):
     assert isinstance(model, EchoModel) and model.delay == 3 and model.window == 4096
     x = torch.randn(2, 4096)
     steps = []
-    stems = model.separate(x, params=model.parse_params("separate", {"steps": 2}), generator=torch.Generator(), callback=lambda d, t: steps.append((d, t)))
+    stems = model.separate(
+        x, params=model.parse_params("separate", {"steps": 2}), generator=torch.Generator(), callback=lambda d, t: steps.append((d, t))
+    )
     assert stems.shape == (2, 4, 4096) and steps == [(1, 2), (2, 2)]
     expected = torch.tensor(ECHO_GAINS)[None, :, None] * torch.nn.functional.pad(x, (3, 0))[None, :, :4096].transpose(0, 1)
     torch.testing.assert_close(stems, expected)
@@ -94,14 +99,17 @@ def test_corrupt_file_with_matching_sha_is_a_load_error(exports):
         ModelRegistry(exports).get("echo", "onnx")
 
 
-@pytest.mark.parametrize("field,value,fragment", [
-    ("window", -3, "'window'"),
-    ("format", "pickle", "'format'"),
-    ("file", "../../etc/passwd", "'file'"),
-    ("sha256", "abc", "'sha256'"),
-    ("tasks", ["dance"], "'tasks'"),
-    ("delay", 10**6, "'delay'"),
-])
+@pytest.mark.parametrize(
+    "field,value,fragment",
+    [
+        ("window", -3, "'window'"),
+        ("format", "pickle", "'format'"),
+        ("file", "../../etc/passwd", "'file'"),
+        ("sha256", "abc", "'sha256'"),
+        ("tasks", ["dance"], "'tasks'"),
+        ("delay", 10**6, "'delay'"),
+    ],
+)
 def test_bad_manifest_entry_is_reported_for_that_model_only(exports, field, value, fragment):
     data = json.loads((exports / MANIFEST).read_text())
     data["models"][0][field] = value
@@ -161,3 +169,19 @@ def test_manifest_defaults_choose_the_task_model(exports):
     add_to_manifest(exports, replace(reg.spec("echo"), name="second"), default_for=["separate"])
     assert ModelRegistry(exports).default_for("separate") == "second"
     assert ModelRegistry(exports).default_for("generate") == "echo"
+
+
+def test_shipped_exports_load_with_their_sha256():
+    """Every entry of the shipped exports/ folder loads through the engine alone (no lab code)."""
+    from pathlib import Path
+
+    from stemlink.engine.models import FAMILIES
+
+    shipped = Path(__file__).resolve().parents[2] / "exports"
+    registry = ModelRegistry(shipped, device="cpu")
+    specs = registry.list()
+    assert {s.family for s in specs} <= set(FAMILIES) and len(specs) == len(read_manifest(shipped)["models"])
+    for spec in specs:
+        assert sha256_file(shipped / spec.file) == spec.sha256
+        model = registry.get(spec.name, spec.format)
+        assert model.spec == spec and model.window == spec.window

@@ -1,4 +1,5 @@
 """Symlinks in the exports folder: followed once, and only to a file inside the folder."""
+
 from __future__ import annotations
 
 import os
@@ -6,9 +7,9 @@ import shutil
 
 import pytest
 
-from stemlink.engine.models.echo import build_echo_export
 from stemlink.engine.registry import ModelRegistry
 from stemlink.errors import ModelLoadError
+from stemlink.lab.export.echo import build_echo_export
 
 
 @pytest.fixture

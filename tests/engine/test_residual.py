@@ -1,5 +1,8 @@
 """Mixture consistency: the residual of a band-limited separator goes to the stems it belongs to."""
+
 from __future__ import annotations
+
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -23,7 +26,7 @@ def _song(seconds: float = 3.0, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     n = int(seconds * HOST)
     t = np.arange(n) / HOST
-    beat = (t % 0.25)
+    beat = t % 0.25
     bass = 0.3 * np.sin(2 * np.pi * 55 * t) * np.exp(-3 * (t % 0.5))
     hats = rng.standard_normal(n) * np.exp(-60 * beat) * 0.2
     kick = np.sin(2 * np.pi * 60 * t) * np.exp(-25 * (t % 0.5)) * 0.5
@@ -60,7 +63,7 @@ def test_block_boundaries_do_not_change_the_result():
     whole = ResidualSplit(4, 2, HOST, MODEL)(estimate, mix)
     split = ResidualSplit(4, 2, HOST, MODEL)
     cuts = [0, 1, 777, 4096, 20000, 20001, mix.shape[-1]]
-    parts = [split(estimate[..., a:b], mix[..., a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+    parts = [split(estimate[..., a:b], mix[..., a:b]) for a, b in pairwise(cuts)]
     np.testing.assert_allclose(np.concatenate(parts, axis=-1), whole, atol=1e-6)
 
 

@@ -1,6 +1,7 @@
 """Samplers: one shared contract (shapes, determinism, progress, cancellation) for every
 sampler on a tiny network, plus the invariants of each (mixture sums, inpainting, analytic
 Gaussian-prior checks) and the Karras schedule."""
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """Engine server over raw sockets: seeded fuzzing, queue/heartbeat/cancel, shutdown, SIGTERM."""
+
 from __future__ import annotations
 
 import os
@@ -10,10 +11,11 @@ import numpy as np
 import pytest
 import zmq
 
-from stemlink.bridge.protocol import Cancel, Limits, Ping, StatusRequest, Submit, decode, encode
-from stemlink.engine.models.echo import build_echo_export
+from stemlink.bridge.protocol import Cancel, Ping, StatusRequest, Submit, decode, encode
+from stemlink.contract import Limits, TaskRequest
 from stemlink.engine.server import Server, ServerConfig
 from stemlink.errors import EngineUnavailable
+from stemlink.lab.export.echo import build_echo_export
 
 RECV_MS = 3000
 
@@ -25,8 +27,11 @@ def exports(tmp_path_factory):
 
 @pytest.fixture
 def server(exports):
-    srv = Server(ServerConfig(bind="tcp://127.0.0.1:*", exports_dir=exports, queue_size=2, heartbeat_interval=0.2,
-                              limits=Limits(max_message_bytes=1 << 20))).start()
+    srv = Server(
+        ServerConfig(
+            bind="tcp://127.0.0.1:*", exports_dir=exports, queue_size=2, heartbeat_interval=0.2, limits=Limits(max_message_bytes=1 << 20)
+        )
+    ).start()
     yield srv
     srv.stop()
 
@@ -57,9 +62,10 @@ def recv_until(sock, msg_id, types, timeout_s=30.0):
     raise AssertionError(f"no {types} for {msg_id}; saw {seen}")
 
 
-def submit(msg_id, frames=3000, **fields):
+def submit(msg_id, frames=3000, keepalive=0.0, **fields):
     mix = (0.1 * np.random.default_rng(0).standard_normal((2, frames))).astype(np.float32)
-    return encode(Submit(id=msg_id, task="separate", sample_rate=16000, inputs={"mix": mix}, **fields))
+    request = TaskRequest(task="separate", sample_rate=16000, inputs={"mix": mix}, **fields)
+    return encode(Submit(id=msg_id, request=request, keepalive=keepalive))
 
 
 def hostile_messages(rng: np.random.Generator, n: int):
@@ -71,7 +77,13 @@ def hostile_messages(rng: np.random.Generator, n: int):
         if kind == 0:
             yield [rng.bytes(int(rng.integers(0, 300)))]
         elif kind == 1:
-            obj = [int(rng.integers(-(2**63), 2**63 - 1)), float(rng.standard_normal()), "x" * int(rng.integers(0, 50)), None, {"k": [1, 2]}]
+            obj = [
+                int(rng.integers(-(2**63), 2**63 - 1)),
+                float(rng.standard_normal()),
+                "x" * int(rng.integers(0, 50)),
+                None,
+                {"k": [1, 2]},
+            ]
             yield [msgpack.packb(obj[int(rng.integers(0, len(obj)))])]
         elif kind == 2:
             yield [msgpack.packb({"v": int(rng.integers(2, 1000)), "type": "ping", "id": "f"})]
@@ -120,7 +132,7 @@ def test_fuzz_1000_hostile_messages_then_a_valid_job(server, dealer):
     dealer.send_multipart(submit("ok-1"), copy=False)
     result, seen = recv_until(dealer, "ok-1", {"result", "error"})
     assert result.TYPE == "result" and seen[0] == "accepted"
-    assert result.stems["bass"].shape == (2, 3000)
+    assert result.result.stems["bass"].shape == (2, 3000)
 
 
 def test_frame_above_max_message_size_drops_only_that_peer(server, dealer):
@@ -285,7 +297,7 @@ def test_shutdown_can_let_the_running_job_finish(exports):
             pass
         srv.stop()
         final, _ = recv_until(sock, "run", {"result", "error"})
-        assert final.TYPE == "result" and final.stems["bass"].shape == (2, 3000)
+        assert final.TYPE == "result" and final.result.stems["bass"].shape == (2, 3000)
 
 
 def test_stemlink_serve_stops_on_sigterm(exports, tmp_path, caplog):
@@ -327,10 +339,19 @@ def test_stemlink_serve_stops_on_sigterm(exports, tmp_path, caplog):
     assert time.monotonic() - start < 30
 
 
-@pytest.mark.parametrize("address,ok", [
-    ("tcp://127.0.0.1:5555", True), ("tcp://localhost:1", True), ("ipc:///tmp/x", True), ("inproc://x", True),
-    ("tcp://0.0.0.0:5555", False), ("tcp://*:5555", False), ("tcp://10.1.2.3:5555", False), ("tcp://[::1]:5555", True),
-])
+@pytest.mark.parametrize(
+    "address,ok",
+    [
+        ("tcp://127.0.0.1:5555", True),
+        ("tcp://localhost:1", True),
+        ("ipc:///tmp/x", True),
+        ("inproc://x", True),
+        ("tcp://0.0.0.0:5555", False),
+        ("tcp://*:5555", False),
+        ("tcp://10.1.2.3:5555", False),
+        ("tcp://[::1]:5555", True),
+    ],
+)
 def test_loopback_detection(address, ok):
     from stemlink.commands.serve import is_loopback
 
@@ -355,3 +376,23 @@ def test_status_command(server, capsys, monkeypatch):
     monkeypatch.setenv("STEMLINK_ENGINE", "embedded")
     assert main(["status"]) == 2
     assert "no engine is running" in capsys.readouterr().err
+
+
+def test_candidates_that_cannot_be_ranked_say_so_in_the_result(start_server, tmp_path):
+    """No score model to rank accompany candidates: one candidate, `ranked` False and a warning
+    in the result (it used to turn candidates=4 into 1 silently)."""
+    from stemlink.bridge import Client
+    from stemlink.lab.export.echo import build_echo_export
+
+    exports = build_echo_export(
+        tmp_path / "exports", sample_rate=16000, window=4096, tasks=("separate", "accompany"), formats=("torchscript",)
+    )
+    server = start_server(exports_dir=exports)
+    context = (0.1 * np.random.default_rng(0).standard_normal((2, 6000))).astype(np.float32)
+    with Client(server.address, timeout=30) as client:
+        result = client.accompany(context, 16000, context_stems=("bass",), candidates=4)
+        plain = client.accompany(context, 16000, context_stems=("bass",))
+    assert result.info["ranked"] is False and "candidate_1" not in result.scores
+    (warning,) = result.warnings
+    assert "candidates=4" in warning and "score model" in warning and "not ranked" in warning
+    assert plain.warnings == []  # one candidate asked: nothing to warn about

@@ -1,4 +1,5 @@
 """Silence in, silence out: separation of silent windows never reaches the model (apply layer)."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -6,10 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from stemlink.contract import TaskRequest
 from stemlink.engine import apply
 from stemlink.engine.models.msdm import MSDMModel
-from stemlink.engine.tasks import TaskRequest, run_task
-
+from stemlink.engine.tasks import run_task
 from tests.engine.msdm_fixtures import GaussianDenoiser, debug_spec
 
 

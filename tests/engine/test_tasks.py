@@ -1,4 +1,5 @@
 """run_task: request validation (typed errors naming the field) and per-task outputs."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -6,15 +7,27 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from stemlink.contract import TaskRequest
 from stemlink.engine.models.base import ModelSpec
-from stemlink.engine.models.echo import ECHO_STEMS, EchoModel, EchoNet
-from stemlink.engine.tasks import TaskRequest, run_task
+from stemlink.engine.models.echo import EchoModel
+from stemlink.engine.tasks import run_task
 from stemlink.errors import InvalidInput, UnknownTask
+from stemlink.lab.nn.echo import ECHO_STEMS, EchoNet
 
 
 def echo(rate=16000, window=1024, tasks=("separate", "accompany", "generate", "score")) -> EchoModel:
-    spec = ModelSpec(name="echo", version="1", family="echo", tasks=tasks, format="torchscript", file="echo.pt",
-                     sha256="ab" * 32, sample_rate=rate, stems=ECHO_STEMS, window=window)
+    spec = ModelSpec(
+        name="echo",
+        version="1",
+        family="echo",
+        tasks=tasks,
+        format="torchscript",
+        file="echo.pt",
+        sha256="ab" * 32,
+        sample_rate=rate,
+        stems=ECHO_STEMS,
+        window=window,
+    )
     return EchoModel(spec, EchoNet().eval())
 
 
@@ -25,7 +38,8 @@ class NoisyEcho(EchoModel):
         import torch
 
         return super().accompany(context, context_stems=context_stems, params=params, generator=generator, callback=callback) + torch.randn(
-            context.shape[0], len(self.stems), context.shape[-1], generator=generator)
+            context.shape[0], len(self.stems), context.shape[-1], generator=generator
+        )
 
 
 def mix(channels=2, frames=20000, seed=0):
@@ -36,33 +50,39 @@ def sep(audio, **kw):
     return TaskRequest(task="separate", sample_rate=kw.pop("sample_rate", 44100), inputs={"mix": audio}, **kw)
 
 
-@pytest.mark.parametrize("bad,field", [
-    (np.full((2, 100), np.nan, np.float32), "inputs.mix"),
-    (np.array([[0.0, np.inf]], np.float32), "inputs.mix"),
-    (np.zeros((2, 100), np.float64), "inputs.mix"),
-    (np.zeros((2, 0), np.float32), "inputs.mix"),
-    (np.zeros((100,), np.float32), "inputs.mix"),
-    (np.zeros((17, 100), np.float32), "inputs.mix"),
-    ([[0.0, 1.0]], "inputs.mix"),
-])
+@pytest.mark.parametrize(
+    "bad,field",
+    [
+        (np.full((2, 100), np.nan, np.float32), "inputs.mix"),
+        (np.array([[0.0, np.inf]], np.float32), "inputs.mix"),
+        (np.zeros((2, 100), np.float64), "inputs.mix"),
+        (np.zeros((2, 0), np.float32), "inputs.mix"),
+        (np.zeros((100,), np.float32), "inputs.mix"),
+        (np.zeros((17, 100), np.float32), "inputs.mix"),
+        ([[0.0, 1.0]], "inputs.mix"),
+    ],
+)
 def test_bad_audio_is_invalid_input_naming_field(bad, field):
     with pytest.raises(InvalidInput) as info:
         run_task(echo(), sep(bad))
     assert info.value.field == field
 
 
-@pytest.mark.parametrize("request_,field", [
-    (sep(mix(), sample_rate=999), "sample_rate"),
-    (sep(mix(), sample_rate=44100.0), "sample_rate"),
-    (sep(mix(), seed=-1), "seed"),
-    (sep(mix(), stems=("kazoo",)), "stems"),
-    (TaskRequest(task="separate", sample_rate=44100, inputs={}), "inputs.mix"),
-    (TaskRequest(task="separate", sample_rate=44100, inputs={"mix": mix(), "extra": mix()}), "inputs.extra"),
-    (TaskRequest(task="generate", sample_rate=44100, frames=0), "frames"),
-    (TaskRequest(task="generate", sample_rate=44100, frames=1000, channels=17), "channels"),
-    (TaskRequest(task="accompany", sample_rate=44100, inputs={"context": mix()}, candidates=0), "candidates"),
-    (sep(mix(), params={"steps": 0}), "params.steps"),
-])
+@pytest.mark.parametrize(
+    "request_,field",
+    [
+        (sep(mix(), sample_rate=999), "sample_rate"),
+        (sep(mix(), sample_rate=44100.0), "sample_rate"),
+        (sep(mix(), seed=-1), "seed"),
+        (sep(mix(), stems=("kazoo",)), "stems"),
+        (TaskRequest(task="separate", sample_rate=44100, inputs={}), "inputs.mix"),
+        (TaskRequest(task="separate", sample_rate=44100, inputs={"mix": mix(), "extra": mix()}), "inputs.extra"),
+        (TaskRequest(task="generate", sample_rate=44100, frames=0), "frames"),
+        (TaskRequest(task="generate", sample_rate=44100, frames=1000, channels=17), "channels"),
+        (TaskRequest(task="accompany", sample_rate=44100, inputs={"context": mix()}, candidates=0), "candidates"),
+        (sep(mix(), params={"steps": 0}), "params.steps"),
+    ],
+)
 def test_bad_request_fields(request_, field):
     with pytest.raises(InvalidInput) as info:
         run_task(echo(), request_)
@@ -107,7 +127,15 @@ def test_accompany_default_stems_are_the_missing_ones():
 
 def test_accompany_candidates_ranked_by_scorer():
     model, scorer = NoisyEcho(echo().spec, EchoNet().eval()), echo()
-    req = TaskRequest(task="accompany", sample_rate=16000, inputs={"context": mix(2, 16000)}, context_stems=("bass",), stems=("piano",), candidates=4, seed=5)
+    req = TaskRequest(
+        task="accompany",
+        sample_rate=16000,
+        inputs={"context": mix(2, 16000)},
+        context_stems=("bass",),
+        stems=("piano",),
+        candidates=4,
+        seed=5,
+    )
     result = run_task(model, req, scorer=scorer)
     scores = [result.scores[f"candidate_{i}"] for i in range(4)]
     assert len(set(scores)) == 4 and result.scores["best"] == max(scores)
@@ -162,12 +190,15 @@ def test_host_rates_below_the_model_rate_are_resampled(rate):
     assert np.abs(sum(result.stems.values()) - x).max() < 1e-5
 
 
-@pytest.mark.parametrize("request_,field", [
-    (sep(mix(2, 1)), "inputs.mix"),
-    (sep(mix(2, 63)), "inputs.mix"),
-    (TaskRequest(task="score", sample_rate=44100, inputs={"a": mix(), "b": mix(2, 1)}), "inputs.b"),
-    (TaskRequest(task="generate", sample_rate=44100, frames=1), "frames"),
-])
+@pytest.mark.parametrize(
+    "request_,field",
+    [
+        (sep(mix(2, 1)), "inputs.mix"),
+        (sep(mix(2, 63)), "inputs.mix"),
+        (TaskRequest(task="score", sample_rate=44100, inputs={"a": mix(), "b": mix(2, 1)}), "inputs.b"),
+        (TaskRequest(task="generate", sample_rate=44100, frames=1), "frames"),
+    ],
+)
 def test_regions_shorter_than_the_minimum_are_refused(request_, field):
     with pytest.raises(InvalidInput, match="limits.min_frames") as info:
         run_task(echo(), request_)

@@ -1,5 +1,6 @@
 """Thread policy (stemlink/engine/threads.py) and the runtime's thread/session settings: pure functions,
 no timing."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,17 +13,20 @@ from stemlink.engine.threads import CpuSample, busy_from_samples, configure_proc
 from stemlink.errors import InvalidInput
 
 
-@pytest.mark.parametrize("cpus, busy, expected", [
-    (2, 0.0, 2),  # idle machine: every core
-    (2, 0.4, 2),  # a little background work rounds away
-    (2, 1.0, 1),
-    (2, 2.0, 1),  # both cores taken: still one thread, never zero
-    (2, 7.5, 1),  # overloaded
-    (8, 2.6, 5),
-    (8, -3.0, 8),  # nonsense negative load is no load
-    (0, 0.0, 1),  # an empty affinity mask still runs
-    (16, 0.0, 16),
-])
+@pytest.mark.parametrize(
+    "cpus, busy, expected",
+    [
+        (2, 0.0, 2),  # idle machine: every core
+        (2, 0.4, 2),  # a little background work rounds away
+        (2, 1.0, 1),
+        (2, 2.0, 1),  # both cores taken: still one thread, never zero
+        (2, 7.5, 1),  # overloaded
+        (8, 2.6, 5),
+        (8, -3.0, 8),  # nonsense negative load is no load
+        (0, 0.0, 1),  # an empty affinity mask still runs
+        (16, 0.0, 16),
+    ],
+)
 def test_thread_count_follows_free_cores(cpus, busy, expected):
     assert thread_count(cpus, busy) == expected
 
@@ -50,8 +54,9 @@ def test_sampler_gives_a_nonnegative_estimate():
     assert 1 <= threads.free_threads(sampler) <= threads.usable_cpus()
 
 
-@pytest.mark.parametrize("value, expected", [(None, None), ("", None), ("auto", None), ("0", None), (0, None),
-                                             ("3", 3), (" 2 ", 2), (1, 1), (np.int64(4), 4)])
+@pytest.mark.parametrize(
+    "value, expected", [(None, None), ("", None), ("auto", None), ("0", None), (0, None), ("3", 3), (" 2 ", 2), (1, 1), (np.int64(4), 4)]
+)
 def test_parse_threads(value, expected):
     assert parse_threads(value) == expected
 
@@ -105,7 +110,7 @@ def test_onnx_session_options_never_spin():
 def test_explicit_threads_are_used(tmp_path, fmt):
     if fmt == "onnx":
         pytest.importorskip("onnxruntime")
-    from stemlink.engine.models.echo import build_echo_export
+    from stemlink.lab.export.echo import build_echo_export
 
     build_echo_export(tmp_path, sample_rate=8000, window=256, delay=0, formats=(fmt,))
     path = next(p for p in tmp_path.iterdir() if p.suffix in (".onnx", ".pt"))
@@ -122,7 +127,7 @@ def test_explicit_threads_are_used(tmp_path, fmt):
 
 
 def test_bad_environment_thread_count_is_a_typed_error(tmp_path, monkeypatch):
-    from stemlink.engine.models.echo import build_echo_export
+    from stemlink.lab.export.echo import build_echo_export
 
     build_echo_export(tmp_path, sample_rate=8000, window=256, delay=0, formats=("torchscript",))
     path = next(p for p in tmp_path.iterdir() if p.suffix == ".pt")

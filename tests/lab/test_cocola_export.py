@@ -1,17 +1,19 @@
 """COCOLA export: ONNX and TorchScript parity, manifest entry, CocolaModel served by the registry."""
+
 import pytest
 import torch
 
 from stemlink.lab.nn.cocola import build_cocola
 
-TINY = dict(sample_rate=8000, clip_seconds=0.25, n_fft=256, hop_length=64, n_mels=32,
-            backbone="test_efficientnet", dropout=0.0, embed_dim=32)
+TINY = dict(
+    sample_rate=8000, clip_seconds=0.25, n_fft=256, hop_length=64, n_mels=32, backbone="test_efficientnet", dropout=0.0, embed_dim=32
+)
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     pytest.importorskip("onnxruntime")
-    from stemlink.engine.models.cocola import export_cocola
+    from stemlink.lab.export.cocola import export_cocola
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -86,8 +88,10 @@ def test_cli_exports_a_training_checkpoint(tmp_path, capsys):
     net = build_cocola(**TINY).eval()
     optimizer = torch.optim.Adam(net.parameters())
     save(tmp_path / "last.pt", net, optimizer, 7, TrainConfig(), DataConfig(), {})
-    assert main(["export", "cocola", "--checkpoint", str(tmp_path / "last.pt"), "--out", str(tmp_path / "exports"),
-                 "--name", "cocola-cli"]) == 0
+    assert (
+        main(["export", "cocola", "--checkpoint", str(tmp_path / "last.pt"), "--out", str(tmp_path / "exports"), "--name", "cocola-cli"])
+        == 0
+    )
     assert "cocola-cli onnx" in capsys.readouterr().out
     model = ModelRegistry(tmp_path / "exports", device="cpu").get("cocola-cli")
     assert model.spec.config["trained_steps"] == 7

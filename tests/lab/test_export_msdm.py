@@ -1,5 +1,6 @@
 """Export of the MSDM denoiser: ONNX + TorchScript parity, manifest entries, registry load,
 dynamic batch/time, and the same separation from the exported and the torch network."""
+
 from __future__ import annotations
 
 import json
@@ -9,15 +10,15 @@ import torch
 
 from stemlink.engine.models.msdm import MSDMModel
 from stemlink.engine.registry import ModelRegistry, sha256_file
-from stemlink.lab.train.msdm_export import export_denoiser
+from stemlink.lab.export.msdm import export_denoiser
 from tests.engine.msdm_fixtures import DEBUG_CONFIG, debug_spec, tiny_denoiser
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("exports")
-    specs, parity = export_denoiser(tiny_denoiser(), DEBUG_CONFIG, root, name="msdm-tiny", defaults={"steps": 10})
-    return root, specs, parity
+    result = export_denoiser(tiny_denoiser(), DEBUG_CONFIG, root, name="msdm-tiny", defaults={"steps": 10})
+    return root, result.specs, result.parity
 
 
 def test_parity_and_manifest(exported):
@@ -26,7 +27,7 @@ def test_parity_and_manifest(exported):
     manifest = json.loads((root / "manifest.json").read_text())
     entries = {m["format"]: m for m in manifest["models"]}
     assert set(entries) == {"onnx", "torchscript"}
-    for fmt, entry in entries.items():
+    for entry in entries.values():
         assert entry["family"] == "msdm" and entry["sha256"] == sha256_file(root / entry["file"])
         assert entry["config"]["sigma_data"] == 0.2 and entry["window"] == DEBUG_CONFIG.window
         assert entry["defaults"] == {"steps": 10}
@@ -54,8 +55,14 @@ def test_registry_model_separates_like_the_torch_model(exported, fmt):
     outs = []
     for model in (served, reference):
         with torch.no_grad():
-            outs.append(model.separate(mix, params=model.parse_params("separate", {"s_churn": 0.0}),
-                                       generator=torch.Generator().manual_seed(1), callback=lambda d, t: None))
+            outs.append(
+                model.separate(
+                    mix,
+                    params=model.parse_params("separate", {"s_churn": 0.0}),
+                    generator=torch.Generator().manual_seed(1),
+                    callback=lambda d, t: None,
+                )
+            )
     assert torch.allclose(outs[0], outs[1], atol=1e-3)
 
 
@@ -76,8 +83,9 @@ def test_engine_serves_exported_msdm_over_tcp(exported):
         mix = (0.1 * rng.standard_normal((2, 3000))).astype(np.float32)
         seen = []
         with Client(server.address, timeout=60) as client:
-            result = client.separate(mix, 44100, model="msdm-tiny", params={"steps": 8, "corrector_steps": 0, "s_churn": 0.0},
-                                     progress=lambda *a: seen.append(a))
+            result = client.separate(
+                mix, 44100, model="msdm-tiny", params={"steps": 8, "corrector_steps": 0, "s_churn": 0.0}, progress=lambda *a: seen.append(a)
+            )
             assert sorted(result.stems) == ["bass", "drums", "guitar", "piano"]
             total = sum(result.stems.values())
             assert all(s.shape == mix.shape for s in result.stems.values())
@@ -85,8 +93,7 @@ def test_engine_serves_exported_msdm_over_tcp(exported):
             assert seen, "no progress messages"
             again = client.separate(mix, 44100, model="msdm-tiny", params={"steps": 8, "corrector_steps": 0, "s_churn": 0.0})
             assert all(np.array_equal(result.stems[k], again.stems[k]) for k in result.stems)  # seeded
-            acc = client.accompany(mix, 44100, context_stems=["drums"], stems=["bass", "piano"], model="msdm-tiny",
-                                   params={"steps": 4})
+            acc = client.accompany(mix, 44100, context_stems=["drums"], stems=["bass", "piano"], model="msdm-tiny", params={"steps": 4})
             assert sorted(acc.stems) == ["bass", "piano"] and acc.stems["bass"].shape == mix.shape
             gen = client.generate(2000, 48000, channels=2, model="msdm-tiny", params={"steps": 4})
             assert all(s.shape == (2, 2000) for s in gen.stems.values())

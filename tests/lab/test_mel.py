@@ -1,4 +1,5 @@
 """The exportable mel front end against torchaudio's reference implementation."""
+
 import pytest
 import torch
 
@@ -7,18 +8,32 @@ from stemlink.lab.nn.mel import MelFrontEnd, mel_filterbank
 torchaudio = pytest.importorskip("torchaudio")
 
 
-@pytest.mark.parametrize("sr,n_fft,hop,win,n_mels,f_min,f_max", [
-    (16000, 1024, 256, None, 64, 0.0, None),
-    (8000, 512, 160, 400, 40, 30.0, 3800.0),
-    (22050, 2048, 512, None, 128, 20.0, 11025.0),
-])
+@pytest.mark.parametrize(
+    "sr,n_fft,hop,win,n_mels,f_min,f_max",
+    [
+        (16000, 1024, 256, None, 64, 0.0, None),
+        (8000, 512, 160, 400, 40, 30.0, 3800.0),
+        (22050, 2048, 512, None, 128, 20.0, 11025.0),
+    ],
+)
 def test_matches_torchaudio_melspectrogram(sr, n_fft, hop, win, n_mels, f_min, f_max):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, sr // 2, generator=g) * torch.linspace(0, 1, sr // 2)
     ours = MelFrontEnd(sr, n_fft, hop, win_length=win, n_mels=n_mels, f_min=f_min, f_max=f_max, log=False)(x)
-    ref = torchaudio.transforms.MelSpectrogram(sr, n_fft=n_fft, win_length=win, hop_length=hop, f_min=f_min,
-                                               f_max=f_max, n_mels=n_mels, power=2.0, center=True,
-                                               pad_mode="reflect", norm=None, mel_scale="htk")(x)
+    ref = torchaudio.transforms.MelSpectrogram(
+        sr,
+        n_fft=n_fft,
+        win_length=win,
+        hop_length=hop,
+        f_min=f_min,
+        f_max=f_max,
+        n_mels=n_mels,
+        power=2.0,
+        center=True,
+        pad_mode="reflect",
+        norm=None,
+        mel_scale="htk",
+    )(x)
     assert ours.shape == ref.shape
     assert float((ours - ref).abs().max() / ref.abs().max()) < 1e-4
 

@@ -1,4 +1,5 @@
 """MSDM training: a few steps, checkpoint contents, resume, presets, and 2-process DDP (gloo)."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,14 +11,13 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from stemlink.lab.train.loop import load_checkpoint
-from stemlink.lab.train.msdm import load_preset, preset_from_dict, train
 from stemlink.errors import PresetError
+from stemlink.lab.checkpoints import load_checkpoint
+from stemlink.lab.train.msdm import load_msdm_preset, preset_from_dict, train
 
 
 def _args(out, **kw) -> argparse.Namespace:
-    base = dict(preset="msdm-debug", data=None, out=str(out), resume=False, max_steps=3, max_minutes=None,
-                device="cpu", seed=0, threads=1)
+    base = dict(preset="msdm-debug", data=None, out=str(out), resume=False, max_steps=3, max_minutes=None, device="cpu", seed=0, threads=1)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -41,14 +41,14 @@ def test_train_three_steps_then_resume(tmp_path):
 
 def test_presets_load_and_bad_keys_are_named():
     for name in ("msdm-debug", "msdm-cpu", "msdm-paper"):
-        preset = load_preset(name)
+        preset = load_msdm_preset(name)
         assert preset.model.window % preset.model.hop == 0
     with pytest.raises(PresetError, match="lr_typo"):
         preset_from_dict("x", {"train": {"lr_typo": 1.0}})
     with pytest.raises(PresetError, match="window"):
         preset_from_dict("x", {"model": {"window": 1000}})
     with pytest.raises(PresetError, match="nonexistent"):
-        load_preset("nonexistent")
+        load_msdm_preset("nonexistent")
 
 
 def _free_port() -> int:
@@ -58,8 +58,7 @@ def _free_port() -> int:
 
 
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     model = train(_args(out, max_steps=2))
     torch.save(model.state_dict(), os.path.join(out, f"rank{rank}.pt"))
 
@@ -80,9 +79,9 @@ def test_ddp_two_processes_gloo_stay_in_sync(tmp_path):
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit deprecation notices
 def test_init_from_checkpoint_and_from_export_and_mismatch(tmp_path):
-    from stemlink.lab.export import export_torchscript
-    from stemlink.lab.train.msdm_export import load_denoiser
     from stemlink.errors import ModelLoadError
+    from stemlink.lab.export.msdm import load_denoiser
+    from stemlink.lab.export.network import export_torchscript
 
     train(_args(tmp_path / "a", max_steps=2))
     ema_a, config, _ = load_denoiser(tmp_path / "a" / "last.pt")

@@ -1,4 +1,5 @@
 """Shared fixtures of the host tests."""
+
 from __future__ import annotations
 
 import numpy as np

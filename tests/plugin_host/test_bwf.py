@@ -1,4 +1,5 @@
 """BWF writer: a parser written here reads back the bext TimeReference; pedalboard reads the audio."""
+
 from __future__ import annotations
 
 import io

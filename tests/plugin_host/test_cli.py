@@ -1,5 +1,6 @@
 """End to end: `stemlink separate/accompany/generate/run` with the embedded engine and an echo
 export in a temporary STEMLINK_EXPORTS; outputs are spotted, exact, atomic and never clobbered."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,8 +12,9 @@ import pytest
 from pedalboard.io import AudioFile
 
 from stemlink.cli import main
-from stemlink.engine.models.echo import ECHO_STEMS, build_echo_export
 from stemlink.errors import EngineUnavailable
+from stemlink.lab.export.echo import build_echo_export
+from stemlink.lab.nn.echo import ECHO_STEMS
 from stemlink.plugin_host.jobs import Job, run_job
 from stemlink.plugin_host.presets import parse_preset
 from stemlink.plugin_host.region import Region
@@ -79,13 +81,16 @@ def test_separate_end_to_end(env, capsys):
     assert not list((env / "out").glob(".*"))  # no temp files left
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["separate", "mix.wav", "--start", "2", "--end", "9"], "past the end"),
-    (["separate", "mix.wav", "--start", "1", "--end", "1"], "empty"),
-    (["separate", "nope.wav"], "not found"),
-    (["separate", "mix.wav", "--model", "kazoo"], "kazoo"),
-    (["separate", "mix.wav", "--param", "steps=0"], "steps"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["separate", "mix.wav", "--start", "2", "--end", "9"], "past the end"),
+        (["separate", "mix.wav", "--start", "1", "--end", "1"], "empty"),
+        (["separate", "nope.wav"], "not found"),
+        (["separate", "mix.wav", "--model", "kazoo"], "kazoo"),
+        (["separate", "mix.wav", "--param", "steps=0"], "steps"),
+    ],
+)
 def test_cli_errors_are_one_line(env, capsys, argv, message):
     wav(env / "mix.wav", seconds=3.0)
     assert main(argv + ["--out", "out"]) == 2
@@ -99,7 +104,9 @@ def test_accompany_and_generate(env):
     assert main(["accompany", "ctx.wav", "--context-stems", "bass,drums", "--out", "acc"]) == 0
     assert sorted(p.name for p in (env / "acc").glob("*.wav")) == ["ctx_guitar_0.wav", "ctx_piano_0.wav"]
     assert read(env / "acc" / "ctx_piano_0.wav")[0].shape == (1, 44100)
-    assert main(["generate", "--seconds", "0.5", "--sr", "22050", "--stems", "piano", "--out", "gen", "--timeline", "1", "--seed", "4"]) == 0
+    assert (
+        main(["generate", "--seconds", "0.5", "--sr", "22050", "--stems", "piano", "--out", "gen", "--timeline", "1", "--seed", "4"]) == 0
+    )
     (path,) = (env / "gen").glob("*.wav")
     audio, rate = read(path)
     assert (audio.shape, rate, time_reference(path)) == ((2, 11025), 22050, 22050)
@@ -110,7 +117,8 @@ def test_preset_with_fx_and_numbered_outputs(env):
     (env / "presets").mkdir()
     (env / "presets" / "quiet.toml").write_text(
         'task = "separate"\nmodel = "echo"\nstems = ["piano"]\noutput = "{track}_{stem}.wav"\non_exists = "number"\nformat = "pcm24"\n'
-        '[[fx]]\ntype = "Gain"\ngain_db = -20.0\n')
+        '[[fx]]\ntype = "Gain"\ngain_db = -20.0\n'
+    )
     x = wav(env / "mix.wav", rate=16000, seconds=1.0)  # the model's rate: no band is lost
     assert main(["separate", "mix.wav", "--preset", "quiet", "--out", "o"]) == 0
     assert main(["separate", "mix.wav", "--preset", "quiet", "--out", "o"]) == 0
@@ -128,7 +136,8 @@ def test_session_file_runs_every_region(env):
         '[[tracks]]\nname = "band"\nfile = "a.wav"\n'
         '[[tracks.regions]]\nname = "verse"\nstart = 0.5\nend = 1.0\ntimeline = 10.0\n'
         '[[tracks.regions]]\nname = "chorus"\nstart_sample = 0\nend_sample = 4410\n'
-        '[[tracks]]\nfile = "b.wav"\n')
+        '[[tracks]]\nfile = "b.wav"\n'
+    )
     (env / "s.toml-preset.toml").write_text('task = "separate"\nstems = ["bass"]\n')
     assert main(["run", "s.toml"]) == 0
     names = sorted(p.name for p in (env / "stems").glob("*.wav"))
@@ -154,12 +163,12 @@ def test_engine_death_mid_job_leaves_no_output(env):
     """The engine process is killed while the job runs: typed error, no file, no temp file."""
     import threading
 
-    from stemlink.bridge import Client
+    from stemlink.launcher import connect
 
     wav(env / "mix.wav", seconds=2.0)
     preset = parse_preset({"task": "separate", "params": {"steps": 50, "sleep": 0.05}})
     job = Job(preset=preset, out_dir=env / "out", region=Region(env / "mix.wav"))
-    with Client(None, embedded="process", heartbeat_timeout=2.0) as client:
+    with connect(None, embedded="process", heartbeat_timeout=2.0) as client:
         process = client.engine.process
         threading.Timer(1.0, process.kill).start()
         with pytest.raises(EngineUnavailable):
@@ -193,12 +202,18 @@ def test_progress_bar_redraws_on_a_terminal_and_writes_lines_to_a_log():
     assert tty.getvalue().startswith("\rseparate [") and tty.getvalue().endswith("100%\n")
 
 
-@pytest.mark.parametrize("extra,message", [
-    ([], "accompany needs --context-stems: which stems of model 'echo' (bass, drums, guitar, piano) the region holds"),
-    (["--context-stems", "bass,drums", "--stems", "drums"], "stem(s) drums in both --stems and --context-stems: the region already holds them; generate guitar, piano instead"),
-    (["--context-stems", "bass,drums,guitar,piano"], "nothing to accompany"),
-    (["--context-stems", "bass,kazoo"], "stem 'kazoo' is not a stem of model 'echo'"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        ([], "accompany needs --context-stems: which stems of model 'echo' (bass, drums, guitar, piano) the region holds"),
+        (
+            ["--context-stems", "bass,drums", "--stems", "drums"],
+            "stem(s) drums in both --stems and --context-stems: the region already holds them; generate guitar, piano instead",
+        ),
+        (["--context-stems", "bass,drums,guitar,piano"], "nothing to accompany"),
+        (["--context-stems", "bass,kazoo"], "stem 'kazoo' is not a stem of model 'echo'"),
+    ],
+)
 def test_accompany_stems_are_checked_before_the_engine_works(env, capsys, extra, message):
     wav(env / "ctx.wav", seconds=0.5)
     assert main(["accompany", "ctx.wav", "--model", "echo", "--out", "acc", *extra]) == 2
@@ -219,7 +234,9 @@ def test_score_gives_each_input_its_own_region(env, capsys):
     out, err = capsys.readouterr()
     assert "warning: A's region is 3.000 s and B's 1.000 s: the engine zero-pads the shorter" in err
     assert json.loads(out)["score"] < same
-    assert main(["score", "a.wav", "b.wav", "--model", "echo", "--json", "--start", "0", "--seconds", "1"]) == 0  # shared options still work
+    assert (
+        main(["score", "a.wav", "b.wav", "--model", "echo", "--json", "--start", "0", "--seconds", "1"]) == 0
+    )  # shared options still work
     assert "warning" not in capsys.readouterr().err
     assert main(["score", "a.wav", "b.wav", "--model", "echo", "--start-b", "2"]) == 2
     assert "B (b.wav): region starts at sample 32000, past the end" in capsys.readouterr().err
@@ -234,3 +251,17 @@ def test_session_output_names_are_checked_before_any_job(env, capsys):
     assert main(["run", "s.toml"]) == 2
     assert "two outputs of this run would both be named stems/bass.wav" in capsys.readouterr().err
     assert not (env / "stems").exists() or not any((env / "stems").iterdir())
+
+
+def test_an_engine_warning_is_printed_as_one_line(exports, env, tmp_path_factory, monkeypatch, capsys):
+    """accompany --candidates 4 on an engine with no score model: the stems are written and
+    stderr says, in one line, that the candidates were not ranked."""
+    unranked = build_echo_export(
+        tmp_path_factory.mktemp("unranked"), sample_rate=16000, window=8192, tasks=("separate", "accompany"), formats=("torchscript",)
+    )
+    monkeypatch.setenv("STEMLINK_EXPORTS", str(unranked))
+    wav(env / "ctx.wav", seconds=1.0)
+    assert main(["accompany", "ctx.wav", "--context-stems", "bass,drums", "--candidates", "4", "--out", "acc"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(lines) == 1 and "candidates=4" in lines[0] and "not ranked" in lines[0]
+    assert sorted(p.name for p in (env / "acc").glob("*.wav")) == ["ctx_guitar_0.wav", "ctx_piano_0.wav"]

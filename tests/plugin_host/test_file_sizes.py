@@ -1,6 +1,7 @@
 """The host's memory follows the file, not its header: WAV/AIFF headers that claim more than the
 file holds are read only as far as the data goes (with a warning), never allocated from the
 header; regions are bounded by the engine's frame limit before anything is read."""
+
 from __future__ import annotations
 
 import struct
@@ -11,9 +12,10 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
+import stemlink.audio.files as files_module
 import stemlink.plugin_host.region as region_module
+from stemlink.contract import MAX_FRAMES
 from stemlink.errors import InvalidInput, TooLarge
-from stemlink.limits import MAX_FRAMES
 from stemlink.plugin_host.headers import pcm_extent
 from stemlink.plugin_host.region import Region, TruncatedAudio, file_info, read_region
 
@@ -63,8 +65,10 @@ class CountingFile:
 @pytest.fixture
 def reads(monkeypatch):
     seen: list[int] = []
-    real = region_module.open_audio
-    monkeypatch.setattr(region_module, "open_audio", lambda path: CountingFile(real(path), seen))
+    real = files_module.open_audio
+    counting = lambda path: CountingFile(real(path), seen)  # noqa: E731
+    monkeypatch.setattr(region_module, "open_audio", counting)  # the header probe
+    monkeypatch.setattr(files_module, "open_audio", counting)  # the reader (FileSource)
     return seen
 
 
@@ -90,7 +94,7 @@ def test_header_claiming_far_more_than_the_file_is_read_as_the_file(tmp_path, re
         tracemalloc.stop()
     assert audio.shape == (2, 44100) and region.frames == 44100
     np.testing.assert_allclose(audio, x, atol=1e-4)  # the data that is there (16-bit)
-    assert sum(reads) == 44100 and max(reads) <= region_module.READ_BLOCK
+    assert sum(reads) == 44100 and max(reads) <= files_module.READ_BLOCK
     assert peak < 2 * audio.nbytes + 2**16  # the region and one decoded block, not the 512 MiB claimed
     assert audio.nbytes < 3 * size
 
@@ -132,7 +136,7 @@ def test_honest_files_are_untouched(tmp_path):
 
 def test_reading_in_blocks_equals_one_read(tmp_path, monkeypatch):
     x = write(tmp_path / "a.flac", frames=10007)
-    monkeypatch.setattr(region_module, "READ_BLOCK", 1000)
+    monkeypatch.setattr(files_module, "READ_BLOCK", 1000)
     audio, _, _ = read_region(Region.from_times(tmp_path / "a.flac", start_sample=3, end_sample=9999))
     np.testing.assert_allclose(audio, x[:, 3:9999], atol=1e-4)
     resampled, rate, _ = read_region(Region.from_times(tmp_path / "a.flac"), rate=22050)
@@ -145,12 +149,12 @@ def test_region_over_the_engine_limit_is_refused_before_reading(tmp_path, reads,
     with pytest.raises(TooLarge, match="4096 per input"):
         read_region(Region(tmp_path / "a.wav"))
     assert reads == []
-    assert region_module.MAX_FRAMES != MAX_FRAMES  # the real number comes from stemlink/limits.py
+    assert region_module.MAX_FRAMES != MAX_FRAMES  # the real number comes from stemlink/contract.py
 
 
 def test_cli_warns_and_writes_what_the_file_holds(tmp_path, monkeypatch, capsys):
     from stemlink.cli import main
-    from stemlink.engine.models.echo import build_echo_export
+    from stemlink.lab.export.echo import build_echo_export
 
     exports = build_echo_export(tmp_path / "exports", sample_rate=44100, window=8192, formats=("torchscript",))
     monkeypatch.setenv("STEMLINK_EXPORTS", str(exports))

@@ -1,6 +1,7 @@
 """No traceback, ever, about where files go: the output folder is checked before the engine
 works (a directory, writable, not in /proc, with room), a later I/O failure is one line with
 exit code 2 and leaves no file or temp file, and an input that is a folder or FIFO says so."""
+
 from __future__ import annotations
 
 import errno
@@ -13,8 +14,8 @@ import stemlink.plugin_host.jobs as jobs_module
 import stemlink.plugin_host.outputs as outputs_module
 from stemlink.bridge.client import Client
 from stemlink.cli import main
-from stemlink.engine.models.echo import build_echo_export
 from stemlink.errors import OutputError
+from stemlink.lab.export.echo import build_echo_export
 from stemlink.plugin_host.outputs import check_out_dir
 
 
@@ -75,7 +76,9 @@ def test_out_in_proc(env, capsys, submits):
     assert "is under /proc, a virtual filesystem" in line and submits == []
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into a chmod 555 folder anyway; see the simulated EACCES/EROFS tests")
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into a chmod 555 folder anyway; see the simulated EACCES/EROFS tests"
+)
 def test_out_in_an_unwritable_folder(env, capsys, submits):
     (env / "locked").mkdir(mode=0o555)
     try:
@@ -139,7 +142,9 @@ def test_failure_while_placing_files_removes_the_ones_placed(env, capsys, monkey
 
 
 def test_session_space_is_checked_for_all_jobs_before_the_first(env, capsys, submits, monkeypatch):
-    (env / "s.toml").write_text('preset = "p.toml"\nout = "out"\n[[tracks]]\nname = "a"\nfile = "mix.wav"\n[[tracks]]\nname = "b"\nfile = "mix.wav"\n')
+    (env / "s.toml").write_text(
+        'preset = "p.toml"\nout = "out"\n[[tracks]]\nname = "a"\nfile = "mix.wav"\n[[tracks]]\nname = "b"\nfile = "mix.wav"\n'
+    )
     (env / "p.toml").write_text('task = "separate"\nmodel = "echo"\nstems = ["bass"]\n')
     one_job = outputs_module.expected_bytes(44100, 2, 1)
     usage = shutil.disk_usage(env)

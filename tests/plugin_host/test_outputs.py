@@ -1,4 +1,5 @@
 """Outputs: no silent clobbering, numbered names, atomic writes leave nothing on failure."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Presets and FX chains: shipped presets load; every invalid preset names the field."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,26 +21,29 @@ def test_shipped_presets_are_valid(monkeypatch):
     assert [f.type for f in acc.fx] == ["HighpassFilter", "Limiter"]
 
 
-@pytest.mark.parametrize("data,field,allowed", [
-    ({"task": "dance"}, "task", "separate"),
-    ({}, "task", "separate"),
-    ({"task": "separate", "colour": "red"}, "colour", "task"),
-    ({"task": "separate", "seed": "1"}, "seed", "integer"),
-    ({"task": "separate", "seed": -1}, "seed", "integer"),
-    ({"task": "separate", "candidates": 4}, "candidates", "accompany"),
-    ({"task": "accompany", "candidates": 99}, "candidates", "1..16"),
-    ({"task": "separate", "stems": "piano"}, "stems", "list"),
-    ({"task": "separate", "format": "mp3"}, "format", "float32"),
-    ({"task": "separate", "on_exists": "clobber"}, "on_exists", "number"),
-    ({"task": "separate", "output": "{track}_{colour}.wav"}, "output", "{stem}"),
-    ({"task": "separate", "output": "{track}.wav"}, "output", "{stem}"),
-    ({"task": "separate", "output": "../{stem}.wav"}, "output", ".wav"),
-    ({"task": "separate", "params": {"steps": [1, 2]}}, "params.steps", "scalar"),
-    ({"task": "separate", "fx": [{"type": "Flanger9000"}]}, "fx[0].type", "Compressor"),
-    ({"task": "separate", "fx": [{"type": "Compressor", "treshold_db": -3}]}, "fx[0].treshold_db", "threshold_db"),
-    ({"task": "separate", "fx": [{"type": "vst3", "path": "x.dll"}]}, "fx[0].path", ".vst3"),
-    ({"task": "separate", "fx": {"type": "Gain"}}, "fx", "list"),
-])
+@pytest.mark.parametrize(
+    "data,field,allowed",
+    [
+        ({"task": "dance"}, "task", "separate"),
+        ({}, "task", "separate"),
+        ({"task": "separate", "colour": "red"}, "colour", "task"),
+        ({"task": "separate", "seed": "1"}, "seed", "integer"),
+        ({"task": "separate", "seed": -1}, "seed", "integer"),
+        ({"task": "separate", "candidates": 4}, "candidates", "accompany"),
+        ({"task": "accompany", "candidates": 99}, "candidates", "1..16"),
+        ({"task": "separate", "stems": "piano"}, "stems", "list"),
+        ({"task": "separate", "format": "mp3"}, "format", "float32"),
+        ({"task": "separate", "on_exists": "clobber"}, "on_exists", "number"),
+        ({"task": "separate", "output": "{track}_{colour}.wav"}, "output", "{stem}"),
+        ({"task": "separate", "output": "{track}.wav"}, "output", "{stem}"),
+        ({"task": "separate", "output": "../{stem}.wav"}, "output", ".wav"),
+        ({"task": "separate", "params": {"steps": [1, 2]}}, "params.steps", "scalar"),
+        ({"task": "separate", "fx": [{"type": "Flanger9000"}]}, "fx[0].type", "Compressor"),
+        ({"task": "separate", "fx": [{"type": "Compressor", "treshold_db": -3}]}, "fx[0].treshold_db", "threshold_db"),
+        ({"task": "separate", "fx": [{"type": "vst3", "path": "x.dll"}]}, "fx[0].path", ".vst3"),
+        ({"task": "separate", "fx": {"type": "Gain"}}, "fx", "list"),
+    ],
+)
 def test_invalid_preset_names_field_and_allowed_values(data, field, allowed):
     with pytest.raises(PresetError) as info:
         parse_preset(data, name="bad")

@@ -1,6 +1,7 @@
 """A real VST3 in an FX chain: a tiny DPF gain plugin is compiled here (needs Debian dpf-source,
 g++ and make; skipped otherwise), loaded from a preset's [[fx]] type = "vst3" entry, and must
 scale the audio exactly; a wrong parameter name (pedalboard would ignore it) is a PresetError."""
+
 from __future__ import annotations
 
 import shutil

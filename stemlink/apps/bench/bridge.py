@@ -22,9 +22,11 @@ The echo export is made at 44.1 kHz so nothing is resampled.
     bench_bridge(n=50)            # -> dict
     python -m stemlink.apps.bench.bridge [N]     # prints a table and the JSON
 """
+
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
@@ -34,9 +36,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,8 +60,11 @@ def _median_ms(fn: Callable[[], Any], n: int) -> float:
 
 
 def _address(transport: str, folder: Path) -> str:
-    return {"inproc": f"inproc://bench-{uuid.uuid4().hex}", "ipc": f"ipc://{folder}/bench-{uuid.uuid4().hex[:8]}.sock",
-            "tcp": "tcp://127.0.0.1:*"}[transport]
+    return {
+        "inproc": f"inproc://bench-{uuid.uuid4().hex}",
+        "ipc": f"ipc://{folder}/bench-{uuid.uuid4().hex[:8]}.sock",
+        "tcp": "tcp://127.0.0.1:*",
+    }[transport]
 
 
 class Reflector(threading.Thread):
@@ -76,38 +82,44 @@ class Reflector(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        from stemlink.bridge.protocol import Capabilities, Result, Submit, decode, encode
+        from stemlink.bridge.protocol import Capabilities, Message, Result, Submit, decode, encode
+        from stemlink.contract import TaskResult
 
         while not self.stop.is_set():
             if not self.socket.poll(50):
                 continue
             frames = self.socket.recv_multipart(copy=False)
             msg = decode(frames[1:], "request")
+            reply: Message
             if isinstance(msg, Submit):
-                mix = msg.inputs["mix"]
-                reply = Result(id=msg.id, task="separate", model="reflector", stems={s: mix for s in STEMS})
+                mix = msg.request.inputs["mix"]
+                reply = Result(id=msg.id, result=TaskResult(task="separate", model="reflector", stems={s: mix for s in STEMS}))
             else:  # the client's hello (limits)
                 reply = Capabilities(id=msg.id, engine_version="reflector")
             self.socket.send_multipart([frames[0], *encode(reply)], copy=False)
         self.socket.close(linger=0)
 
 
-def bench_bridge(n: int = 50, *, seconds: float = 10.0, transports: Sequence[str] = TRANSPORTS, child_process: bool = True) -> dict[str, Any]:
+def bench_bridge(
+    n: int = 50, *, seconds: float = 10.0, transports: Sequence[str] = TRANSPORTS, child_process: bool = True
+) -> dict[str, Any]:
     """Medians (ms) of `n` runs; see the module docstring for what each entry means."""
     import zmq
 
     from stemlink.bridge import Client
-    from stemlink.engine.models.echo import build_echo_export
+    from stemlink.contract import TaskRequest
     from stemlink.engine.registry import ModelRegistry
     from stemlink.engine.server import Engine, Server, ServerConfig
-    from stemlink.engine.tasks import TaskRequest, run_task
+    from stemlink.engine.tasks import run_task
+    from stemlink.lab.export.echo import build_echo_export
 
-    context = zmq.Context.instance()
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     frames = int(round(seconds * RATE))
     mix = (0.1 * np.random.default_rng(0).standard_normal((CHANNELS, frames))).astype(np.float32)
     everything = np.concatenate([mix] * (1 + len(STEMS)))
     out: dict[str, Any] = {
-        "region": {"seconds": seconds, "sample_rate": RATE, "channels": CHANNELS, "bytes": mix.nbytes}, "n": n,
+        "region": {"seconds": seconds, "sample_rate": RATE, "channels": CHANNELS, "bytes": mix.nbytes},
+        "n": n,
         "copy_ms": {"region": _median_ms(lambda: np.copy(mix), n), "region_and_4_stems": _median_ms(lambda: np.copy(everything), n)},
     }
     with tempfile.TemporaryDirectory(prefix="stemlink-bench-") as tmp, contextlib.ExitStack() as stack:
@@ -132,8 +144,8 @@ def bench_bridge(n: int = 50, *, seconds: float = 10.0, transports: Sequence[str
             stack.callback(reflector.join, 5)
             stack.callback(reflector.stop.set)
             wire_client = stack.enter_context(Client(reflector.address, context=context))
-            runs[f"job/{transport}"] = lambda c=job_client: c.separate(mix, RATE, model="echo")
-            runs[f"wire/{transport}"] = lambda c=wire_client: c.separate(mix, RATE)
+            runs[f"job/{transport}"] = functools.partial(job_client.separate, mix, RATE, model="echo")
+            runs[f"wire/{transport}"] = functools.partial(wire_client.separate, mix, RATE)
         if child_process:
             engine = Engine.start_embedded(exports, transport="process")
             stack.callback(engine.stop)
@@ -151,8 +163,9 @@ def bench_bridge(n: int = 50, *, seconds: float = 10.0, transports: Sequence[str
             for name in order:
                 samples[name].append(_time_ms(runs[name]))
         out["direct_ms"] = statistics.median(samples["direct"])
+
         def overhead(name: str) -> float:
-            return statistics.median(j - d for j, d in zip(samples[name], samples["direct"]))
+            return statistics.median(j - d for j, d in zip(samples[name], samples["direct"], strict=True))
 
         out["job_ms"] = {t: statistics.median(samples[f"job/{t}"]) for t in transports}
         out["overhead_ms"] = {t: overhead(f"job/{t}") for t in transports}
@@ -175,7 +188,9 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(f"  {t:<10}{result['job_ms'][t]:>10.2f}{result['overhead_ms'][t]:>14.2f}{result['transport_ms'][t]:>14.2f}")
     if "child_process" in result:
         child = result["child_process"]
-        lines.append(f"  {'process':<10}{child['job_ms']:>10.2f}{child['overhead_ms']:>14.2f}{'-':>14}   (ipc to the embedded child process)")
+        lines.append(
+            f"  {'process':<10}{child['job_ms']:>10.2f}{child['overhead_ms']:>14.2f}{'-':>14}   (ipc to the embedded child process)"
+        )
     return "\n".join(lines)
 
 

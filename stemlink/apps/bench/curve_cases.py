@@ -6,6 +6,7 @@ stemlink.apps.bench.curve_cases` needs this file there, so run it as a script pa
     python stemlink/apps/bench/curve_cases.py            # new code
     cd /work/before && PYTHONPATH=/work/before python /work/main/engine/bench/curve_cases.py
 """
+
 from __future__ import annotations
 
 import io
@@ -14,19 +15,23 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+
 import zmq
+
 import stemlink.bridge
 from stemlink.bridge import Client
 from stemlink.bridge.auth import init_keys
-from stemlink.engine.models.echo import build_echo_export
 from stemlink.engine.server import Server, ServerConfig
-
+from stemlink.lab.export.echo import build_echo_export
 
 
 def main() -> None:
     print("code:", stemlink.bridge.__file__)
     tmp = Path(tempfile.mkdtemp())
-    logbuf = io.StringIO(); h = logging.StreamHandler(logbuf); logging.getLogger().addHandler(h); logging.getLogger().setLevel(logging.INFO)
+    logbuf = io.StringIO()
+    h = logging.StreamHandler(logbuf)
+    logging.getLogger().addHandler(h)
+    logging.getLogger().setLevel(logging.INFO)
     exports = build_echo_export(tmp / "ex", sample_rate=16000, window=4096, delay=5)
     keys = init_keys(tmp / "keys", ("studio-a",))
     server = Server(ServerConfig(bind="tcp://127.0.0.1:*", exports_dir=exports, curve_dir=keys), context=zmq.Context.instance()).start()
@@ -43,11 +48,14 @@ def main() -> None:
     def readme():
         with Client(addr, curve=str(keys), timeout=10) as c:
             return f"ping {c.ping():.3f} s"
+
     case("1 README Client(addr, curve='keys/') after keys init --client studio-a", readme)
 
     def cli():
-        from stemlink.cli import main
         import contextlib
+
+        from stemlink.cli import main
+
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             try:
@@ -55,6 +63,7 @@ def main() -> None:
             except SystemExit as e:
                 rc = e.code
         return f"rc={rc} {err.getvalue().strip()[-120:]}"
+
     case("2 stemlink models --engine ADDR --curve DIR --client NAME", cli)
 
     def revoke():
@@ -67,19 +76,25 @@ def main() -> None:
                 return "STILL SERVED after its key file was removed"
         finally:
             (tmp / "revoked.key").rename(keys / "clients" / "studio-a.key")
+
     case("3 key removed while the engine runs -> next connection", revoke)
 
-    other = init_keys(tmp / "other", ("mallory",)); shutil.copyfile(keys / "server.key", other / "server.key")
+    other = init_keys(tmp / "other", ("mallory",))
+    shutil.copyfile(keys / "server.key", other / "server.key")
+
     def unknown():
         with Client(addr, curve=str(other), client_name="mallory", timeout=5) as c:
             c.ping()
+
     case("5a unknown client key (timeout 5 s)", unknown)
+
     def nokeys():
         with Client(addr, timeout=5) as c:
             c.ping()
+
     case("5b client without CURVE (timeout 5 s)", nokeys)
     time.sleep(0.5)
-    refused = [l for l in logbuf.getvalue().splitlines() if "refus" in l.lower() or "denied" in l.lower()]
+    refused = [line for line in logbuf.getvalue().splitlines() if "refus" in line.lower() or "denied" in line.lower()]
     print("4 engine log lines about refused handshakes:", refused or "none")
     server.stop()
 

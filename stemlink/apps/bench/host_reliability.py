@@ -9,6 +9,7 @@ the untrusted-result case), and records the exit code, the last stderr line, whe
 traceback was printed, the files left in the output folder, the child's peak RSS and its wall
 time. Cases that need root (a read-only and a 64 KiB tmpfs) are skipped without it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,7 +47,20 @@ class FakeEngine:
         self.thread.start()
 
     def _serve(self) -> None:
-        from stemlink.bridge.protocol import Accepted, Capabilities, Hello, ModelInfo, Ping, Pong, Result, Submit, decode, encode
+        from stemlink.bridge.protocol import (
+            Accepted,
+            Capabilities,
+            Hello,
+            Message,
+            ModelInfo,
+            Ping,
+            Pong,
+            Result,
+            Submit,
+            decode,
+            encode,
+        )
+        from stemlink.contract import TaskResult
 
         class V1Capabilities(Capabilities):  # only the fields every v1 client knows (old clients refuse others)
             def body(self):
@@ -54,21 +68,39 @@ class FakeEngine:
                 body["limits"] = {k: body["limits"][k] for k in V1_LIMITS}
                 return body
 
-        info = ModelInfo(name="echo", version="1", family="echo", tasks=("separate", "accompany", "generate"), formats=("onnx",),
-                         sample_rate=44100, stems=STEMS, window=4096, delay=0, sha256="0" * 64)
+        info = ModelInfo(
+            name="echo",
+            version="1",
+            family="echo",
+            tasks=("separate", "accompany", "generate"),
+            formats=("onnx",),
+            sample_rate=44100,
+            stems=STEMS,
+            window=4096,
+            delay=0,
+            sha256="0" * 64,
+        )
         while not self.stop.is_set():
             if not self.socket.poll(50):
                 continue
             who, *frames = self.socket.recv_multipart()
             msg = decode(frames, "request")
+            replies: list[Message]
             if isinstance(msg, Hello):
                 replies = [V1Capabilities(id=msg.id, engine_version="fake", models=[info], defaults={"separate": "echo"})]
             elif isinstance(msg, Ping):
                 replies = [Pong(id=msg.id)]
             elif isinstance(msg, Submit):
                 nan = np.full((1, 10), np.nan, dtype=np.float32)
-                replies = [Accepted(id=msg.id), Result(id=msg.id, task=msg.task, model="echo", model_version="1", model_sha256="0" * 64,
-                                                       stems={s: nan for s in STEMS})]
+                replies = [
+                    Accepted(id=msg.id),
+                    Result(
+                        id=msg.id,
+                        result=TaskResult(
+                            task=msg.request.task, model="echo", model_version="1", model_sha256="0" * 64, stems={s: nan for s in STEMS}
+                        ),
+                    ),
+                ]
             else:
                 continue
             for reply in replies:
@@ -109,9 +141,19 @@ def setup(work: Path, code: Path) -> dict[str, str]:
     exports = work / "exports"
     env = {**os.environ, "PYTHONPATH": str(code), "STEMLINK_EXPORTS": str(exports), "STEMLINK_PRESETS": str(work / "presets")}
     env.pop("STEMLINK_ENGINE", None)
-    subprocess.run([sys.executable, "-c", "import sys; from stemlink.engine.models.echo import build_echo_export as b; "
-                    "b(sys.argv[1], sample_rate=44100, window=8192, delay=0, formats=('torchscript',))", str(exports)],
-                   env=env, check=True, cwd=work, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from stemlink.lab.export.echo import build_echo_export as b; "
+            "b(sys.argv[1], sample_rate=44100, window=8192, delay=0, formats=('torchscript',))",
+            str(exports),
+        ],
+        env=env,
+        check=True,
+        cwd=work,
+        capture_output=True,
+    )
     write_wav(work / "mix.wav")
     write_wav(work / "a.wav", frames=3 * 44100)
     write_wav(work / "b.wav", frames=2 * 44100, seed=1)
@@ -132,7 +174,11 @@ def cases(work: Path, fake: str) -> list[tuple[str, str, list[str]]]:
     sep = ["separate", "--model", "echo", "--out", "out"]
     rows = [
         ("baseline", "a normal 1 s stereo WAV (reference for memory)", [*sep, "mix.wav"]),
-        ("nan-result", "fake engine returns 1x10 NaN stems for a 2x44100 region", ["separate", "mix.wav", "--out", "out", "--engine", fake]),
+        (
+            "nan-result",
+            "fake engine returns 1x10 NaN stems for a 2x44100 region",
+            ["separate", "mix.wav", "--out", "out", "--engine", fake],
+        ),
         ("header-512MiB", "176 KB WAV whose header claims 512 MiB", [*sep, "claims-512MiB.wav"]),
         ("header-4GiB", "176 KB WAV whose header claims 0xFFFFFFF0 bytes", [*sep, "claims-4GiB.wav"]),
         ("truncated-10pct", "WAV with 10 % of the header's data present", [*sep, "ten-percent.wav"]),
@@ -142,10 +188,17 @@ def cases(work: Path, fake: str) -> list[tuple[str, str, list[str]]]:
         ("input-fifo", "a FIFO as the input", [*sep, "fifo.wav"]),
         ("input-folder", "a folder as the input", [*sep, "folder.wav"]),
         ("accompany-no-context", "accompany without --context-stems", ["accompany", "mix.wav", "--model", "echo", "--out", "out"]),
-        ("accompany-overlap", "--context-stems bass,drums --stems drums", ["accompany", "mix.wav", "--model", "echo", "--out", "out",
-                                                                          "--context-stems", "bass,drums", "--stems", "drums"]),
+        (
+            "accompany-overlap",
+            "--context-stems bass,drums --stems drums",
+            ["accompany", "mix.wav", "--model", "echo", "--out", "out", "--context-stems", "bass,drums", "--stems", "drums"],
+        ),
         ("score-lengths", "score a 3 s and a 2 s file", ["score", "a.wav", "b.wav", "--model", "echo"]),
-        ("score-regions", "score with its own region per input", ["score", "a.wav", "b.wav", "--model", "echo", "--start-a", "1", "--end-a", "3", "--end-b", "2"]),
+        (
+            "score-regions",
+            "score with its own region per input",
+            ["score", "a.wav", "b.wav", "--model", "echo", "--start-a", "1", "--end-a", "3", "--end-b", "2"],
+        ),
         ("session-clash", "session whose 2nd job's output name clashes with the 1st's", ["run", "clash.toml"]),
         ("write-fails-midway", "a write fails mid-job (RLIMIT_FSIZE 200 KB: EFBIG on the first 353 KB WAV)", [*sep, "mix.wav"]),
     ]
@@ -170,8 +223,7 @@ def run_case(argv: list[str], env: dict[str, str], cwd: Path, timeout: float, fi
     out = cwd / "out"
     started = time.perf_counter()
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as stdout:
-        proc = subprocess.Popen([sys.executable, "-m", "stemlink", *argv], env=env, cwd=cwd, stdout=stdout, stderr=err,
-                                preexec_fn=limit)
+        proc = subprocess.Popen([sys.executable, "-m", "stemlink", *argv], env=env, cwd=cwd, stdout=stdout, stderr=err, preexec_fn=limit)
         deadline = time.monotonic() + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -192,9 +244,15 @@ def run_case(argv: list[str], env: dict[str, str], cwd: Path, timeout: float, fi
     messages = [line for line in lines if line.startswith(("error:", "warning:"))]
     written = sorted(str(p.relative_to(cwd)) for p in out.rglob("*")) if out.is_dir() else []  # temp files included
     return {
-        "rc": rc, "timed_out": wall >= timeout, "wall_s": round(wall, 2), "max_rss_mb": round(usage.ru_maxrss / 1024, 1),
-        "traceback": "Traceback" in text, "messages": messages[-3:], "last_line": lines[-1][:300] if lines else "",
-        "written": written, "stdout_tail": printed[-1][:300] if printed else "",
+        "rc": rc,
+        "timed_out": wall >= timeout,
+        "wall_s": round(wall, 2),
+        "max_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "traceback": "Traceback" in text,
+        "messages": messages[-3:],
+        "last_line": lines[-1][:300] if lines else "",
+        "written": written,
+        "stdout_tail": printed[-1][:300] if printed else "",
     }
 
 

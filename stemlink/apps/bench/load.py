@@ -20,6 +20,7 @@ Only the public `Client` API is used, so old code can be measured too: copy this
 the tree and run it with the old checkout first on PYTHONPATH. `--out FILE --label NAME`
 merge the result into a JSON file under that label.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,7 +58,7 @@ def _port_open(port: int) -> bool:
 
 
 def _echo_exports(folder: Path) -> Path:
-    from stemlink.engine.models.echo import build_echo_export
+    from stemlink.lab.export.echo import build_echo_export
 
     return build_echo_export(folder, sample_rate=16000, window=4096, formats=("onnx", "torchscript"))
 
@@ -110,6 +111,13 @@ class Engine:
 
 def _loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def _code_root() -> str:
+    """The checkout the stemlink package was imported from."""
+    import stemlink
+
+    return str(Path(stemlink.__file__).parent.parent)
 
 
 def _verify(result: Any, mix: np.ndarray, stems: tuple[str, ...], atol: float) -> str | None:
@@ -202,15 +210,34 @@ def run_load(args: argparse.Namespace) -> dict[str, Any]:
         engine.stop()
     lat = sorted(latencies)
     return {
-        "mode": "load", "clients": args.clients, "jobs_per_client": args.jobs, "total_jobs": args.clients * args.jobs,
-        "model": model, "region_seconds": args.seconds, "sample_rate": rate, "params": params, "engine_cold": True,
-        "serve_args": args.serve_arg, "engine_listening_after_s": round(listening_after, 2),
-        "completed": counts["completed"], "bad_results": counts["bad_result"], "errors": dict(errors),
-        "error_samples": samples, "busy_retries": int(sum(retries_per_job)), "max_retries_one_job": max(retries_per_job, default=0),
-        "hung_clients": hung, "wall_s": round(wall, 1), "jobs_per_s": round(counts["completed"] / wall, 2) if wall else None,
-        "latency_s": {"p50": round(lat[len(lat) // 2], 2), "p95": round(lat[int(len(lat) * 0.95)], 2), "max": round(lat[-1], 2)} if lat else None,
-        "engine_peak_rss_mb": round(engine.peak_rss / 2**20, 1), "loadavg_start": load_start, "loadavg_end": _loadavg(),
-        "cpus": os.cpu_count(), "code": str(Path(__import__("stemlink").__file__).parent.parent),
+        "mode": "load",
+        "clients": args.clients,
+        "jobs_per_client": args.jobs,
+        "total_jobs": args.clients * args.jobs,
+        "model": model,
+        "region_seconds": args.seconds,
+        "sample_rate": rate,
+        "params": params,
+        "engine_cold": True,
+        "serve_args": args.serve_arg,
+        "engine_listening_after_s": round(listening_after, 2),
+        "completed": counts["completed"],
+        "bad_results": counts["bad_result"],
+        "errors": dict(errors),
+        "error_samples": samples,
+        "busy_retries": int(sum(retries_per_job)),
+        "max_retries_one_job": max(retries_per_job, default=0),
+        "hung_clients": hung,
+        "wall_s": round(wall, 1),
+        "jobs_per_s": round(counts["completed"] / wall, 2) if wall else None,
+        "latency_s": {"p50": round(lat[len(lat) // 2], 2), "p95": round(lat[int(len(lat) * 0.95)], 2), "max": round(lat[-1], 2)}
+        if lat
+        else None,
+        "engine_peak_rss_mb": round(engine.peak_rss / 2**20, 1),
+        "loadavg_start": load_start,
+        "loadavg_end": _loadavg(),
+        "cpus": os.cpu_count(),
+        "code": _code_root(),
     }
 
 
@@ -222,8 +249,12 @@ def run_sigstop(args: argparse.Namespace) -> dict[str, Any]:
     engine = Engine(_echo_exports(work / "exports"), args.serve_arg, work / "engine.log")
     rng = np.random.default_rng(0)
     mix = (0.1 * rng.standard_normal((2, 44100))).astype(np.float32)  # 1 s: 2 echo windows x 40 x 50 ms
-    out: dict[str, Any] = {"mode": "sigstop", "stop_seconds": args.stop_seconds, "loadavg_start": _loadavg(),
-                           "code": str(Path(__import__("stemlink").__file__).parent.parent)}
+    out: dict[str, Any] = {
+        "mode": "sigstop",
+        "stop_seconds": args.stop_seconds,
+        "loadavg_start": _loadavg(),
+        "code": _code_root(),
+    }
     timers: list[threading.Timer] = []
     try:
         engine.wait_listening()

@@ -16,6 +16,7 @@ Runs unchanged against an older tree (only public APIs of `stemlink.bridge.proto
 
     cd /work/before && PYTHONPATH=/work/before python /work/main/engine/bench/reliability_limits.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import numpy as np
 import zmq
 
@@ -50,9 +50,11 @@ class Probe:
     def __init__(self, exports: Path, wait: float):
         from stemlink.engine.server import Server, ServerConfig
 
-        self.server = Server(ServerConfig(bind="tcp://127.0.0.1:*", exports_dir=exports), context=zmq.Context.instance()).start()
-        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self.server = Server(ServerConfig(bind="tcp://127.0.0.1:*", exports_dir=exports), context=context).start()
+        self.sock = context.socket(zmq.DEALER)
         self.sock.linger = 0
+        assert self.server.address is not None  # start() returns once bound
         self.sock.connect(self.server.address)
         self.wait = wait
 
@@ -61,7 +63,7 @@ class Probe:
         self.server.stop()
 
     def send(self, frames: list[Any]) -> dict[str, Any]:
-        from stemlink.bridge.protocol import Cancel, decode, encode
+        from stemlink.bridge.protocol import Cancel, Error, Result, decode, encode
 
         before = rss_mb()
         peak = before
@@ -76,15 +78,25 @@ class Probe:
             msg = decode(self.sock.recv_multipart(), "reply")
             if msg.TYPE == "accepted":
                 accepted, job = True, msg.id
-            elif msg.TYPE in ("error", "result"):
-                out = {"accepted": accepted, "reply": msg.TYPE, "seconds": round(time.monotonic() - started, 2), "rss_growth_mb": round(peak - before)}
-                if msg.TYPE == "error":
+            elif isinstance(msg, (Error, Result)):
+                out = {
+                    "accepted": accepted,
+                    "reply": msg.TYPE,
+                    "seconds": round(time.monotonic() - started, 2),
+                    "rss_growth_mb": round(peak - before),
+                }
+                if isinstance(msg, Error):
                     out.update(code=msg.code, message=msg.message, field=msg.field)
                 else:
-                    out.update(stems={k: list(v.shape) for k, v in msg.stems.items()}, scores=msg.scores)
+                    out.update(stems={k: list(v.shape) for k, v in msg.result.stems.items()}, scores=msg.result.scores)
                 return out
-        out = {"accepted": accepted, "reply": "none", "seconds": self.wait, "rss_growth_mb": round(peak - before),
-               "message": f"still running after {self.wait:.0f} s"}
+        out = {
+            "accepted": accepted,
+            "reply": "none",
+            "seconds": self.wait,
+            "rss_growth_mb": round(peak - before),
+            "message": f"still running after {self.wait:.0f} s",
+        }
         if job is not None:
             self.sock.send_multipart(encode(Cancel(id="c-" + job[:60], job=job)))
             end = time.monotonic() + 30
@@ -96,8 +108,9 @@ class Probe:
 
 def submit(msg_id: str, task: str, rate: int = 16000, inputs: dict[str, np.ndarray] | None = None, **fields: Any) -> list[Any]:
     from stemlink.bridge.protocol import Submit, encode
+    from stemlink.contract import TaskRequest
 
-    return encode(Submit(id=msg_id, task=task, sample_rate=rate, model="echo", inputs=inputs or {}, **fields))
+    return encode(Submit(id=msg_id, request=TaskRequest(task=task, sample_rate=rate, model="echo", inputs=inputs or {}, **fields)))
 
 
 def noise(channels: int, frames: int) -> np.ndarray:
@@ -133,23 +146,35 @@ def wire_cases(probe: Probe) -> list[dict[str, Any]]:
 def cli_case(seconds: float = 100000) -> dict[str, Any]:
     out_dir = tempfile.mkdtemp(prefix="gen-")
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "stemlink", "generate", "--seconds", str(int(seconds)), "--out", out_dir],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stemlink", "generate", "--seconds", str(int(seconds)), "--out", out_dir],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     shutil.rmtree(out_dir, ignore_errors=True)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    return _case(f"CLI generate --seconds {int(seconds)}", exit_code=proc.returncode, seconds=round(time.monotonic() - started, 1),
-                 stderr_lines=len(lines), traceback="Traceback" in proc.stderr, last_line=lines[-1] if lines else "")
+    return _case(
+        f"CLI generate --seconds {int(seconds)}",
+        exit_code=proc.returncode,
+        seconds=round(time.monotonic() - started, 1),
+        stderr_lines=len(lines),
+        traceback="Traceback" in proc.stderr,
+        last_line=lines[-1] if lines else "",
+    )
 
 
 def dbfs(x: np.ndarray) -> tuple[float, float]:
     rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
     peak = float(np.max(np.abs(x)))
-    return tuple(round(20 * np.log10(v), 1) if v > 0 else float("-inf") for v in (rms, peak))
+    rms_db, peak_db = (round(20 * np.log10(v), 1) if v > 0 else float("-inf") for v in (rms, peak))
+    return rms_db, peak_db
 
 
 def silence_case(seconds: float = 2.0, level_db: float | None = None) -> dict[str, Any]:
+    from stemlink.contract import TaskRequest
     from stemlink.engine.registry import ModelRegistry
-    from stemlink.engine.tasks import TaskRequest, run_task
+    from stemlink.engine.tasks import run_task
 
     model = ModelRegistry().get("msdm-small")
     frames = int(44100 * seconds)
@@ -162,13 +187,18 @@ def silence_case(seconds: float = 2.0, level_db: float | None = None) -> dict[st
     result = run_task(model, TaskRequest(task="separate", sample_rate=44100, inputs={"mix": mix}))
     stems = {k: dbfs(v) for k, v in result.stems.items()}
     total = sum(result.stems.values())
-    return _case(f"msdm-small separate, {seconds:g} s stereo {label}", seconds=round(time.monotonic() - started, 1),
-                 stems_rms_peak_dbfs=stems, sum_minus_mix_peak=float(np.max(np.abs(total - mix))), all_zero=all(not v.any() for v in result.stems.values()))
+    return _case(
+        f"msdm-small separate, {seconds:g} s stereo {label}",
+        seconds=round(time.monotonic() - started, 1),
+        stems_rms_peak_dbfs=stems,
+        sum_minus_mix_peak=float(np.max(np.abs(total - mix))),
+        all_zero=all(not v.any() for v in result.stems.values()),
+    )
 
 
 def symlink_case() -> dict[str, Any]:
-    from stemlink.engine.models.echo import build_echo_export
     from stemlink.engine.registry import ModelRegistry
+    from stemlink.lab.export.echo import build_echo_export
 
     root = Path(tempfile.mkdtemp(prefix="symlink-"))
     exports = build_echo_export(root / "exports", formats=("torchscript",), window=1024)
@@ -179,7 +209,9 @@ def symlink_case() -> dict[str, Any]:
         ModelRegistry(exports).get("echo")
         out = _case("model file is a symlink to outside the exports folder", outcome="loaded")
     except Exception as exc:
-        out = _case("model file is a symlink to outside the exports folder", outcome=f"{type(exc).__name__} {getattr(exc, 'code', '')}: {exc}")
+        out = _case(
+            "model file is a symlink to outside the exports folder", outcome=f"{type(exc).__name__} {getattr(exc, 'code', '')}: {exc}"
+        )
     shutil.rmtree(root, ignore_errors=True)
     return out
 
@@ -194,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     import stemlink.bridge
 
     print("# stemlink from", Path(stemlink.bridge.__file__).resolve().parents[2], "| load", os.getloadavg(), flush=True)
-    from stemlink.engine.models.echo import build_echo_export
+    from stemlink.lab.export.echo import build_echo_export
 
     tmp = Path(tempfile.mkdtemp(prefix="limits-"))
     exports = build_echo_export(tmp / "exports", sample_rate=16000, window=4096, formats=("torchscript",))

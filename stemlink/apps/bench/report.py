@@ -3,11 +3,13 @@
 Both read only the results dict (the content of `results.json`), so the page can be rebuilt
 from a saved run: `python -m stemlink.apps.bench.report bench/results.json BENCHMARKS.md`.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,26 +62,37 @@ def write_plots(results: dict[str, Any], out: Path) -> list[str]:
             continue
         stems = list(entry["systems"][0]["per_stem"])
         series = {s["system"]: [s["per_stem"][k]["sisdri"] for k in stems] for s in entry["systems"]}
-        names.append(_figure(out / f"separation_{entry['model']}.png", lambda ax: (
-            _bars(ax, stems, series, "SI-SDRi (dB)"), ax.set_title(f"separation, {entry['windows']} windows ({entry['split']} split)"))))
+        title = f"separation, {entry['windows']} windows ({entry['split']} split)"
+
+        def draw_separation(ax: Any, stems: list[str] = stems, series: dict = series, title: str = title) -> None:
+            _bars(ax, stems, series, "SI-SDRi (dB)")
+            ax.set_title(title)
+
+        names.append(_figure(out / f"separation_{entry['model']}.png", draw_separation))
     coherence = results.get("coherence", {})
     groups, means, lows, highs = [], [], [], []
     for entry in coherence.get("cocola", []):
         for d in entry.get("scores", []):
             groups.append(f"{d['kind']}")
-            means.append(d["mean"]), lows.append(d["mean"] - d["p05"]), highs.append(d["p95"] - d["mean"])
+            means.append(d["mean"])
+            lows.append(d["mean"] - d["p05"])
+            highs.append(d["p95"] - d["mean"])
     for entry in coherence.get("accompaniment", []):
         for kind in ("generated", "true", "random"):
             if entry.get(kind):
                 groups.append(f"accompaniment: {kind}")
                 d = entry[kind]
-                means.append(d["mean"]), lows.append(d["mean"] - d["p05"]), highs.append(d["p95"] - d["mean"])
+                means.append(d["mean"])
+                lows.append(d["mean"] - d["p05"])
+                highs.append(d["p95"] - d["mean"])
     if groups:
+
         def draw(ax: Any) -> None:
             ax.barh(range(len(groups)), means, xerr=[lows, highs], color="#4a7ab5", capsize=3)
             ax.set_yticks(range(len(groups)), groups, fontsize=8)
             ax.set_xlabel("COCOLA score (mean, p05-p95)")
             ax.set_title("coherence")
+
         names.append(_figure(out / "coherence.png", draw, (8, 0.45 * len(groups) + 1.2)))
     runs = results.get("speed", {}).get("runs", [])
     if runs:
@@ -87,20 +100,30 @@ def write_plots(results: dict[str, Any], out: Path) -> list[str]:
         runtimes = list(dict.fromkeys(r["runtime"] for r in runs))
         table = {(f"{r['model']}\n{r['task']}", r["runtime"]): r["rtf"] for r in runs}
         series = {rt: [table.get((lab, rt)) for lab in labels] for rt in runtimes}
-        names.append(_figure(out / "speed.png", lambda ax: (
-            _bars(ax, labels, series, "real-time factor (lower = faster)"), ax.axhline(1.0, color="red", linewidth=0.8, linestyle="--"),
-            ax.set_title(f"speed, {results['speed']['region']['seconds']:g} s stereo 44.1 kHz region"),
-            ax.tick_params(axis="x", labelsize=7)), (max(8, len(labels) * 0.9), 3.8)))
+
+        def draw_speed(ax: Any) -> None:
+            _bars(ax, labels, series, "real-time factor (lower = faster)")
+            ax.axhline(1.0, color="red", linewidth=0.8, linestyle="--")
+            ax.set_title(f"speed, {results['speed']['region']['seconds']:g} s stereo 44.1 kHz region")
+            ax.tick_params(axis="x", labelsize=7)
+
+        names.append(_figure(out / "speed.png", draw_speed, (max(8, len(labels) * 0.9), 3.8)))
     bridge = results.get("bridge")
     if bridge:
         transports = list(bridge["job_ms"])
-        series = {"wire only (reflector)": [bridge["transport_ms"][t] for t in transports],
-                  "job (echo model)": [bridge["job_ms"][t] for t in transports]}
-        names.append(_figure(out / "bridge.png", lambda ax: (
-            _bars(ax, transports, series, "ms (median)"),
-            ax.axhline(bridge["copy_ms"]["region_and_4_stems"], color="gray", linestyle=":", label="memory copy, region + 4 stems"),
-            ax.axhline(bridge["direct_ms"], color="green", linestyle="--", label="run_task in process"), ax.legend(fontsize=8),
-            ax.set_title(f"bridge round trip, {bridge['region']['seconds']:g} s stereo 44.1 kHz"))))
+        series = {
+            "wire only (reflector)": [bridge["transport_ms"][t] for t in transports],
+            "job (echo model)": [bridge["job_ms"][t] for t in transports],
+        }
+
+        def draw_bridge(ax: Any) -> None:
+            _bars(ax, transports, series, "ms (median)")
+            ax.axhline(bridge["copy_ms"]["region_and_4_stems"], color="gray", linestyle=":", label="memory copy, region + 4 stems")
+            ax.axhline(bridge["direct_ms"], color="green", linestyle="--", label="run_task in process")
+            ax.legend(fontsize=8)
+            ax.set_title(f"bridge round trip, {bridge['region']['seconds']:g} s stereo 44.1 kHz")
+
+        names.append(_figure(out / "bridge.png", draw_bridge))
     scale = results.get("scale")
     if scale:
         secs = [r["seconds"] for r in scale["runs"]]
@@ -115,6 +138,7 @@ def write_plots(results: dict[str, Any], out: Path) -> list[str]:
             twin.set_ylim(0, max(r["peak_rss_mb"] for r in scale["runs"]) * 1.3)
             ax.set_title("scale: apply layer, echo model, file to files")
             ax.legend(loc="upper left", fontsize=8), twin.legend(loc="lower right", fontsize=8)
+
         names.append(_figure(out / "scale.png", draw_scale))
     return names
 
@@ -125,54 +149,83 @@ def write_plots(results: dict[str, Any], out: Path) -> list[str]:
 def markdown(results: dict[str, Any], plots_prefix: str = "bench/") -> str:
     """The BENCHMARKS.md text for one results dict."""
     m, g = results["machine"], results["git"]
-    lines = ["# stemlink benchmarks", "",
-             f"Generated by `{results['command']}` from `{plots_prefix}results.json` (schema {results['schema']}); "
-             "do not edit by hand.", "",
-             f"- run: {results['created']}, {'quick' if results['quick'] else 'full'} settings, "
-             f"{results['timings']['total'] / 60:.1f} min (expected about {results['expected_minutes']:g} min)",
-             f"- machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, {m['memory_gb']} GiB; "
-             f"torch {m['torch']}, onnxruntime {m['onnxruntime']}, Python {m['python']}; load average at start "
-             f"{_fmt(m['load_average'][0], '.1f')}",
-             f"- code: commit {g['commit'] or 'unknown'}{' (with uncommitted changes)' if g.get('dirty') else ''}",
-             f"- data: {results['data']['root']} split `{results['data']['split']}`", ""]
+    lines = [
+        "# stemlink benchmarks",
+        "",
+        f"Generated by `{results['command']}` from `{plots_prefix}results.json` (schema {results['schema']}); do not edit by hand.",
+        "",
+        f"- run: {results['created']}, {'quick' if results['quick'] else 'full'} settings, "
+        f"{results['timings']['total'] / 60:.1f} min (expected about {results['expected_minutes']:g} min)",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, {m['memory_gb']} GiB; "
+        f"torch {m['torch']}, onnxruntime {m['onnxruntime']}, Python {m['python']}; load average at start "
+        f"{_fmt(m['load_average'][0], '.1f')}",
+        f"- code: commit {g['commit'] or 'unknown'}{' (with uncommitted changes)' if g.get('dirty') else ''}",
+        f"- data: {results['data']['root']} split `{results['data']['split']}`",
+        "",
+    ]
     models = results.get("models", [])
     if models:
-        lines += ["## Models", ""] + _table(["name", "version", "family", "format", "tasks", "rate", "window", "sha256"], [
-            [x["name"], x["version"], x["family"], x["format"], ", ".join(x["tasks"]), str(x["sample_rate"]), str(x["window"]),
-             x["sha256"][:12]] for x in models])
+        lines += ["## Models", ""] + _table(
+            ["name", "version", "family", "format", "tasks", "rate", "window", "sha256"],
+            [
+                [
+                    x["name"],
+                    x["version"],
+                    x["family"],
+                    x["format"],
+                    ", ".join(x["tasks"]),
+                    str(x["sample_rate"]),
+                    str(x["window"]),
+                    x["sha256"][:12],
+                ]
+                for x in models
+            ],
+        )
         cards = {x["name"]: x["card"] for x in models if x.get("card")}
         lines += [f"- `{k}`: {v}" for k, v in cards.items()] + ([""] if cards else [])
     plots = set(results.get("plots", []))
-    for section in ("separation", "coherence", "speed", "bridge", "scale"):
+    for section, render in SECTIONS.items():
         if section in results:
-            lines += globals()[f"_md_{section}"](results[section], results)
+            lines += render(results[section], results)
             lines += [f"![{section}]({plots_prefix}{p})" for p in sorted(plots) if p.startswith(section)] + [""]
     lines += ["## Timings (s)", ""] + _table(["section", "seconds"], [[k, _fmt(v, ".1f")] for k, v in results["timings"].items()])
     return "\n".join(lines)
 
 
 def _md_separation(sec: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    lines = ["## Separation (MSDM protocol)", "",
-             "SI-SDRi in dB per stem (mean over windows with a non-silent reference; SI-SDR in parentheses), 4 s windows, "
-             "2 s hop, windows with <= 1 non-silent stem skipped, at the model's rate.", ""]
+    lines = [
+        "## Separation (MSDM protocol)",
+        "",
+        "SI-SDRi in dB per stem (mean over windows with a non-silent reference; SI-SDR in parentheses), 4 s windows, "
+        "2 s hop, windows with <= 1 non-silent stem skipped, at the model's rate.",
+        "",
+    ]
     for entry in sec.get("models", []):
         if "systems" not in entry:
             lines += [f"- {entry['model']}: skipped ({entry['skipped']})", ""]
             continue
         stems = list(entry["systems"][0]["per_stem"])
-        lines += [f"`{entry['model']}` ({entry['format']}, {entry['sample_rate']} Hz): {entry['windows']} windows of "
-                  f"{entry['window_samples']} samples, split `{entry['split']}`.", ""]
+        lines += [
+            f"`{entry['model']}` ({entry['format']}, {entry['sample_rate']} Hz): {entry['windows']} windows of "
+            f"{entry['window_samples']} samples, split `{entry['split']}`.",
+            "",
+        ]
         rows = []
         for s in entry["systems"]:
-            rows.append([s["system"]] + [f"{_fmt(s['per_stem'][k]['sisdri'], '+.2f')} ({_fmt(s['per_stem'][k]['sisdr'])})"
-                                         for k in stems] + [_fmt(s["avg_sisdri"], "+.2f")])
+            rows.append(
+                [s["system"]]
+                + [f"{_fmt(s['per_stem'][k]['sisdri'], '+.2f')} ({_fmt(s['per_stem'][k]['sisdr'])})" for k in stems]
+                + [_fmt(s["avg_sisdri"], "+.2f")]
+            )
         lines += _table(["system"] + stems + ["mean SI-SDRi"], rows)
         model_row = entry["systems"][-1]
         if model_row.get("params"):
             p = model_row["params"]
-            lines += [f"Sampler: {p.get('steps')} steps, S_churn {p.get('s_churn')}, {p.get('corrector_steps')} corrector steps, "
-                      f"{p.get('likelihood')} likelihood; n per stem: "
-                      + ", ".join(f"{k} {model_row['per_stem'][k]['n']}" for k in stems) + ".", ""]
+            lines += [
+                f"Sampler: {p.get('steps')} steps, S_churn {p.get('s_churn')}, {p.get('corrector_steps')} corrector steps, "
+                f"{p.get('likelihood')} likelihood; n per stem: " + ", ".join(f"{k} {model_row['per_stem'][k]['n']}" for k in stems) + ".",
+                "",
+            ]
     return lines
 
 
@@ -182,75 +235,157 @@ def _md_coherence(sec: dict[str, Any], results: dict[str, Any]) -> list[str]:
         if "accuracy" not in entry:
             lines += [f"- {entry['model']}: skipped ({entry['skipped']})", ""]
             continue
-        lines += [f"`{entry['model']}` on {entry['pairs']} sub-mix pairs from {entry['tracks']} tracks: "
-                  + ", ".join(f"accuracy {k} **{v * 100:.1f}%** (chance {100 / int(k[2:]):.1f}%)" for k, v in entry["accuracy"].items()),
-                  ""]
-        lines += _table(["pair kind", "n", "mean", "std", "median", "p05", "p95"], [
-            [d["kind"], str(d["count"]), _fmt(d["mean"], ".3f"), _fmt(d["std"], ".3f"), _fmt(d["median"], ".3f"),
-             _fmt(d["p05"], ".3f"), _fmt(d["p95"], ".3f")] for d in entry["scores"]])
+        lines += [
+            f"`{entry['model']}` on {entry['pairs']} sub-mix pairs from {entry['tracks']} tracks: "
+            + ", ".join(f"accuracy {k} **{v * 100:.1f}%** (chance {100 / int(k[2:]):.1f}%)" for k, v in entry["accuracy"].items()),
+            "",
+        ]
+        lines += _table(
+            ["pair kind", "n", "mean", "std", "median", "p05", "p95"],
+            [
+                [
+                    d["kind"],
+                    str(d["count"]),
+                    _fmt(d["mean"], ".3f"),
+                    _fmt(d["std"], ".3f"),
+                    _fmt(d["median"], ".3f"),
+                    _fmt(d["p05"], ".3f"),
+                    _fmt(d["p95"], ".3f"),
+                ]
+                for d in entry["scores"]
+            ],
+        )
     for entry in sec.get("accompaniment", []):
         if "parts" not in entry:
             lines += [f"- accompaniment {entry['model']}: skipped ({entry['skipped']})", ""]
             continue
-        lines += [f"Accompaniment: `{entry['model']}` generates each non-silent stem of {entry['windows']} windows from the "
-                  f"sum of the others ({entry['steps']} steps, {entry['candidates']} candidate); `{entry['scorer']}` scores "
-                  "each part against that context. True part = upper bound, same stem from another track = lower bound.", ""]
-        lines += _table(["part", "n", "mean COCOLA", "std", "p05", "p95"], [
-            [kind, str(d["count"]), _fmt(d["mean"], ".3f"), _fmt(d["std"], ".3f"), _fmt(d["p05"], ".3f"), _fmt(d["p95"], ".3f")]
-            for kind in ("generated", "true", "random") if (d := entry.get(kind))])
-        lines += [f"Non-silent generated parts (RMS above -50 dBFS where the true part is): "
-                  f"**{_fmt(entry['generated_nonsilent'] * 100 if entry['generated_nonsilent'] is not None else None, '.0f')}%** "
-                  f"of {entry['parts']}.", ""]
+        lines += [
+            f"Accompaniment: `{entry['model']}` generates each non-silent stem of {entry['windows']} windows from the "
+            f"sum of the others ({entry['steps']} steps, {entry['candidates']} candidate); `{entry['scorer']}` scores "
+            "each part against that context. True part = upper bound, same stem from another track = lower bound.",
+            "",
+        ]
+        lines += _table(
+            ["part", "n", "mean COCOLA", "std", "p05", "p95"],
+            [
+                [kind, str(d["count"]), _fmt(d["mean"], ".3f"), _fmt(d["std"], ".3f"), _fmt(d["p05"], ".3f"), _fmt(d["p95"], ".3f")]
+                for kind in ("generated", "true", "random")
+                if (d := entry.get(kind))
+            ],
+        )
+        lines += [
+            f"Non-silent generated parts (RMS above -50 dBFS where the true part is): "
+            f"**{_fmt(entry['generated_nonsilent'] * 100 if entry['generated_nonsilent'] is not None else None, '.0f')}%** "
+            f"of {entry['parts']}.",
+            "",
+        ]
     return lines
 
 
 def _md_speed(sec: dict[str, Any], results: dict[str, Any]) -> list[str]:
     r = sec["region"]
-    lines = ["## Speed", "",
-             f"Real-time factor (processing seconds / audio seconds; < 1 is faster than real time) of `run_task` (apply layer: "
-             f"resampling, stereo, overlap-add) on a {r['seconds']:g} s {r['channels']}-channel {r['sample_rate']} Hz region, "
-             f"{sec['threads']} threads, after a 1 s warm-up. onnxruntime and torch (TorchScript) run the exports the engine "
-             "serves; torch eager (when `--eager MODEL=CHECKPOINT` is given) runs the training network.", ""]
+    lines = [
+        "## Speed",
+        "",
+        f"Real-time factor (processing seconds / audio seconds; < 1 is faster than real time) of `run_task` (apply layer: "
+        f"resampling, stereo, overlap-add) on a {r['seconds']:g} s {r['channels']}-channel {r['sample_rate']} Hz region, "
+        f"{sec['threads']} threads, after a 1 s warm-up. onnxruntime and torch (TorchScript) run the exports the engine "
+        "serves; torch eager (when `--eager MODEL=CHECKPOINT` is given) runs the training network.",
+        "",
+    ]
     runtimes = list(dict.fromkeys(x["runtime"] for x in sec["runs"]))
     keys = list(dict.fromkeys((x["model"], x["task"], x["steps"]) for x in sec["runs"]))
     table = {(x["model"], x["task"], x["runtime"]): x["rtf"] for x in sec["runs"]}
-    lines += _table(["model", "task", "sampler steps"] + [f"RTF {rt}" for rt in runtimes], [
-        [m, t, str(s) if s is not None else "-"] + [_fmt(table.get((m, t, rt)), ".3f") for rt in runtimes] for m, t, s in keys])
+    lines += _table(
+        ["model", "task", "sampler steps"] + [f"RTF {rt}" for rt in runtimes],
+        [[m, t, str(s) if s is not None else "-"] + [_fmt(table.get((m, t, rt)), ".3f") for rt in runtimes] for m, t, s in keys],
+    )
     eager = [x for x in sec["runs"] if "max_abs_diff_vs_export" in x]
     if eager:
-        lines += ["Torch eager runs the training checkpoint's network (" + ", ".join(
-            f"`{k}`: {v}" for k, v in results.get("eager_checkpoints", {}).items()) + "); same request and seed as the export, "
-            "max |eager - export| on the warm-up output: " + ", ".join(
-                f"{x['model']} {x['task']} {x['max_abs_diff_vs_export']:.2g}" for x in eager) + ".", ""]
+        lines += [
+            "Torch eager runs the training checkpoint's network ("
+            + ", ".join(f"`{k}`: {v}" for k, v in results.get("eager_checkpoints", {}).items())
+            + "); same request and seed as the export, "
+            "max |eager - export| on the warm-up output: "
+            + ", ".join(f"{x['model']} {x['task']} {x['max_abs_diff_vs_export']:.2g}" for x in eager)
+            + ".",
+            "",
+        ]
     return lines
 
 
 def _md_bridge(sec: dict[str, Any], results: dict[str, Any]) -> list[str]:
     r = sec["region"]
-    lines = ["## Bridge round trip", "",
-             f"{r['seconds']:g} s {r['channels']}-channel {r['sample_rate']} Hz float32 region ({r['bytes'] / 1e6:.2f} MB), "
-             f"median of {sec['n']}. Memory copy of the region: {_fmt(sec['copy_ms']['region'], '.3f')} ms, of region + 4 stems: "
-             f"{_fmt(sec['copy_ms']['region_and_4_stems'], '.3f')} ms; `run_task` in process (echo model, no bridge): "
-             f"{_fmt(sec['direct_ms'])} ms.", ""]
-    lines += _table(["transport", "wire only (ms)", "job (ms)", "job - in-process (ms)"], [
-        [t, _fmt(sec["transport_ms"].get(t)), _fmt(sec["job_ms"][t]), _fmt(sec["overhead_ms"][t])] for t in sec["job_ms"]]
-        + ([["process (embedded child engine, ipc)", MISSING, _fmt(sec["child_process"]["job_ms"]),
-             _fmt(sec["child_process"]["overhead_ms"])]] if sec.get("child_process") else []))
-    lines += ["Wire only: a model-free engine answers 4 views of the input (the bridge's own cost). Job: a real engine with "
-              "the echo model. Under a busy machine the job - in-process difference is noisy (it can be negative).", ""]
+    lines = [
+        "## Bridge round trip",
+        "",
+        f"{r['seconds']:g} s {r['channels']}-channel {r['sample_rate']} Hz float32 region ({r['bytes'] / 1e6:.2f} MB), "
+        f"median of {sec['n']}. Memory copy of the region: {_fmt(sec['copy_ms']['region'], '.3f')} ms, of region + 4 stems: "
+        f"{_fmt(sec['copy_ms']['region_and_4_stems'], '.3f')} ms; `run_task` in process (echo model, no bridge): "
+        f"{_fmt(sec['direct_ms'])} ms.",
+        "",
+    ]
+    lines += _table(
+        ["transport", "wire only (ms)", "job (ms)", "job - in-process (ms)"],
+        [[t, _fmt(sec["transport_ms"].get(t)), _fmt(sec["job_ms"][t]), _fmt(sec["overhead_ms"][t])] for t in sec["job_ms"]]
+        + (
+            [
+                [
+                    "process (embedded child engine, ipc)",
+                    MISSING,
+                    _fmt(sec["child_process"]["job_ms"]),
+                    _fmt(sec["child_process"]["overhead_ms"]),
+                ]
+            ]
+            if sec.get("child_process")
+            else []
+        ),
+    )
+    lines += [
+        "Wire only: a model-free engine answers 4 views of the input (the bridge's own cost). Job: a real engine with "
+        "the echo model. Under a busy machine the job - in-process difference is noisy (it can be negative).",
+        "",
+    ]
     return lines
 
 
 def _md_scale(sec: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    lines = ["## Scale", "",
-             "Apply layer, echo debug model (cheap settings: the model costs nothing, so this measures the engine's own "
-             "chunking, resampling and I/O), stereo 44.1 kHz float WAV in, 4 stem WAVs out; each length in a fresh process.", ""]
-    lines += _table(["region", "wall (s)", "ms per audio second", "peak RSS (MB)", "apply peak delta (MB)"], [
-        [f"{r['seconds']:g} s", _fmt(r["wall"]), _fmt(r["wall_per_audio_second"] * 1000), _fmt(r["peak_rss_mb"], ".0f"),
-         _fmt(r["apply_peak_delta_mb"], ".0f")] for r in sec["runs"]])
-    lines += [f"Longest vs shortest: time per audio second x{_fmt(sec['time_ratio_per_second'])} (1.0 = linear), "
-              f"peak RSS x{_fmt(sec['peak_rss_ratio'])} (1.0 = flat).", ""]
+    lines = [
+        "## Scale",
+        "",
+        "Apply layer, echo debug model (cheap settings: the model costs nothing, so this measures the engine's own "
+        "chunking, resampling and I/O), stereo 44.1 kHz float WAV in, 4 stem WAVs out; each length in a fresh process.",
+        "",
+    ]
+    lines += _table(
+        ["region", "wall (s)", "ms per audio second", "peak RSS (MB)", "apply peak delta (MB)"],
+        [
+            [
+                f"{r['seconds']:g} s",
+                _fmt(r["wall"]),
+                _fmt(r["wall_per_audio_second"] * 1000),
+                _fmt(r["peak_rss_mb"], ".0f"),
+                _fmt(r["apply_peak_delta_mb"], ".0f"),
+            ]
+            for r in sec["runs"]
+        ],
+    )
+    lines += [
+        f"Longest vs shortest: time per audio second x{_fmt(sec['time_ratio_per_second'])} (1.0 = linear), "
+        f"peak RSS x{_fmt(sec['peak_rss_ratio'])} (1.0 = flat).",
+        "",
+    ]
     return lines
+
+
+# results section -> its Markdown renderer, in the order they appear in BENCHMARKS.md
+SECTIONS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {
+    "separation": _md_separation,
+    "coherence": _md_coherence,
+    "speed": _md_speed,
+    "bridge": _md_bridge,
+    "scale": _md_scale,
+}
 
 
 def write_markdown(results: dict[str, Any], path: Path, out: Path) -> Path:

@@ -9,9 +9,15 @@ Each duration runs in a fresh Python process (so VmHWM is that run's peak):
     from stemlink.apps.bench.scale import bench_scale
     bench_scale((10, 60, 600))   # -> {"runs": [{"seconds": 60, "wall": ..., "peak_rss_mb": ...}, ...], ...}
 
-or `python -m stemlink.apps.bench.scale 10 60 600` (prints JSON). Memory flat in region length
-means the 600 s peak stays within ~1.2x of the 60 s peak; time linear means wall/second is
-about constant.
+or `python -m stemlink.apps.bench.scale 10 60 600` (prints JSON). This default mode measures the
+streaming apply layer alone (blocks go straight from `separate_stream` to the WAV writers), which
+is not what a request does: there, flat memory means the 600 s peak stays within ~1.2x of the
+60 s peak; time linear means wall/second is about constant.
+
+The product path is not flat: the engine holds the region as one array and assembles the
+returned stems whole (`stemlink/engine/tasks.py` `_fill`), the host writes them after the result
+arrives, so a request peaks at ~= input bytes x (1 + stems returned) + the model (25 min stereo
+44.1 kHz into 4 stems: 5.05x the input, `bench/reliability-memory.json`).
 
 `--engine` measures the product path instead: a `stemlink serve` process (the engine) gets a
 stereo 44.1 kHz region as one `separate` request from a `Client` in the measuring process,
@@ -24,6 +30,7 @@ shipped one:
     python -m stemlink.apps.bench.scale --engine 60 600 1500
     python -m stemlink.apps.bench.scale --engine 60 --model msdm-small --exports exports --code /work/before
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +39,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RATE, CHANNELS, CHUNK_SECONDS = 44100, 2, 10
 
@@ -78,10 +89,10 @@ def run_one(seconds: float, folder: Path, threads: int = 1) -> dict:
     import torch
     from pedalboard.io import AudioFile
 
-    from stemlink.engine.apply import ApplyConfig, separate_stream
     from stemlink.audio.files import FileSource
-    from stemlink.engine.models.echo import build_echo_export
+    from stemlink.engine.apply import ApplyConfig, separate_stream
     from stemlink.engine.registry import ModelRegistry
+    from stemlink.lab.export.echo import build_echo_export
 
     torch.set_num_threads(threads)
     folder.mkdir(parents=True, exist_ok=True)
@@ -99,7 +110,7 @@ def run_one(seconds: float, folder: Path, threads: int = 1) -> dict:
     frames = 0
     with FileSource(source_path) as source:
         for block in separate_stream(model, source, config=config):
-            for writer, stem in zip(writers, block):
+            for writer, stem in zip(writers, block, strict=True):
                 writer.write(stem)
             frames += block.shape[-1]
     for writer in writers:
@@ -107,10 +118,19 @@ def run_one(seconds: float, folder: Path, threads: int = 1) -> dict:
     wall = time.perf_counter() - started
     assert frames == int(seconds * RATE), (frames, seconds)
     return {
-        "seconds": seconds, "frames": frames, "wall": round(wall, 3), "wall_per_audio_second": round(wall / seconds, 5),
-        "rss_before_mb": round(rss_before, 1), "rss_after_mb": round(_rss_mb(), 1),
-        "peak_rss_mb": round(_peak_rss_mb(), 1), "apply_peak_delta_mb": round(_peak_rss_mb() - rss_before, 1), "threads": threads, "model_rate": model.sample_rate,
-        "window": model.window, "overlap": config.overlap, "batch": config.batch,
+        "seconds": seconds,
+        "frames": frames,
+        "wall": round(wall, 3),
+        "wall_per_audio_second": round(wall / seconds, 5),
+        "rss_before_mb": round(rss_before, 1),
+        "rss_after_mb": round(_rss_mb(), 1),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "apply_peak_delta_mb": round(_peak_rss_mb() - rss_before, 1),
+        "threads": threads,
+        "model_rate": model.sample_rate,
+        "window": model.window,
+        "overlap": config.overlap,
+        "batch": config.batch,
     }
 
 
@@ -119,7 +139,17 @@ def bench_scale(durations: Sequence[float] = (10, 60, 600), threads: int = 1) ->
     runs = []
     with tempfile.TemporaryDirectory(prefix="stemlink-scale-") as tmp:
         for seconds in durations:
-            cmd = [sys.executable, "-m", "stemlink.apps.bench.scale", "--child", str(seconds), "--dir", str(Path(tmp) / f"run{seconds}"), "--threads", str(threads)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "stemlink.apps.bench.scale",
+                "--child",
+                str(seconds),
+                "--dir",
+                str(Path(tmp) / f"run{seconds}"),
+                "--threads",
+                str(threads),
+            ]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True)
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     first, last = runs[0], runs[-1]
@@ -142,7 +172,7 @@ def _proc_status(pid: int) -> dict[str, float]:
     return out
 
 
-def _noise(seconds: float) -> "np.ndarray":
+def _noise(seconds: float) -> np.ndarray:
     import numpy as np
 
     frames = int(seconds * RATE)
@@ -159,11 +189,11 @@ def run_engine_one(seconds: float, folder: Path, model: str | None, exports: str
     """One product-path measurement: a fresh `stemlink serve` child, one request (`task`:
     separate, or extract / remove of the model's first stem)."""
     from stemlink.bridge.client import Client
-    from stemlink.engine.tasks import TaskRequest
+    from stemlink.contract import TaskRequest
 
     folder.mkdir(parents=True, exist_ok=True)
     if exports is None:
-        from stemlink.engine.models.echo import build_echo_export
+        from stemlink.lab.export.echo import build_echo_export
 
         exports, model = str(build_echo_export(folder / "exports", sample_rate=16000, window=16384, delay=7, formats=("onnx",))), "echo"
     sock = folder / "engine.sock"
@@ -177,7 +207,7 @@ def run_engine_one(seconds: float, folder: Path, model: str | None, exports: str
                 raise RuntimeError(f"engine did not start: {(folder / 'engine.log').read_text(errors='replace')[-2000:]}")
             time.sleep(0.05)
         mix = _noise(seconds)
-        with Client(f"ipc://{sock}", discover_engine=False, timeout=300, heartbeat_timeout=600) as client:
+        with Client(f"ipc://{sock}", timeout=300, heartbeat_timeout=600) as client:
             stems = () if task == "separate" else (next(m for m in client.models() if m.name == model).stems[0],)
 
             def request(audio):
@@ -189,7 +219,7 @@ def run_engine_one(seconds: float, folder: Path, model: str | None, exports: str
             result = client.submit(request(mix))
             wall = time.perf_counter() - started
             after = _proc_status(proc.pid)
-            stems = {name: tuple(a.shape) for name, a in result.stems.items()}
+            shapes = {name: tuple(a.shape) for name, a in result.stems.items()}
             del result
     finally:
         proc.terminate()
@@ -201,13 +231,29 @@ def run_engine_one(seconds: float, folder: Path, model: str | None, exports: str
     input_mb = mix.nbytes / 2**20
     delta = after["VmHWM"] - base["VmRSS"]
     return {
-        "seconds": seconds, "task": task, "model": model, "input_mb": round(input_mb, 1), "wall": round(wall, 2),
-        "engine_rss_before_mb": round(base["VmRSS"], 1), "engine_peak_mb": round(after["VmHWM"], 1),
-        "job_peak_delta_mb": round(delta, 1), "job_peak_x_input": round(delta / input_mb, 2), "stems": stems, "threads": threads,
+        "seconds": seconds,
+        "task": task,
+        "model": model,
+        "input_mb": round(input_mb, 1),
+        "wall": round(wall, 2),
+        "engine_rss_before_mb": round(base["VmRSS"], 1),
+        "engine_peak_mb": round(after["VmHWM"], 1),
+        "job_peak_delta_mb": round(delta, 1),
+        "job_peak_x_input": round(delta / input_mb, 2),
+        "stems": shapes,
+        "threads": threads,
     }
 
 
-def bench_engine(durations: Sequence[float], *, code: str | None = None, model: str | None = None, exports: str | None = None, threads: int = 1, task: str = "separate") -> dict:
+def bench_engine(
+    durations: Sequence[float],
+    *,
+    code: str | None = None,
+    model: str | None = None,
+    exports: str | None = None,
+    threads: int = 1,
+    task: str = "separate",
+) -> dict:
     """Product-path peak per duration, each in a fresh pair of processes (client + engine)."""
     env = dict(os.environ)
     if code is not None:
@@ -215,7 +261,18 @@ def bench_engine(durations: Sequence[float], *, code: str | None = None, model: 
     runs = []
     with tempfile.TemporaryDirectory(prefix="stemlink-engine-mem-") as tmp:
         for seconds in durations:
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--engine-child", str(seconds), "--dir", str(Path(tmp) / f"run{seconds}"), "--threads", str(threads), "--task", task]
+            cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--engine-child",
+                str(seconds),
+                "--dir",
+                str(Path(tmp) / f"run{seconds}"),
+                "--threads",
+                str(threads),
+                "--task",
+                task,
+            ]
             if exports is not None:
                 cmd += ["--exports", str(Path(exports).resolve()), "--model", model or "msdm-small"]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, cwd=code or None)
@@ -249,7 +306,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(run_engine_one(args.engine_child, Path(args.dir), args.model, args.exports, args.threads, args.task)))
         return 0
     if args.engine:
-        print(json.dumps(bench_engine(args.durations, code=args.code, model=args.model, exports=args.exports, threads=args.threads, task=args.task), indent=2))
+        print(
+            json.dumps(
+                bench_engine(args.durations, code=args.code, model=args.model, exports=args.exports, threads=args.threads, task=args.task),
+                indent=2,
+            )
+        )
         return 0
     print(json.dumps(bench_scale(args.durations, args.threads), indent=2))
     return 0

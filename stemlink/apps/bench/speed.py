@@ -15,6 +15,7 @@ untouched starting commit) by putting DIR first on PYTHONPATH.
 
     python -m stemlink.apps.bench.speed --busy 0 2 --code /work/before --code . --out bench/x.json
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 RATE, CHANNELS = 44100, 2
 BUSY_LOOP = "while True: pass"
@@ -54,8 +55,9 @@ def run_child(seconds: float, model_name: str, fmt: str, exports: str, threads: 
     import torch
 
     from stemlink.audio.files import FileSource
+    from stemlink.contract import TaskRequest
     from stemlink.engine.registry import ModelRegistry
-    from stemlink.engine.tasks import TaskRequest, run_task
+    from stemlink.engine.tasks import run_task
 
     with tempfile.TemporaryDirectory(prefix="stemlink-speed-") as tmp:
         path = Path(tmp) / "input.wav"
@@ -68,9 +70,15 @@ def run_child(seconds: float, model_name: str, fmt: str, exports: str, threads: 
     run_task(model, TaskRequest(task="separate", sample_rate=RATE, inputs={"mix": mix}))
     wall = time.perf_counter() - started
     return {
-        "model": model_name, "format": fmt, "seconds": seconds, "wall": round(wall, 3), "rtf": round(wall / seconds, 3),
-        "torch_threads": torch.get_num_threads(), "threads_arg": threads,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "stemlink": str(Path(sys.modules["stemlink"].__file__).parent),
+        "model": model_name,
+        "format": fmt,
+        "seconds": seconds,
+        "wall": round(wall, 3),
+        "rtf": round(wall / seconds, 3),
+        "torch_threads": torch.get_num_threads(),
+        "threads_arg": threads,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "stemlink": str(Path(str(sys.modules["stemlink"].__file__)).parent),
     }
 
 
@@ -84,8 +92,19 @@ def measure(code: str, busy: int, *, seconds: float, model: str, fmt: str, expor
     env["PYTHONPATH"] = str(Path(code).resolve())
     for key in ("OMP_WAIT_POLICY", "KMP_BLOCKTIME", "OMP_NUM_THREADS", "STEMLINK_THREADS"):
         env.pop(key, None)  # the child decides, as the CLI would
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--seconds", str(seconds), "--model", model,
-           "--format", fmt, "--exports", str(Path(exports).resolve())]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        "--seconds",
+        str(seconds),
+        "--model",
+        model,
+        "--format",
+        fmt,
+        "--exports",
+        str(Path(exports).resolve()),
+    ]
     if threads is not None:
         cmd += ["--threads", str(threads)]
     hogs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(busy)]

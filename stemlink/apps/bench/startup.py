@@ -16,6 +16,7 @@ from DIR); the load average is recorded around every measurement.
 
     python -m stemlink.apps.bench.startup --code /work/before --code . --busy 0 2 --out bench/reliability-startup.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 BUSY_LOOP = "while True: pass"
 TRAINER_PID = Path("/tmp/trainer.pid")
@@ -59,17 +60,24 @@ def _env(code: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
 def time_command(code: Path, argv: tuple[str, ...], env: dict[str, str] | None = None) -> dict:
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "stemlink", *argv], cwd=code, env=_env(code, env), capture_output=True, text=True)
-    return {"argv": list(argv), "wall": round(time.perf_counter() - started, 3), "rc": proc.returncode,
-            "last_line": (proc.stdout + proc.stderr).strip().splitlines()[-1][:200] if (proc.stdout + proc.stderr).strip() else ""}
+    return {
+        "argv": list(argv),
+        "wall": round(time.perf_counter() - started, 3),
+        "rc": proc.returncode,
+        "last_line": (proc.stdout + proc.stderr).strip().splitlines()[-1][:200] if (proc.stdout + proc.stderr).strip() else "",
+    }
 
 
 def first_progress(code: Path, wav: Path, out: Path, env: dict[str, str] | None = None, limit: float = 600.0) -> dict:
     """Seconds from launch to the first progress line of `stemlink separate`, then stop it."""
     argv = [sys.executable, "-m", "stemlink", "separate", str(wav), "--start", "0", "--end", "10", "--out", str(out), "--overwrite"]
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=code, env=_env(code, env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    first, lines = None, []
+    proc = subprocess.Popen(
+        argv, cwd=code, env=_env(code, env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert proc.stderr is not None  # stderr=PIPE
+    first: float | None = None
+    lines: list[str] = []
     try:
         for line in proc.stderr:
             lines.append(line.rstrip())
@@ -104,6 +112,7 @@ def paused_trainer(enabled: bool) -> Iterator[str]:
     if pid is None:
         yield "not paused (no /tmp/trainer.pid)" if enabled else "not paused"
         return
+
     def interrupted(*_: object) -> None:
         raise KeyboardInterrupt
 
@@ -128,16 +137,27 @@ def warm_runs(code: Path, wav: Path, out: Path, repeats: int) -> dict:
     state = Path(tempfile.mkdtemp(prefix="stemlink-state-"))
     env = {"STEMLINK_STATE_DIR": str(state)}
     started = time.perf_counter()
-    start = subprocess.run([sys.executable, "-m", "stemlink", "serve", "--background", "--bind", address], cwd=code,
-                           env=_env(code, env), capture_output=True, text=True)
-    result = {"address": address, "serve_background_wall": round(time.perf_counter() - started, 3), "rc": start.returncode,
-              "output": (start.stdout + start.stderr).strip()[-300:], "runs": []}
+    start = subprocess.run(
+        [sys.executable, "-m", "stemlink", "serve", "--background", "--bind", address],
+        cwd=code,
+        env=_env(code, env),
+        capture_output=True,
+        text=True,
+    )
+    runs: list[dict] = []
+    result: dict[str, object] = {
+        "address": address,
+        "serve_background_wall": round(time.perf_counter() - started, 3),
+        "rc": start.returncode,
+        "output": (start.stdout + start.stderr).strip()[-300:],
+        "runs": runs,
+    }
     try:
         if start.returncode == 0:
             for _ in range(repeats):
                 load = load_average()
                 run = first_progress(code, wav, out, env={**env, "STEMLINK_ENGINE": address})
-                result["runs"].append({**run, "load_before": load})
+                runs.append({**run, "load_before": load})
             result["status"] = time_command(code, ("status", "--engine", address), env)
     finally:
         subprocess.run([sys.executable, "-m", "stemlink", "serve", "--stop"], cwd=code, env=_env(code, env), capture_output=True)
@@ -177,20 +197,25 @@ def main(argv: list[str] | None = None) -> int:
     from stemlink.apps.bench.speed import _write_input
 
     codes = [Path(c).resolve() for c in (args.code or ["."])]
-    results = {"command": "python -m stemlink.apps.bench.startup " + " ".join(sys.argv[1:] if argv is None else argv),
-               "cpus": os.cpu_count(), "sets": []}
+    sets: list[dict] = []
+    results = {
+        "command": "python -m stemlink.apps.bench.startup " + " ".join(sys.argv[1:] if argv is None else argv),
+        "cpus": os.cpu_count(),
+        "sets": sets,
+    }
     with tempfile.TemporaryDirectory(prefix="stemlink-startup-") as tmp:
         wav = Path(tmp) / "ten-seconds.wav"
         _write_input(wav, 10.0)
         for n in args.busy:
             with paused_trainer(args.pause_trainer and n == 0) as trainer, busy(n):
-                entry = {"busy": n, "trainer": trainer, "load_start": load_average(), "codes": []}
+                measured: list[dict] = []
+                entry: dict[str, object] = {"busy": n, "trainer": trainer, "load_start": load_average(), "codes": measured}
                 for code in codes:
                     warm = (code / "stemlink" / "background.py").exists()
-                    entry["codes"].append(measure(code, wav, Path(tmp) / "out", args.repeats, args.cold_repeats, warm))
-                    print(json.dumps(entry["codes"][-1]), flush=True)
+                    measured.append(measure(code, wav, Path(tmp) / "out", args.repeats, args.cold_repeats, warm))
+                    print(json.dumps(measured[-1]), flush=True)
                 entry["load_end"] = load_average()
-            results["sets"].append(entry)
+            sets.append(entry)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     return 0

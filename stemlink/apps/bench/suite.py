@@ -15,6 +15,7 @@ the shipped models and collects the results):
   (`bench.bridge`);
 - scale: wall time and peak RSS for 10 s / 1 min / 10 min regions (`bench.scale`).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -24,16 +25,20 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, is_dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from stemlink.errors import InvalidInput
 from stemlink.paths import PROJECT_ROOT
 
 SCHEMA = "stemlink-bench/1"
-DATA_HINT = ("stemlink data render --out data/corpus --tracks 240 --seconds 30 --sr 16000 --seed 0 --source procedural --jobs 2"
-             "  (the training corpus; its test split is what the bench reads)")
+DATA_HINT = (
+    "stemlink data render --out data/corpus --tracks 240 --seconds 30 --sr 16000 --seed 0 --source procedural --jobs 2"
+    "  (the training corpus; its test split is what the bench reads)"
+)
 Log = Callable[[str], None]
 
 
@@ -64,12 +69,22 @@ class BenchConfig:
     command: str = "stemlink bench"
 
     @classmethod
-    def for_run(cls, quick: bool, **kwargs: Any) -> "BenchConfig":
+    def for_run(cls, quick: bool, **kwargs: Any) -> BenchConfig:
         """The full settings, or --quick's (fewer windows, steps and runs; under ~5 min)."""
         base = cls(quick=quick)
         if quick:
-            base = replace(base, separation_windows=8, separation_steps=None, cocola_pairs=64, accompaniment_windows=3,
-                           accompaniment_steps=None, speed_seconds=4.0, speed_steps=None, bridge_runs=10, scale_seconds=(10, 60))
+            base = replace(
+                base,
+                separation_windows=8,
+                separation_steps=None,
+                cocola_pairs=64,
+                accompaniment_windows=3,
+                accompaniment_steps=None,
+                speed_seconds=4.0,
+                speed_steps=None,
+                bridge_runs=10,
+                scale_seconds=(10, 60),
+            )
         return replace(base, **{k: v for k, v in kwargs.items() if v is not None})
 
     @property
@@ -108,9 +123,17 @@ def machine_info(threads: int) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "onnxruntime": ort, "load_average": list(os.getloadavg())}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": ort,
+        "load_average": list(os.getloadavg()),
+    }
 
 
 def git_info() -> dict[str, Any]:
@@ -123,11 +146,15 @@ def git_info() -> dict[str, Any]:
         return {"commit": None, "dirty": None}
 
 
+def _no_progress(done: int, total: int) -> None:
+    """A progress callback that reports nothing (benchmarks time the whole call)."""
+
+
 def _models(registry: Any, task: str) -> list[str]:
     return [name for name in registry.names() if task in registry.spec(name).tasks]
 
 
-def _sampler_params(config: "BenchConfig", task: str, model: str, steps: int | None) -> dict[str, Any]:
+def _sampler_params(config: BenchConfig, task: str, model: str, steps: int | None) -> dict[str, Any]:
     """Full runs: the shipped preset's sampler params for `task` (when it targets `model`), `steps`
     overriding. --quick: the model's own manifest defaults (tuned by its trainer for few steps;
     forcing few steps onto a preset's many-step sampler can diverge), `steps` only if given."""
@@ -149,12 +176,16 @@ def _check_data(config: BenchConfig) -> Any:
     from stemlink.lab.data import open_corpus
 
     if not Path(config.data).is_dir():
-        raise InvalidInput(f"no corpus at {config.data}: render it first with\n  {DATA_HINT}\nor pass --data DIR "
-                           "(any corpus layout stemlink reads, with a test split)", field="data")
+        raise InvalidInput(
+            f"no corpus at {config.data}: render it first with\n  {DATA_HINT}\nor pass --data DIR "
+            "(any corpus layout stemlink reads, with a test split)",
+            field="data",
+        )
     corpus = open_corpus(config.data)
     if config.split not in corpus.splits():
-        raise InvalidInput(f"corpus {config.data} has no {config.split!r} split (has {', '.join(corpus.splits())}); "
-                           f"pass --split", field="split")
+        raise InvalidInput(
+            f"corpus {config.data} has no {config.split!r} split (has {', '.join(corpus.splits())}); pass --split", field="split"
+        )
     return corpus
 
 
@@ -167,19 +198,35 @@ def bench_separation(registry: Any, config: BenchConfig, log: Log) -> dict[str, 
     from stemlink.lab.eval.separation import SeparationScores, evaluate, oracle_irm, protocol_windows
 
     def summary(scores: SeparationScores, system: str, **extra: Any) -> dict[str, Any]:
-        per_stem = {s: {"sisdri": _mean(scores.improvement.get(s)), "sisdr": _mean(scores.sdr.get(s)),
-                        "n": len(scores.improvement.get(s, []))} for s in scores.stems}
-        out = {"system": system, **extra, "per_stem": per_stem, "avg_sisdri": scores.summary()["avg_sisdri"],
-               "avg_sisdr": _mean([v["sisdr"] for v in per_stem.values() if v["n"]])}
-        log(f"  {system:28s} SI-SDRi " + "  ".join(f"{s} {v['sisdri']:+6.2f}" for s, v in per_stem.items())
-            + f"  | avg {out['avg_sisdri']:+6.2f} dB")
+        per_stem = {
+            s: {"sisdri": _mean(scores.improvement.get(s)), "sisdr": _mean(scores.sdr.get(s)), "n": len(scores.improvement.get(s, []))}
+            for s in scores.stems
+        }
+        out = {
+            "system": system,
+            **extra,
+            "per_stem": per_stem,
+            "avg_sisdri": scores.summary()["avg_sisdri"],
+            "avg_sisdr": _mean([v["sisdr"] for v in per_stem.values() if v["n"]]),
+        }
+        log(
+            f"  {system:28s} SI-SDRi "
+            + "  ".join(f"{s} {v['sisdri']:+6.2f}" for s, v in per_stem.items())
+            + f"  | avg {out['avg_sisdri']:+6.2f} dB"
+        )
         return out
 
-    results = []
+    results: list[dict[str, Any]] = []
     for name in _models(registry, "separate"):
         model = registry.get(name)
-        windows = protocol_windows(str(config.data), config.split, model.stems, model.sample_rate,
-                                   limit=config.separation_windows, multiple_of=getattr(model, "hop", 1))
+        windows = protocol_windows(
+            str(config.data),
+            config.split,
+            model.stems,
+            model.sample_rate,
+            limit=config.separation_windows,
+            multiple_of=getattr(model, "hop", 1),
+        )
         if not windows:
             results.append({"model": name, "skipped": f"no protocol windows in split {config.split!r}"})
             continue
@@ -193,12 +240,32 @@ def bench_separation(registry: Any, config: BenchConfig, log: Log) -> dict[str, 
         systems.append(summary(oracle, "oracle IRM (upper bound)"))
         params = model.parse_params("separate", _sampler_params(config, "separate", name, config.separation_steps))
         g = torch.Generator().manual_seed(config.seed)
-        scores = evaluate(lambda mix: model.separate(mix, params=params, generator=g, callback=lambda d, t: None),
-                          windows, model.stems, batch=config.separation_batch, sample_rate=model.sample_rate)
-        systems.append(summary(scores, f"{name} ({model.spec.format})", params=asdict(params) if is_dataclass(params) else {},
-                               rtf_model_rate=scores.summary().get("rtf")))
-        results.append({"model": name, "format": model.spec.format, "sample_rate": model.sample_rate, "windows": len(windows),
-                        "window_samples": int(refs.shape[-1]), "split": config.split, "systems": systems})
+        scores = evaluate(
+            partial(model.separate, params=params, generator=g, callback=_no_progress),
+            windows,
+            model.stems,
+            batch=config.separation_batch,
+            sample_rate=model.sample_rate,
+        )
+        systems.append(
+            summary(
+                scores,
+                f"{name} ({model.spec.format})",
+                params=asdict(params) if is_dataclass(params) and not isinstance(params, type) else {},
+                rtf_model_rate=scores.summary().get("rtf"),
+            )
+        )
+        results.append(
+            {
+                "model": name,
+                "format": model.spec.format,
+                "sample_rate": model.sample_rate,
+                "windows": len(windows),
+                "window_samples": int(refs.shape[-1]),
+                "split": config.split,
+                "systems": systems,
+            }
+        )
     return {"models": results}
 
 
@@ -208,55 +275,66 @@ def bench_coherence(registry: Any, config: BenchConfig, log: Log) -> dict[str, A
     from stemlink.lab.eval.coherence import embed_pairs, k_pair_accuracy, score_distributions
 
     corpus = open_corpus(config.data)
-    scorers = []
+    scorers: list[dict[str, Any]] = []
     for name in _models(registry, "score"):
         model = registry.get(name)
         if not hasattr(model, "weight"):
             scorers.append({"model": name, "skipped": "no bilinear weight (not a COCOLA scorer)"})
             continue
-        data = SubmixPairs(corpus, config.split, sample_rate=model.sample_rate, length=model.window, max_overlap=0.5,
-                           seed=config.seed, jitter=False)
+        data = SubmixPairs(
+            corpus, config.split, sample_rate=model.sample_rate, length=model.window, max_overlap=0.5, seed=config.seed, jitter=False
+        )
         pairs = embed_pairs(model.embed, data, min(config.cocola_pairs, len(data)), seed=config.seed)
         n = pairs.h1.shape[0]
         acc = {f"K={k}": k_pair_accuracy(pairs.h1, pairs.h2, model.weight, k) for k in (2, 8) if k <= n}
         dists = [asdict(d) for d in score_distributions(pairs, model.weight, model.window, seed=config.seed)]
         log(f"  {name}: {n} pairs, " + ", ".join(f"accuracy {k} {v * 100:.1f}%" for k, v in acc.items()))
-        scorers.append({"model": name, "format": model.spec.format, "pairs": n, "tracks": len(set(pairs.tracks)),
-                        "accuracy": acc, "scores": dists})
-    accompaniment = []
+        scorers.append(
+            {"model": name, "format": model.spec.format, "pairs": n, "tracks": len(set(pairs.tracks)), "accuracy": acc, "scores": dists}
+        )
+    accompaniment: list[dict[str, Any]] = []
     scorer_name = registry.default_for("score") if scorers else None
     for name in _models(registry, "accompany"):
         if scorer_name is None:
             accompaniment.append({"model": name, "skipped": "no score model in the exports"})
             continue
         model, scorer = registry.get(name), registry.get(scorer_name)
-        ds = StemWindows(corpus, config.split, stems=tuple(model.stems), sample_rate=model.sample_rate, length=model.window,
-                         max_overlap=0.5, silence_rule=True, jitter=False, seed=config.seed)
+        ds = StemWindows(
+            corpus,
+            config.split,
+            stems=tuple(model.stems),
+            sample_rate=model.sample_rate,
+            length=model.window,
+            max_overlap=0.5,
+            silence_rule=True,
+            jitter=False,
+            seed=config.seed,
+        )
         idx = _spread(len(ds), config.accompaniment_windows)
         params = model.parse_params("accompany", _sampler_params(config, "accompany", name, config.accompaniment_steps))
-        scores = accompaniment_scores(model, scorer, [ds[i] for i in idx], [ds.window(i)[0] for i in idx], params=params,
-                                      seed=config.seed)
+        scores = accompaniment_scores(model, scorer, [ds[i] for i in idx], [ds.window(i)[0] for i in idx], params=params, seed=config.seed)
         s = scores.summary()
-        log(f"  {name} + {scorer_name}: {s['parts']} parts, mean COCOLA generated "
+        log(
+            f"  {name} + {scorer_name}: {s['parts']} parts, mean COCOLA generated "
             f"{_get(s, 'generated')} / true {_get(s, 'true')} / random {_get(s, 'random')}, "
-            f"non-silent {s['generated_nonsilent'] * 100:.0f}%")
-        accompaniment.append({"model": name, "scorer": scorer_name, "windows": len(idx), "steps": params.steps,
-                              "candidates": 1, **s})
+            f"non-silent {s['generated_nonsilent'] * 100:.0f}%"
+        )
+        accompaniment.append({"model": name, "scorer": scorer_name, "windows": len(idx), "steps": params.steps, "candidates": 1, **s})
     return {"cocola": scorers, "accompaniment": accompaniment}
 
 
 def _eager_msdm(spec: Any, checkpoint: Path) -> Any:
     from stemlink.engine.models.msdm import MSDMModel
-    from stemlink.lab.train.msdm_export import load_denoiser
+    from stemlink.lab.export.msdm import load_denoiser
 
     return MSDMModel(spec, load_denoiser(checkpoint)[0])
 
 
 def _eager_cocola(spec: Any, checkpoint: Path) -> Any:
-    from stemlink.engine.models.cocola import CocolaExport, CocolaModel
-    from stemlink.lab.train.cocola import load_network
+    from stemlink.engine.models.cocola import CocolaModel
+    from stemlink.lab.export.cocola import CocolaExport, load_cocola
 
-    return CocolaModel(spec, CocolaExport(load_network(checkpoint)[0]).eval())
+    return CocolaModel(spec, CocolaExport(load_cocola(checkpoint)[0]).eval())
 
 
 EAGER_LOADERS = {"msdm": _eager_msdm, "cocola": _eager_cocola}  # family -> (spec, training checkpoint) -> model
@@ -270,30 +348,42 @@ def bench_speed(registry: Any, config: BenchConfig, log: Log) -> dict[str, Any]:
     rate, channels = 44100, 2
     audio = region(config.speed_seconds, rate, channels, seed=config.seed)
     runtimes = {"onnx": "onnxruntime", "torchscript": "torch (TorchScript)"}
-    candidates = [(spec, runtimes.get(spec.format, spec.format), lambda spec=spec: registry.get(spec.name, spec.format))
-                  for spec in registry.list()]
+    candidates: list[tuple[Any, str, Callable[[], Any]]] = [
+        (spec, runtimes.get(spec.format, spec.format), partial(registry.get, spec.name, spec.format)) for spec in registry.list()
+    ]
     for name, checkpoint in config.eager:
         spec = registry.spec(name)
         if spec.family not in EAGER_LOADERS:
-            raise InvalidInput(f"--eager {name}: family {spec.family!r} has no eager loader; allowed: {', '.join(EAGER_LOADERS)}", field="eager")
-        candidates.append((spec, "torch eager (checkpoint)", lambda spec=spec, ckpt=checkpoint: EAGER_LOADERS[spec.family](spec, Path(ckpt))))
-    rows, warm = [], {}
+            raise InvalidInput(
+                f"--eager {name}: family {spec.family!r} has no eager loader; allowed: {', '.join(EAGER_LOADERS)}", field="eager"
+            )
+        candidates.append((spec, "torch eager (checkpoint)", partial(EAGER_LOADERS[spec.family], spec, Path(checkpoint))))
+    rows: list[dict[str, Any]] = []
+    warm: dict[Any, Any] = {}
     for spec, runtime, load in candidates:
         model = load()
         for task in [t for t in ("separate", "accompany", "generate", "score") if t in spec.tasks]:
             params = {} if task == "score" else _sampler_params(config, task, spec.name, config.speed_steps)
             _, short = _timed_task(model, task, audio[:, :rate], rate, params, config.seed)  # warm-up (runtime, shapes)
             seconds, result = _timed_task(model, task, audio, rate, params, config.seed)
-            row = {"model": spec.name, "format": spec.format, "runtime": runtime, "task": task,
-                   "rtf": seconds / config.speed_seconds, "seconds": seconds, "steps": result.params.get("steps")}
+            row = {
+                "model": spec.name,
+                "format": spec.format,
+                "runtime": runtime,
+                "task": task,
+                "rtf": seconds / config.speed_seconds,
+                "seconds": seconds,
+                "steps": result.params.get("steps"),
+            }
             reference = warm.setdefault((spec.name, task), short)  # the first runtime's warm-up output
             if runtime.startswith("torch eager"):
                 row["max_abs_diff_vs_export"] = _max_diff(reference, short)
             rows.append(row)
-            log(f"  {spec.name:14s} {task:9s} {runtime:24s} RTF {row['rtf']:7.3f}"
-                + (f"  (|eager - export| max {row['max_abs_diff_vs_export']:.2g})" if "max_abs_diff_vs_export" in row else ""))
-    return {"region": {"seconds": config.speed_seconds, "sample_rate": rate, "channels": channels}, "threads": config.threads,
-            "runs": rows}
+            log(
+                f"  {spec.name:14s} {task:9s} {runtime:24s} RTF {row['rtf']:7.3f}"
+                + (f"  (|eager - export| max {row['max_abs_diff_vs_export']:.2g})" if "max_abs_diff_vs_export" in row else "")
+            )
+    return {"region": {"seconds": config.speed_seconds, "sample_rate": rate, "channels": channels}, "threads": config.threads, "runs": rows}
 
 
 def _max_diff(a: Any, b: Any) -> float:
@@ -306,12 +396,16 @@ def _max_diff(a: Any, b: Any) -> float:
 
 
 def _timed_task(model: Any, task: str, audio: Any, rate: int, params: dict[str, Any], seed: int) -> tuple[float, Any]:
-    from stemlink.engine.tasks import TaskRequest, run_task
+    from stemlink.contract import TaskRequest
+    from stemlink.engine.tasks import run_task
 
-    kw: dict[str, Any] = {"separate": {"inputs": {"mix": audio}},
-                          "accompany": {"inputs": {"context": audio}, "context_stems": tuple(model.stems[:-1])},
-                          "generate": {"frames": audio.shape[-1], "channels": audio.shape[0]},
-                          "score": {"inputs": {"a": audio, "b": audio[::-1].copy()}}}[task]
+    by_task: dict[str, dict[str, Any]] = {
+        "separate": {"inputs": {"mix": audio}},
+        "accompany": {"inputs": {"context": audio}, "context_stems": tuple(model.stems[:-1])},
+        "generate": {"frames": audio.shape[-1], "channels": audio.shape[0]},
+        "score": {"inputs": {"a": audio, "b": audio[::-1].copy()}},
+    }
+    kw = by_task[task]
     request = TaskRequest(task=task, sample_rate=rate, params=params, seed=seed, **kw)
     t0 = time.perf_counter()
     result = run_task(model, request)
@@ -353,22 +447,47 @@ def run_bench(config: BenchConfig, *, log: Log = print) -> dict[str, Any]:
     registry = ModelRegistry(config.exports, device="cpu", threads=config.threads)
     started = time.perf_counter()
     expected = config.expected_minutes()
-    log(f"stemlink bench{' --quick' if config.quick else ''}: sections {', '.join(config.sections)}; "
-        f"expected about {expected:g} min on a 2-core CPU")
+    log(
+        f"stemlink bench{' --quick' if config.quick else ''}: sections {', '.join(config.sections)}; "
+        f"expected about {expected:g} min on a 2-core CPU"
+    )
     results: dict[str, Any] = {
-        "schema": SCHEMA, "version": 1, "quick": config.quick, "command": config.command,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(config.threads), "git": git_info(),
-        "exports": str(registry.exports_dir), "models": [
-            {"name": s.name, "version": s.version, "family": s.family, "format": s.format, "tasks": list(s.tasks),
-             "sample_rate": s.sample_rate, "window": s.window, "sha256": s.sha256, "card": s.card} for s in registry.list()],
+        "schema": SCHEMA,
+        "version": 1,
+        "quick": config.quick,
+        "command": config.command,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(config.threads),
+        "git": git_info(),
+        "exports": str(registry.exports_dir),
+        "models": [
+            {
+                "name": s.name,
+                "version": s.version,
+                "family": s.family,
+                "format": s.format,
+                "tasks": list(s.tasks),
+                "sample_rate": s.sample_rate,
+                "window": s.window,
+                "sha256": s.sha256,
+                "card": s.card,
+            }
+            for s in registry.list()
+        ],
         "data": {"root": str(config.data), "split": config.split},
         "settings": {k: v for k, v in asdict(config).items() if k not in ("out", "markdown", "exports", "data", "command")},
         "eager_checkpoints": {name: str(path) for name, path in config.eager},
-        "timings": {}, "rss_mb": {"start": round(_rss_mb(), 1)}, "expected_minutes": expected,
+        "timings": {},
+        "rss_mb": {"start": round(_rss_mb(), 1)},
+        "expected_minutes": expected,
     }
-    runners = {"separation": bench_separation, "coherence": bench_coherence, "speed": bench_speed,
-               "bridge": bench_bridge_section, "scale": bench_scale_section}
+    runners = {
+        "separation": bench_separation,
+        "coherence": bench_coherence,
+        "speed": bench_speed,
+        "bridge": bench_bridge_section,
+        "scale": bench_scale_section,
+    }
     for name in sorted(config.sections, key=BenchConfig.sections.index):
         log(f"[{name}]")
         t0 = time.perf_counter()
@@ -382,8 +501,10 @@ def run_bench(config: BenchConfig, *, log: Log = print) -> dict[str, Any]:
     results["plots"] = write_plots(results, out)
     _write_json(out / "results.json", results)
     write_markdown(results, config.markdown_path, out)
-    log(f"done in {results['timings']['total'] / 60:.1f} min (expected about {expected:g} min): "
-        f"{out / 'results.json'}, {config.markdown_path}")
+    log(
+        f"done in {results['timings']['total'] / 60:.1f} min (expected about {expected:g} min): "
+        f"{out / 'results.json'}, {config.markdown_path}"
+    )
     return results
 
 
@@ -400,8 +521,10 @@ def bench_scale_section(registry: Any, config: BenchConfig, log: Log) -> dict[st
 
     result = bench_scale(config.scale_seconds, threads=1)
     for run in result["runs"]:
-        log(f"  {run['seconds']:6g} s region: wall {run['wall']:7.2f} s ({run['wall_per_audio_second'] * 1000:.2f} ms per "
-              f"audio second), peak RSS {run['peak_rss_mb']:.0f} MB")
+        log(
+            f"  {run['seconds']:6g} s region: wall {run['wall']:7.2f} s ({run['wall_per_audio_second'] * 1000:.2f} ms per "
+            f"audio second), peak RSS {run['peak_rss_mb']:.0f} MB"
+        )
     return result
 
 

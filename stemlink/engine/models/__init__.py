@@ -1,4 +1,5 @@
 """Engine capabilities (base) and their implementations, one module per model family."""
+
 from stemlink.engine.models.base import (
     Accompanist,
     EngineModel,

@@ -14,18 +14,18 @@ Progress: `callback(done, total)` is called after every network evaluation step;
 that raises (e.g. `Cancelled`) stops the work within one step. Randomness comes only from the
 `generator` passed in, so the same request and seed give the same audio.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # annotations only: the wire layer imports TASKS/ModelSpec without paying for torch
+if TYPE_CHECKING:  # annotations only: importing ModelSpec costs no torch
     import torch
 
 ProgressCallback = Callable[[int, int], None]
-
-TASKS = ("separate", "extract", "remove", "accompany", "generate", "score")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class ModelSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
-class EngineModel(ABC):
+class EngineModel:
     """A loaded model. Subclasses also inherit one or more capability classes below."""
 
     def __init__(self, spec: ModelSpec):

@@ -16,18 +16,20 @@ Silence: MSDM tends to generate silent stems on partial generation (paper, sec. 
 `best_of = K > 1` the sampler draws K candidates per window in one batch and keeps the one
 whose generated stems have the highest RMS (the paper's "highest L2 norm of 100 samples").
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 
+from stemlink.contract import MAX_STEPS
 from stemlink.engine.models.base import Accompanist, EngineModel, Generator, ModelSpec, ProgressCallback, Separator
 from stemlink.engine.sampling import karras_sigmas, sample_dirac, sample_gaussian, sample_generate, sample_inpaint
 from stemlink.errors import InvalidInput
-from stemlink.limits import MAX_STEPS
 
 LIKELIHOODS = ("dirac", "dirac_sym", "gaussian")
 
@@ -77,13 +79,18 @@ def parse_msdm_params(values: Mapping[str, Any], *, model: str = "msdm") -> MSDM
         check, what = _RULES[key]
         if not check(value):
             raise InvalidInput(f"model {model!r}: params.{key} must be {what}, got {value!r}", field=f"params.{key}")
-    params = MSDMParams(**{k: (float(v) if isinstance(MSDMParams.__dataclass_fields__[k].default, float) else v) for k, v in values.items()})
+    typed: dict[str, Any] = {
+        k: (float(v) if isinstance(MSDMParams.__dataclass_fields__[k].default, float) else v) for k, v in values.items()
+    }
+    params = MSDMParams(**typed)
     if params.sigma_min >= params.sigma_max:
-        raise InvalidInput(f"model {model!r}: params.sigma_min ({params.sigma_min}) must be below sigma_max ({params.sigma_max})", field="params.sigma_min")
+        raise InvalidInput(
+            f"model {model!r}: params.sigma_min ({params.sigma_min}) must be below sigma_max ({params.sigma_max})", field="params.sigma_min"
+        )
     return params
 
 
-TASK_NAMES = ("separate", "accompany", "generate")
+MSDM_TASKS = ("separate", "accompany", "generate")  # the tasks an exported MSDM denoiser serves
 
 
 def task_defaults(defaults: Mapping[str, Any], task: str) -> dict[str, Any]:
@@ -92,7 +99,7 @@ def task_defaults(defaults: Mapping[str, Any], task: str) -> dict[str, Any]:
     `{"steps": 25, "s_churn": 20.0, "accompany": {"s_churn": 0.0}}` gives accompany
     S_churn 0 and every other task S_churn 20 (stochastic churn makes MSDM's generated
     parts silent far more often: exports/msdm-small.md)."""
-    shared = {k: v for k, v in defaults.items() if k not in TASK_NAMES}
+    shared = {k: v for k, v in defaults.items() if k not in MSDM_TASKS}
     own = defaults.get(task, {})
     if not isinstance(own, Mapping):
         raise InvalidInput(f"defaults.{task} must be a table of sampler parameters, got {own!r}", field=f"defaults.{task}")
@@ -130,16 +137,20 @@ class MSDMModel(EngineModel, Separator, Accompanist, Generator):
     def _check(self, audio: torch.Tensor, what: str) -> None:
         """The engine passes (B, window); evaluation may pass longer windows (multiples of `hop`)."""
         if audio.dim() != 2 or audio.shape[-1] < 1 or audio.shape[-1] % self.hop:
-            raise InvalidInput(f"{what} must be (B, T) at {self.sample_rate} Hz with T a multiple of {self.hop} "
-                               f"(the engine uses T = {self.window}), got {tuple(audio.shape)}", field=what)
+            raise InvalidInput(
+                f"{what} must be (B, T) at {self.sample_rate} Hz with T a multiple of {self.hop} "
+                f"(the engine uses T = {self.window}), got {tuple(audio.shape)}",
+                field=what,
+            )
 
     def separate(self, mix: torch.Tensor, *, params: Any, generator: torch.Generator, callback: ProgressCallback) -> torch.Tensor:
         """(B, T) mix -> (B, N, T) stems summing to the mix (Dirac: exactly)."""
         self._check(mix, "mix")
         p = self._params("separate", params)
         x, sigmas = self._start(mix.shape[0], mix.shape[-1], p, generator)
-        common = dict(mixture=mix.float(), generator=generator, callback=callback, s_churn=p.s_churn,
-                      corrector_steps=p.corrector_steps, heun=p.heun)
+        common: dict[str, Any] = dict(
+            mixture=mix.float(), generator=generator, callback=callback, s_churn=p.s_churn, corrector_steps=p.corrector_steps, heun=p.heun
+        )
         if p.likelihood == "gaussian":
             return sample_gaussian(self._denoise, x, sigmas, gamma=p.gamma, **common)
         return sample_dirac(self._denoise, x, sigmas, symmetric=p.likelihood == "dirac_sym", **common)
@@ -162,8 +173,9 @@ class MSDMModel(EngineModel, Separator, Accompanist, Generator):
         best = energy.argmax(dim=0)
         return cand[best, torch.arange(batch)]
 
-    def accompany(self, context: torch.Tensor, *, context_stems: Sequence[str], params: Any,
-                  generator: torch.Generator, callback: ProgressCallback) -> torch.Tensor:
+    def accompany(
+        self, context: torch.Tensor, *, context_stems: Sequence[str], params: Any, generator: torch.Generator, callback: ProgressCallback
+    ) -> torch.Tensor:
         """(B, T) context (sum of `context_stems`) -> (B, N, T); generated stems are those not in context_stems."""
         self._check(context, "context")
         p = self._params("accompany", params)
@@ -174,8 +186,9 @@ class MSDMModel(EngineModel, Separator, Accompanist, Generator):
         def run(n: int) -> torch.Tensor:
             x, sigmas = self._start(n, context.shape[-1], p, generator)
             ctx = context.float().repeat(n // batch, 1)
-            common = dict(generator=generator, callback=callback, s_churn=p.s_churn,
-                          corrector_steps=p.corrector_steps, heun=p.heun)
+            common: dict[str, Any] = dict(
+                generator=generator, callback=callback, s_churn=p.s_churn, corrector_steps=p.corrector_steps, heun=p.heun
+            )
             if len(idx) == 1:
                 known = torch.zeros_like(x)
                 known[:, idx[0]] = ctx
@@ -193,8 +206,15 @@ class MSDMModel(EngineModel, Separator, Accompanist, Generator):
 
         def run(n: int) -> torch.Tensor:
             x, sigmas = self._start(n, self.window, p, generator)
-            return sample_generate(self._denoise, x, sigmas, generator=generator, callback=callback,
-                                   s_churn=p.s_churn, corrector_steps=p.corrector_steps, heun=p.heun)
+            return sample_generate(
+                self._denoise,
+                x,
+                sigmas,
+                generator=generator,
+                callback=callback,
+                s_churn=p.s_churn,
+                corrector_steps=p.corrector_steps,
+                heun=p.heun,
+            )
 
         return self._best_of(run, batch, p.best_of, list(range(len(self.stems))))
-

@@ -22,10 +22,11 @@ back up to sigma_i. Samplers differ only in their projection and derivative:
   `symmetric=True`: the same constraint without a designated stem (stable with few steps).
 - `sample_gaussian`: Gaussian likelihood N(mixture | sum x_subset, (gamma sigma)^2) for comparison.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -44,9 +45,18 @@ def _ode_derivative(denoiser: Denoiser, x: torch.Tensor, sigma: float) -> torch.
     return (x - denoiser(x, sig)) / sigma
 
 
-def _run(x: torch.Tensor, sigmas: torch.Tensor, derivative: Derivative, project: Project, *,
-         generator: torch.Generator | None, callback: Callback, s_churn: float, corrector_steps: int,
-         heun: bool) -> torch.Tensor:
+def _run(
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    derivative: Derivative,
+    project: Project,
+    *,
+    generator: torch.Generator | None,
+    callback: Callback,
+    s_churn: float,
+    corrector_steps: int,
+    heun: bool,
+) -> torch.Tensor:
     if corrector_steps < 0:
         raise ValueError(f"corrector_steps must be >= 0, got {corrector_steps}")
     levels = [float(s) for s in sigmas]
@@ -68,7 +78,7 @@ def _run(x: torch.Tensor, sigmas: torch.Tensor, derivative: Derivative, project:
         for r in range(corrector_steps + 1):
             sigma_hat = sigma * (1 + alpha)
             if alpha > 0:
-                x = x + _noise(x, generator) * math.sqrt(sigma_hat ** 2 - sigma ** 2)
+                x = x + _noise(x, generator) * math.sqrt(sigma_hat**2 - sigma**2)
             x = project(x, sigma_hat)
             d = evaluate(x, sigma_hat)
             x_next = x + (sigma_next - sigma_hat) * d
@@ -77,20 +87,48 @@ def _run(x: torch.Tensor, sigmas: torch.Tensor, derivative: Derivative, project:
                 x_next = x + (sigma_next - sigma_hat) * (d + d2) / 2
             x = project(x_next, sigma_next)
             if r < corrector_steps:
-                x = x + _noise(x, generator) * math.sqrt(max(sigma ** 2 - sigma_next ** 2, 0.0))
+                x = x + _noise(x, generator) * math.sqrt(max(sigma**2 - sigma_next**2, 0.0))
     return x
 
 
-def sample_generate(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, generator: torch.Generator | None = None,
-                    callback: Callback = None, s_churn: float = 0.0, corrector_steps: int = 0, heun: bool = False) -> torch.Tensor:
+def sample_generate(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    callback: Callback = None,
+    s_churn: float = 0.0,
+    corrector_steps: int = 0,
+    heun: bool = False,
+) -> torch.Tensor:
     """Total generation: (B, N, T) noise -> (B, N, T) stems."""
-    return _run(x, sigmas, lambda z, s: _ode_derivative(denoiser, z, s), lambda z, s: z, generator=generator,
-                callback=callback, s_churn=s_churn, corrector_steps=corrector_steps, heun=heun)
+    return _run(
+        x,
+        sigmas,
+        lambda z, s: _ode_derivative(denoiser, z, s),
+        lambda z, s: z,
+        generator=generator,
+        callback=callback,
+        s_churn=s_churn,
+        corrector_steps=corrector_steps,
+        heun=heun,
+    )
 
 
-def sample_inpaint(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, known: torch.Tensor, mask: Sequence[bool],
-                   generator: torch.Generator | None = None, callback: Callback = None, s_churn: float = 0.0,
-                   corrector_steps: int = 0, heun: bool = False) -> torch.Tensor:
+def sample_inpaint(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    known: torch.Tensor,
+    mask: Sequence[bool],
+    generator: torch.Generator | None = None,
+    callback: Callback = None,
+    s_churn: float = 0.0,
+    corrector_steps: int = 0,
+    heun: bool = False,
+) -> torch.Tensor:
     """Partial generation. known: (B, N, T) true values (only stems with mask[n] True are
     used); returns (B, N, T) whose known stems equal `known` exactly."""
     keep = torch.as_tensor(list(mask), dtype=torch.bool, device=x.device)
@@ -101,8 +139,17 @@ def sample_inpaint(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *,
         noisy = known + _noise(known, generator) * sigma if sigma > 0 else known
         return torch.where(keep[None, :, None], noisy, z)
 
-    return _run(x, sigmas, lambda z, s: _ode_derivative(denoiser, z, s), project, generator=generator,
-                callback=callback, s_churn=s_churn, corrector_steps=corrector_steps, heun=heun)
+    return _run(
+        x,
+        sigmas,
+        lambda z, s: _ode_derivative(denoiser, z, s),
+        project,
+        generator=generator,
+        callback=callback,
+        s_churn=s_churn,
+        corrector_steps=corrector_steps,
+        heun=heun,
+    )
 
 
 def _subset(subset: Sequence[int] | None, n: int) -> list[int]:
@@ -112,10 +159,20 @@ def _subset(subset: Sequence[int] | None, n: int) -> list[int]:
     return idx
 
 
-def sample_dirac(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, mixture: torch.Tensor,
-                 subset: Sequence[int] | None = None, symmetric: bool = False, generator: torch.Generator | None = None,
-                 callback: Callback = None, s_churn: float = 20.0, corrector_steps: int = 1,
-                 heun: bool = False) -> torch.Tensor:
+def sample_dirac(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    mixture: torch.Tensor,
+    subset: Sequence[int] | None = None,
+    symmetric: bool = False,
+    generator: torch.Generator | None = None,
+    callback: Callback = None,
+    s_churn: float = 20.0,
+    corrector_steps: int = 1,
+    heun: bool = False,
+) -> torch.Tensor:
     """MSDM 'Dirac' sampler. mixture: (B, T) = sum of the `subset` stems (default: all).
     Returns (B, N, T) whose subset stems sum to `mixture` (up to float rounding).
 
@@ -149,14 +206,33 @@ def sample_dirac(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, m
             d[:, last] = 0.0
         return d
 
-    return _run(project(x, float(sigmas[0])), sigmas, derivative, project, generator=generator, callback=callback,
-                s_churn=s_churn, corrector_steps=corrector_steps, heun=heun)
+    return _run(
+        project(x, float(sigmas[0])),
+        sigmas,
+        derivative,
+        project,
+        generator=generator,
+        callback=callback,
+        s_churn=s_churn,
+        corrector_steps=corrector_steps,
+        heun=heun,
+    )
 
 
-def sample_gaussian(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, mixture: torch.Tensor,
-                    subset: Sequence[int] | None = None, gamma: float = 2.0, generator: torch.Generator | None = None,
-                    callback: Callback = None, s_churn: float = 20.0, corrector_steps: int = 1,
-                    heun: bool = False) -> torch.Tensor:
+def sample_gaussian(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    mixture: torch.Tensor,
+    subset: Sequence[int] | None = None,
+    gamma: float = 2.0,
+    generator: torch.Generator | None = None,
+    callback: Callback = None,
+    s_churn: float = 20.0,
+    corrector_steps: int = 1,
+    heun: bool = False,
+) -> torch.Tensor:
     """Gaussian-likelihood separation (NCSN-BASIS style), likelihood std gamma * sigma.
 
     Posterior ODE derivative: d_n = (x_n - D_n) / sigma - (mixture - sum_subset x) / (gamma^2 sigma)
@@ -171,8 +247,17 @@ def sample_gaussian(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *
     def derivative(z: torch.Tensor, sigma: float) -> torch.Tensor:
         d = _ode_derivative(denoiser, z, sigma)
         residual = y - z[:, idx].sum(dim=1, keepdim=True)
-        d[:, idx] = d[:, idx] - residual / (gamma ** 2 * sigma)
+        d[:, idx] = d[:, idx] - residual / (gamma**2 * sigma)
         return d
 
-    return _run(x, sigmas, derivative, lambda z, s: z, generator=generator, callback=callback,
-                s_churn=s_churn, corrector_steps=corrector_steps, heun=heun)
+    return _run(
+        x,
+        sigmas,
+        derivative,
+        lambda z, s: z,
+        generator=generator,
+        callback=callback,
+        s_churn=s_churn,
+        corrector_steps=corrector_steps,
+        heun=heun,
+    )

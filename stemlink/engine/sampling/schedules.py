@@ -1,4 +1,5 @@
 """Noise schedules: pure functions from settings to a decreasing sigma sequence ending in 0."""
+
 from __future__ import annotations
 
 import torch

@@ -7,6 +7,7 @@ over `inproc://` (same ZeroMQ context as the client: no sockets, no copies);
 Linux the child gets SIGTERM when its parent dies). Either way, users never have to start a
 server to try stemlink.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,15 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 class Engine:
     """A running engine: `address`, the `context` clients must use for inproc, `stop()`."""
 
-    def __init__(self, address: str, context: zmq.Context, *, server: Server | None = None,
-                 process: subprocess.Popen | None = None, folder: Path | None = None):
+    def __init__(
+        self,
+        address: str,
+        context: zmq.Context,
+        *,
+        server: Server | None = None,
+        process: subprocess.Popen | None = None,
+        folder: Path | None = None,
+    ):
         self.address = address
         self.context = context
         self.server = server
@@ -58,34 +66,55 @@ class Engine:
         queue_size: int = 8,
         heartbeat_interval: float = 0.5,
         startup_timeout: float = 60.0,
-    ) -> "Engine":
+    ) -> Engine:
         if transport not in TRANSPORTS:
             raise InvalidInput(f"embedded transport {transport!r} is not supported; allowed: {', '.join(TRANSPORTS)}", field="transport")
         context = context or zmq.Context.instance()
         exports = Path(exports_dir) if exports_dir is not None else None
         if transport == "inproc":
             config = ServerConfig(
-                bind=f"inproc://stemlink-engine-{uuid.uuid4().hex}", exports_dir=exports, workers=workers,
-                queue_size=queue_size, heartbeat_interval=heartbeat_interval,
+                bind=f"inproc://stemlink-engine-{uuid.uuid4().hex}",
+                exports_dir=exports,
+                workers=workers,
+                queue_size=queue_size,
+                heartbeat_interval=heartbeat_interval,
             )
             server = Server(config, context=context).start(startup_timeout)
             return cls(server.address or config.bind, context, server=server)
         return cls._start_process(exports, context, workers, queue_size, heartbeat_interval, startup_timeout)
 
     @classmethod
-    def _start_process(cls, exports: Path | None, context: zmq.Context, workers: int, queue_size: int,
-                       heartbeat_interval: float, startup_timeout: float) -> "Engine":
+    def _start_process(
+        cls, exports: Path | None, context: zmq.Context, workers: int, queue_size: int, heartbeat_interval: float, startup_timeout: float
+    ) -> Engine:
         folder = Path(tempfile.mkdtemp(prefix="stemlink-engine-"))
         sock = folder / "engine.sock"
         address = f"ipc://{sock}"
-        cmd = [sys.executable, "-m", "stemlink", "serve", "--bind", address, "--workers", str(workers),
-               "--queue", str(queue_size), "--heartbeat", str(heartbeat_interval)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "stemlink",
+            "serve",
+            "--bind",
+            address,
+            "--workers",
+            str(workers),
+            "--queue",
+            str(queue_size),
+            "--heartbeat",
+            str(heartbeat_interval),
+        ]
         if exports is not None:
             cmd += ["--exports", str(exports)]
         log = open(folder / "engine.log", "wb")
         try:
-            process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                       preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+            process = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
         finally:
             log.close()
         engine = cls(address, context, process=process, folder=folder)
@@ -116,7 +145,7 @@ class Engine:
         return True
 
     def exit_info(self) -> str:
-        """": exit code N" for a child process that ended, else ""."""
+        """ ": exit code N" for a child process that ended, else ""."""
         if self.process is not None and self.process.poll() is not None:
             code = self.process.returncode
             return f": exit code {code}" + (f" (signal {-code})" if code < 0 else "")
@@ -140,7 +169,7 @@ class Engine:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -14,16 +14,18 @@ sets its cancel flag with a reason (`Cancelled`, or `Timeout` for the engine's j
 which the worker's progress callback raises within one step. A cancelled running job no
 longer counts towards its client's job limit (it is on its way out; its memory still counts).
 """
+
 from __future__ import annotations
 
 import re
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from stemlink.bridge.protocol import Submit
+from stemlink.contract import TaskRequest
 from stemlink.errors import Busy, Cancelled, InvalidInput, StemlinkError, Timeout, TooLarge
 
 MiB = 2**20
@@ -39,33 +41,37 @@ def default_memory_budget() -> int:
 
 
 def parse_size(text: str) -> int:
-    """"4G", "512M", "1.5GiB", "25%" (of RAM), "0" (no budget), a plain byte count -> bytes."""
+    """ "4G", "512M", "1.5GiB", "25%" (of RAM), "0" (no budget), a plain byte count -> bytes."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%|[kKmMgGtT]i?[bB]?|[bB])?\s*", str(text))
     if match is None:
-        raise InvalidInput(f"memory size {text!r} is not understood; use e.g. 4G, 512M, 25% (of RAM) or 0 for no budget", field="memory_budget")
+        raise InvalidInput(
+            f"memory size {text!r} is not understood; use e.g. 4G, 512M, 25% (of RAM) or 0 for no budget", field="memory_budget"
+        )
     value, unit = float(match.group(1)), (match.group(2) or "").upper().rstrip("B").rstrip("I")
     if unit == "%":
         return int(default_memory_budget() / MEMORY_BUDGET_FRACTION * value / 100)
     return int(value * 1024 ** " KMGT".index(unit or " "))
 
 
-def job_cost(submit: Submit, stems: Sequence[str]) -> int:
+def job_cost(request: TaskRequest, stems: Sequence[str]) -> int:
     """Bytes a job holds while active: inputs plus estimated outputs (all `stems` of the
     model, at the input's shape; generate: `channels` (0 = 2) x `frames`; accompany with
     several candidates keeps the best one beside the current one)."""
-    inputs = sum(int(a.nbytes) for a in submit.inputs.values())
-    if submit.task == "score":
+    inputs = sum(int(a.nbytes) for a in request.inputs.values())
+    if request.task == "score":
         return inputs
-    if submit.task == "generate":
-        per_stem = max(1, submit.channels or 2) * submit.frames * 4
+    if request.task == "generate":
+        per_stem = max(1, request.channels or 2) * request.frames * 4
     else:
-        per_stem = max((int(a.nbytes) for a in submit.inputs.values()), default=0)
-    copies = 2 if submit.task == "accompany" and submit.candidates > 1 else 1
+        per_stem = max((int(a.nbytes) for a in request.inputs.values()), default=0)
+    copies = 2 if request.task == "accompany" and request.candidates > 1 else 1
     return inputs + copies * max(1, len(stems)) * per_stem
 
 
 @dataclass(eq=False)
-class Job:
+class EngineJob:
+    """One submit in the engine: queued, then running on a worker, then done."""
+
     identity: bytes  # ZeroMQ routing id of the client
     submit: Submit
     model: str  # resolved model name
@@ -84,6 +90,10 @@ class Job:
         return self.submit.id
 
     @property
+    def request(self) -> TaskRequest:
+        return self.submit.request
+
+    @property
     def key(self) -> tuple[bytes, str]:
         return (self.identity, self.submit.id)
 
@@ -95,16 +105,19 @@ class Job:
     def check(self) -> None:
         """Raise the cancel reason, or `Timeout` past the job timeout (worker callback)."""
         if self.timeout > 0 and not self.cancel.is_set() and time.monotonic() - self.started > self.timeout:
-            self.request_cancel(Timeout(f"job {self.id!r} ran longer than the engine's job timeout ({self.timeout:g} s) and was stopped",
-                                        field="job_timeout"))
+            self.request_cancel(
+                Timeout(
+                    f"job {self.id!r} ran longer than the engine's job timeout ({self.timeout:g} s) and was stopped", field="job_timeout"
+                )
+            )
         if self.cancel.is_set():
             raise self.reason or Cancelled(f"job {self.id!r} was cancelled", field="job")
 
 
 @dataclass(frozen=True)
 class QueueSnapshot:
-    queued: list[Job]
-    running: list[Job]
+    queued: list[EngineJob]
+    running: list[EngineJob]
     jobs_done: int
     jobs_failed: int
     memory_used: int
@@ -125,16 +138,16 @@ class JobQueue:
         self.size = size
         self.max_client_jobs = max_client_jobs
         self.memory_budget = memory_budget
-        self._queued: deque[Job] = deque()
-        self._running: dict[tuple[bytes, str], Job] = {}
+        self._queued: deque[EngineJob] = deque()
+        self._running: dict[tuple[bytes, str], EngineJob] = {}
         self._cond = threading.Condition()
         self.jobs_done = 0
         self.jobs_failed = 0
 
-    def _active(self) -> list[Job]:
+    def _active(self) -> list[EngineJob]:
         return [*self._queued, *self._running.values()]
 
-    def put(self, job: Job) -> int:
+    def put(self, job: EngineJob) -> int:
         """Queue `job`; returns its position (jobs ahead of it). Raises `TooLarge` or `Busy`
         naming the limit (module docstring)."""
         with self._cond:
@@ -143,23 +156,32 @@ class JobQueue:
                 raise InvalidInput(f"job id {job.id!r} is already active for this client; use a new id", field="id")
             budget = self.memory_budget
             if budget and job.cost > budget:
-                raise TooLarge(f"job needs about {_mib(job.cost)} (inputs + estimated outputs); the engine's memory budget is "
-                               f"{_mib(budget)} (stemlink serve --memory-budget): split the region", field="memory_budget")
+                raise TooLarge(
+                    f"job needs about {_mib(job.cost)} (inputs + estimated outputs); the engine's memory budget is "
+                    f"{_mib(budget)} (stemlink serve --memory-budget): split the region",
+                    field="memory_budget",
+                )
             mine = sum(1 for j in active if j.identity == job.identity and not j.cancel.is_set())
             if self.max_client_jobs and mine >= self.max_client_jobs:
-                raise Busy(f"this client already has {mine} active job(s); the engine's limit is {self.max_client_jobs} per client "
-                           "(stemlink serve --client-jobs): wait for one to finish", field="max_client_jobs")
+                raise Busy(
+                    f"this client already has {mine} active job(s); the engine's limit is {self.max_client_jobs} per client "
+                    "(stemlink serve --client-jobs): wait for one to finish",
+                    field="max_client_jobs",
+                )
             if len(self._queued) >= self.size:
                 raise Busy(f"engine queue is full ({self.size} jobs waiting); retry later", field="queue")
             used = sum(j.cost for j in active)
             if budget and used + job.cost > budget:
-                raise Busy(f"engine memory budget in use: {_mib(used)} of {_mib(budget)} held by {len(active)} job(s), this job needs "
-                           f"{_mib(job.cost)}; retry later", field="memory_budget")
+                raise Busy(
+                    f"engine memory budget in use: {_mib(used)} of {_mib(budget)} held by {len(active)} job(s), this job needs "
+                    f"{_mib(job.cost)}; retry later",
+                    field="memory_budget",
+                )
             self._queued.append(job)
             self._cond.notify()
             return len(self._queued) - 1 + len(self._running)
 
-    def get(self, timeout: float) -> Job | None:
+    def get(self, timeout: float) -> EngineJob | None:
         """Next queued job, now marked running; None after `timeout` seconds."""
         with self._cond:
             if not self._queued:
@@ -172,7 +194,7 @@ class JobQueue:
             self._running[job.key] = job
             return job
 
-    def finish(self, job: Job, ok: bool) -> None:
+    def finish(self, job: EngineJob, ok: bool) -> None:
         """Mark a running job done. The worker calls it BEFORE sending the final reply, so a
         client that has its result never sees the job as running in `status`."""
         with self._cond:
@@ -183,7 +205,7 @@ class JobQueue:
             else:
                 self.jobs_failed += 1
 
-    def cancel(self, identity: bytes, job_id: str, reason: StemlinkError | None = None) -> Job | None:
+    def cancel(self, identity: bytes, job_id: str, reason: StemlinkError | None = None) -> EngineJob | None:
         """Cancel a job of this client. Returns the job if it was still queued (now removed,
         the caller replies), sets the flag of a running one (its worker replies) and returns
         None; raises `InvalidInput` when the client has no such active job."""
@@ -202,7 +224,7 @@ class JobQueue:
             running.request_cancel(reason)
             return None
 
-    def drain(self) -> list[Job]:
+    def drain(self) -> list[EngineJob]:
         """Remove and return every queued job (shutdown)."""
         with self._cond:
             jobs = list(self._queued)
@@ -212,31 +234,36 @@ class JobQueue:
             self._cond.notify_all()
             return jobs
 
-    def cancel_running(self) -> list[Job]:
+    def cancel_running(self) -> list[EngineJob]:
         with self._cond:
             for job in self._running.values():
                 job.request_cancel()
             return list(self._running.values())
 
-    def active(self) -> list[Job]:
+    def active(self) -> list[EngineJob]:
         """Queued and running jobs (for heartbeats)."""
         with self._cond:
             return self._active()
 
-    def running(self) -> list[Job]:
+    def running(self) -> list[EngineJob]:
         with self._cond:
             return list(self._running.values())
 
-    def queued(self) -> list[Job]:
+    def queued(self) -> list[EngineJob]:
         with self._cond:
             return list(self._queued)
 
-    def snapshot(self) -> "QueueSnapshot":
+    def snapshot(self) -> QueueSnapshot:
         """Queued and running jobs and the counters, read together (for `status`)."""
         with self._cond:
             active = self._active()
-            return QueueSnapshot(queued=list(self._queued), running=list(self._running.values()), jobs_done=self.jobs_done,
-                                 jobs_failed=self.jobs_failed, memory_used=sum(j.cost for j in active))
+            return QueueSnapshot(
+                queued=list(self._queued),
+                running=list(self._running.values()),
+                jobs_done=self.jobs_done,
+                jobs_failed=self.jobs_failed,
+                memory_used=sum(j.cost for j in active),
+            )
 
     def depth(self) -> int:
         with self._cond:

@@ -23,6 +23,7 @@ Fair share (stemlink/engine/server/jobs.py): at most `max_client_jobs` active jo
 connection, a `memory_budget` in bytes for all active jobs (default a quarter of the
 machine's RAM), an optional `job_timeout` (seconds a job may run; then TIMEOUT).
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,17 +37,31 @@ from typing import Any
 import zmq
 
 from stemlink import __version__
-from stemlink.bridge.auth import secure_server
 from stemlink.bridge.discovery import DEFAULT_ADDRESS
 from stemlink.bridge.liveness import ProcessIdentity
 from stemlink.bridge.protocol import (
-    Accepted, Cancel, Capabilities, Error, Heartbeat, Hello, Limits, Message, ModelInfo, Ping, Pong, Status,
-    StatusRequest, Submit, decode, encode,
+    Accepted,
+    Cancel,
+    Capabilities,
+    Error,
+    Heartbeat,
+    Hello,
+    Message,
+    ModelInfo,
+    Ping,
+    Pong,
+    Status,
+    StatusRequest,
+    Submit,
+    decode,
+    encode,
 )
+from stemlink.bridge.zap import secure_server
+from stemlink.contract import Limits, check_model
 from stemlink.engine.registry import ModelRegistry
-from stemlink.engine.server.jobs import MAX_CLIENT_JOBS, Job, JobQueue, default_memory_budget, job_cost
+from stemlink.engine.server.jobs import MAX_CLIENT_JOBS, EngineJob, JobQueue, default_memory_budget, job_cost
 from stemlink.engine.server.worker import Worker
-from stemlink.errors import Cancelled, EngineUnavailable, ProtocolError, StemlinkError, UnknownTask
+from stemlink.errors import Cancelled, EngineUnavailable, ProtocolError, StemlinkError
 
 log = logging.getLogger("stemlink.engine.server")
 DEFAULT_BIND = DEFAULT_ADDRESS
@@ -81,10 +96,20 @@ def model_infos(registry: ModelRegistry) -> list[ModelInfo]:
     for name in registry.names():
         spec = registry.spec(name)
         formats = tuple(s.format for s in registry.list() if s.name == name)
-        infos.append(ModelInfo(
-            name=name, version=spec.version, family=spec.family, tasks=spec.tasks, formats=formats,
-            sample_rate=spec.sample_rate, stems=spec.stems, window=spec.window, delay=spec.delay, sha256=spec.sha256,
-        ))
+        infos.append(
+            ModelInfo(
+                name=name,
+                version=spec.version,
+                family=spec.family,
+                tasks=spec.tasks,
+                formats=formats,
+                sample_rate=spec.sample_rate,
+                stems=spec.stems,
+                window=spec.window,
+                delay=spec.delay,
+                sha256=spec.sha256,
+            )
+        )
     return infos
 
 
@@ -112,7 +137,7 @@ class Server:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, timeout: float = 10.0) -> "Server":
+    def start(self, timeout: float = 10.0) -> Server:
         """Bind and serve in a background thread; returns once bound (address set)."""
         self._thread = threading.Thread(target=self._serve_in_thread, name="stemlink-io", daemon=True)
         self._thread.start()
@@ -173,7 +198,9 @@ class Server:
             pull.bind(reply_address)
             self.address = router.getsockopt_string(zmq.LAST_ENDPOINT)
         except (zmq.ZMQError, StemlinkError) as exc:
-            self._error = exc if isinstance(exc, StemlinkError) else EngineUnavailable(f"cannot bind {self.config.bind!r}: {exc}", field="bind")
+            self._error = (
+                exc if isinstance(exc, StemlinkError) else EngineUnavailable(f"cannot bind {self.config.bind!r}: {exc}", field="bind")
+            )
             router.close(linger=0)
             pull.close(linger=0)
             if auth is not None:
@@ -181,8 +208,7 @@ class Server:
             self._ready.set()
             raise self._error from exc
         workers = [
-            Worker(i, self.context, reply_address, self.queue, self.registry, self._stop)
-            for i in range(max(1, self.config.workers))
+            Worker(i, self.context, reply_address, self.queue, self.registry, self._stop) for i in range(max(1, self.config.workers))
         ]
         for w in workers:
             w.start()
@@ -226,7 +252,7 @@ class Server:
                     self._handle(router, frames)
             if time.monotonic() >= next_beat:
                 # keepalive verdicts only once every pending client message has been read
-                self._heartbeats(router, judge=not router.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+                self._heartbeats(router, judge=not int(router.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
                 next_beat = time.monotonic() + interval
 
     def _forward(self, router: zmq.Socket, pull: zmq.Socket) -> None:
@@ -278,7 +304,7 @@ class Server:
         for identity in [i for i, t in self._last_seen.items() if i not in busy and now - t > 60.0]:
             del self._last_seen[identity]
 
-    def _abandon(self, router: zmq.Socket, job: Job) -> None:
+    def _abandon(self, router: zmq.Socket, job: EngineJob) -> None:
         """The client of `job` stopped its keepalives (hung or unreachable): cancel the job."""
         if job.cancel.is_set():
             return
@@ -326,11 +352,15 @@ class Server:
         raise ProtocolError(f"unexpected request type {msg.TYPE!r}", field="type")
 
     def _submit(self, identity: bytes, msg: Submit) -> Message:
-        name = msg.model or self.registry.default_for(msg.task)
+        """`decode` ran the contract's `check_request`; here `check_model` against the model's
+        manifest entry, before the job is queued (the worker runs it without checking again)."""
+        request = msg.request
+        name = request.model or self.registry.default_for(request.task)
         spec = self.registry.spec(name)
-        if msg.task not in spec.tasks:
-            raise UnknownTask(f"model {name!r} does not do task {msg.task!r}; its tasks: {', '.join(spec.tasks)}", field="task")
-        job = Job(identity=identity, submit=msg, model=name, cost=job_cost(msg, spec.stems), timeout=self.config.job_timeout or 0.0)
+        check_model(request, name, spec.tasks, spec.stems)
+        job = EngineJob(
+            identity=identity, submit=msg, model=name, cost=job_cost(request, spec.stems), timeout=self.config.job_timeout or 0.0
+        )
         position = self.queue.put(job)
         return Accepted(id=msg.id, position=position)
 
@@ -339,23 +369,38 @@ class Server:
         for task in {t for s in self.registry.list() for t in s.tasks}:
             defaults[task] = self.registry.default_for(task)
         return Capabilities(
-            id=msg_id, engine_version=__version__, models=model_infos(self.registry), limits=self.config.limits,
-            workers=max(1, self.config.workers), defaults=defaults, pid=self.process.pid, boot_id=self.process.boot_id,
-            process_start=self.process.start_ticks, heartbeat_interval=self.config.heartbeat_interval,
-            max_client_jobs=self.config.max_client_jobs, memory_budget=self.config.memory_budget or 0,
+            id=msg_id,
+            engine_version=__version__,
+            models=model_infos(self.registry),
+            limits=self.config.limits,
+            workers=max(1, self.config.workers),
+            defaults=defaults,
+            pid=self.process.pid,
+            boot_id=self.process.boot_id,
+            process_start=self.process.start_ticks,
+            heartbeat_interval=self.config.heartbeat_interval,
+            max_client_jobs=self.config.max_client_jobs,
+            memory_budget=self.config.memory_budget or 0,
             job_timeout=self.config.job_timeout or 0.0,
         )
 
     def status(self, msg_id: str) -> Status:
         snap = self.queue.snapshot()  # one consistent view: a job is queued, running or done
         running = [
-            {"job": j.id, "task": j.submit.task, "model": j.model, "done": j.done, "total": j.total, "cancelling": j.cancel.is_set()}
+            {"job": j.id, "task": j.request.task, "model": j.model, "done": j.done, "total": j.total, "cancelling": j.cancel.is_set()}
             for j in snap.running
         ]
-        queued = [{"job": j.id, "task": j.submit.task, "model": j.model} for j in snap.queued]
+        queued = [{"job": j.id, "task": j.request.task, "model": j.model} for j in snap.queued]
         return Status(
-            id=msg_id, queue_depth=len(snap.queued), queue_size=self.queue.size, running=running, uptime=self.uptime,
-            jobs_done=snap.jobs_done, jobs_failed=snap.jobs_failed, queued=queued, memory_used=snap.memory_used,
+            id=msg_id,
+            queue_depth=len(snap.queued),
+            queue_size=self.queue.size,
+            running=running,
+            uptime=self.uptime,
+            jobs_done=snap.jobs_done,
+            jobs_failed=snap.jobs_failed,
+            queued=queued,
+            memory_used=snap.memory_used,
             memory_budget=self.queue.memory_budget,
         )
 
@@ -363,7 +408,11 @@ class Server:
 
     def _shutdown(self, router: zmq.Socket, pull: zmq.Socket, workers: list[Worker]) -> None:
         for job in self.queue.drain():
-            self._send(router, job.identity, Error.from_exception(job.id, EngineUnavailable("engine is shutting down; job was not started", field="job")))
+            self._send(
+                router,
+                job.identity,
+                Error.from_exception(job.id, EngineUnavailable("engine is shutting down; job was not started", field="job")),
+            )
         if not self.config.finish_running:
             self.queue.cancel_running()
         deadline = time.monotonic() + self.config.shutdown_grace
@@ -372,5 +421,9 @@ class Server:
                 self._forward(router, pull)
         self._forward(router, pull)
         for job in self.queue.running():  # still running after the grace period
-            self._send(router, job.identity, Error.from_exception(job.id, EngineUnavailable("engine shut down before the job finished", field="job")))
+            self._send(
+                router,
+                job.identity,
+                Error.from_exception(job.id, EngineUnavailable("engine shut down before the job finished", field="job")),
+            )
         log.info("stemlink engine on %s stopped", self.address)

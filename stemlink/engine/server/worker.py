@@ -1,4 +1,7 @@
-"""Worker threads: take a job, run it with `run_task`, hand replies back to the I/O thread.
+"""Worker threads: take a job, run it with `execute_task`, hand replies back to the I/O thread.
+
+The request was checked at the wire (`check_request`) and on submit (`check_model`), so the
+worker does not check it again.
 
 Workers never touch the ROUTER socket: each owns a PUSH socket connected to the I/O thread's
 inproc PULL socket and sends `[client identity, *message frames]`; the I/O thread forwards
@@ -9,33 +12,32 @@ marked done in the queue before its final reply is sent (`status` never lags a r
 Before a result, a `send` progress (total = result bytes) tells the client how long the
 result transfer may keep the line silent.
 """
+
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import zmq
 
 from stemlink.bridge.protocol import Error, Message, Progress, Result, encode
 from stemlink.engine.registry import ModelRegistry
-from stemlink.engine.server.jobs import Job, JobQueue
+from stemlink.engine.server.jobs import EngineJob, JobQueue
 from stemlink.errors import StemlinkError
 
 log = logging.getLogger("stemlink.engine.server")
 PROGRESS_MIN_INTERVAL = 0.02  # seconds between progress messages of one job (last one always sent)
 
 
-def _accepts_scorer(run_task: Callable[..., Any]) -> bool:
-    return "scorer" in inspect.signature(run_task).parameters
-
-
 class Worker(threading.Thread):
     """Runs jobs from `queue` until `stop` is set."""
 
-    def __init__(self, index: int, context: zmq.Context, reply_address: str, queue: JobQueue, registry: ModelRegistry, stop: threading.Event):
+    def __init__(
+        self, index: int, context: zmq.Context, reply_address: str, queue: JobQueue, registry: ModelRegistry, stop: threading.Event
+    ):
         super().__init__(name=f"stemlink-worker-{index}", daemon=True)
         self.context = context
         self.reply_address = reply_address
@@ -56,13 +58,13 @@ class Worker(threading.Thread):
         finally:
             out.close(linger=0)
 
-    def _send(self, out: zmq.Socket, job: Job, msg: Message, frames: list[Any] | None = None) -> None:
+    def _send(self, out: zmq.Socket, job: EngineJob, msg: Message, frames: list[Any] | None = None) -> None:
         try:
             out.send_multipart([job.identity, *(frames if frames is not None else encode(msg))], copy=False)
         except zmq.Again:
             log.warning("job %s: reply %s dropped, the I/O thread is gone", job.id, msg.TYPE)
 
-    def _callback(self, job: Job, out: zmq.Socket) -> Callable[[int, int], None]:
+    def _callback(self, job: EngineJob, out: zmq.Socket) -> Callable[[int, int], None]:
         last = [0.0]
 
         def callback(done: int, total: int) -> None:
@@ -75,21 +77,19 @@ class Worker(threading.Thread):
 
         return callback
 
-    def _run_job(self, job: Job, out: zmq.Socket) -> None:
-        from stemlink.engine.tasks import run_task
+    def _run_job(self, job: EngineJob, out: zmq.Socket) -> None:
+        from stemlink.engine.tasks import execute_task
 
-        request = job.submit.to_request()
+        request = job.request
         ok = False
         outcome = "ok"
         try:
             self._send(out, job, Progress(id=job.id, done=0, total=0, stage="load"))
             model = self.registry.get(job.model)
             job.check()  # cancelled (or timed out) while the model was loading: do not start it
-            kwargs: dict[str, Any] = {}
-            if request.task == "accompany" and request.candidates > 1 and _accepts_scorer(run_task):
-                kwargs["scorer"] = self._scorer()
-            result = run_task(model, request, callback=self._callback(job, out), **kwargs)
-            reply: Message = Result.from_result(job.id, result)
+            scorer, no_scorer = self._scorer() if request.task == "accompany" and request.candidates > 1 else (None, "")
+            result = execute_task(model, request, callback=self._callback(job, out), scorer=scorer, no_scorer=no_scorer)
+            reply: Message = Result(id=job.id, result=result)
             nbytes = sum(int(getattr(a, "nbytes", 0)) for a in result.stems.values())
             # Announce the upload: over a slow network a big result is one long silence.
             self._send(out, job, Progress(id=job.id, done=0, total=nbytes, stage="send"))
@@ -109,11 +109,21 @@ class Worker(threading.Thread):
         self.queue.finish(job, ok)
         self._send(out, job, reply, frames)
         length = next((a.shape[-1] for a in request.inputs.values()), request.frames)
-        log.info("job %s task=%s model=%s frames=%d -> %s in %.2fs", job.id, request.task, job.model, length, outcome, time.monotonic() - job.started)
+        log.info(
+            "job %s task=%s model=%s frames=%d -> %s in %.2fs",
+            job.id,
+            request.task,
+            job.model,
+            length,
+            outcome,
+            time.monotonic() - job.started,
+        )
 
-    def _scorer(self) -> Any:
-        """The default "score" model, to rank accompaniment candidates (None if none)."""
+    def _scorer(self) -> tuple[Any, str]:
+        """(the default "score" model, "") to rank accompaniment candidates, or (None, why not):
+        the result then carries a warning (`execute_task`), and the log says why."""
         try:
-            return self.registry.get(self.registry.default_for("score"))
-        except StemlinkError:
-            return None
+            return self.registry.get(self.registry.default_for("score")), ""
+        except StemlinkError as exc:
+            log.warning("accompaniment candidates cannot be ranked: %s", exc.message)
+            return None, f"no score model could be loaded to rank them ({exc.message})"

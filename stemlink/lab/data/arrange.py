@@ -7,6 +7,7 @@ style's groove with fills and crashes at section boundaries, and optional extra 
 (strings, pads, organ, brass, leads) add sustained chords, stabs or a motif-based melody.
 Timing and velocity are humanized. Everything random comes from one numpy Generator.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,7 @@ import numpy as np
 from stemlink.lab.data import figures as fig
 from stemlink.lab.data.classes import MSDM_STEMS, gm_name
 from stemlink.lab.data.styles import STYLES, Style
-from stemlink.lab.data.theory import (BLUES_12, PROGRESSIONS, Chord, close_voicing, key_name,
-                                         nearest_pitch, realize, scale_of)
+from stemlink.lab.data.theory import BLUES_12, PROGRESSIONS, Chord, close_voicing, key_name, nearest_pitch, realize, scale_of
 
 EXTRA_PROGRAMS = {
     "strings": (48, 49, 50, 44),
@@ -28,14 +28,22 @@ EXTRA_PROGRAMS = {
     "synth_lead": (80, 81, 82, 84, 87),
     "woodwind": (73, 71, 65, 66, 68),
 }
-ROLE = {"drums": "groove", "bass": "bass line", "strings": "sustained chords", "synth_pad": "pad",
-        "organ": "sustained chords", "brass": "stabs", "synth_lead": "lead melody", "woodwind": "melody"}
+ROLE = {
+    "drums": "groove",
+    "bass": "bass line",
+    "strings": "sustained chords",
+    "synth_pad": "pad",
+    "organ": "sustained chords",
+    "brass": "stabs",
+    "synth_lead": "lead melody",
+    "woodwind": "melody",
+}
 
 
 @dataclass
 class Note:
     pitch: int
-    start: float   # seconds
+    start: float  # seconds
     end: float
     velocity: int
 
@@ -74,7 +82,7 @@ class Arrangement:
     mode: str
     bars: int
     sections: list[Section]
-    chords: list[Chord]          # one per bar
+    chords: list[Chord]  # one per bar
     parts: dict[str, Part]
     figures: dict[str, str] = field(default_factory=dict)  # role -> figure name
 
@@ -94,8 +102,9 @@ class Arrangement:
 FORM = ("verse", "chorus", "verse", "chorus", "bridge", "chorus", "chorus", "outro")
 
 
-def _plan_sections(style: Style, mode: str, key_root: int, n_bars: int, chord_bars: int,
-                   classes: list[str], rng: np.random.Generator) -> tuple[list[Section], list[Chord]]:
+def _plan_sections(
+    style: Style, mode: str, key_root: int, n_bars: int, chord_bars: int, classes: list[str], rng: np.random.Generator
+) -> tuple[list[Section], list[Chord]]:
     """Form, progressions per section type, per-section active stems and one chord per bar."""
     if style.name == "shuffle":
         progs = {"verse": "12-bar blues", "chorus": "12-bar blues", "bridge": "12-bar blues"}
@@ -104,7 +113,7 @@ def _plan_sections(style: Style, mode: str, key_root: int, n_bars: int, chord_ba
         names = list(style.progressions) or list(PROGRESSIONS[mode])
         names = [n for n in names if n in PROGRESSIONS[mode]] or list(PROGRESSIONS[mode])
         chosen = rng.choice(names, size=3, replace=len(names) < 3)
-        progs = dict(zip(("verse", "chorus", "bridge"), (str(c) for c in chosen)))
+        progs = dict(zip(("verse", "chorus", "bridge"), (str(c) for c in chosen), strict=False))
         sec_len = 4 * chord_bars if n_bars <= 24 else 8  # several sections even in a short clip
     sections: list[Section] = []
     bar = 0
@@ -183,9 +192,14 @@ def arrange(rng: np.random.Generator, seconds: float, style_name: str | None = N
     parts: dict[str, Part] = {}
     for cls in classes:
         program, is_drum = _draw_program(style, cls, rng)
-        parts[cls] = Part(cls, program, is_drum, ROLE.get(cls, ""),
-                          pan=int(np.clip(64 + rng.normal(0, 22), 20, 108)) if cls not in ("bass", "drums") else 64,
-                          reverb=int(rng.integers(15, 70)))
+        parts[cls] = Part(
+            cls,
+            program,
+            is_drum,
+            ROLE.get(cls, ""),
+            pan=int(np.clip(64 + rng.normal(0, 22), 20, 108)) if cls not in ("bass", "drums") else 64,
+            reverb=int(rng.integers(15, 70)),
+        )
     song = Arrangement(style, tempo, key_root, mode, n_bars, sections, chords, parts)
     _perform(song, rng)
     return song
@@ -213,8 +227,9 @@ def _perform(song: Arrangement, rng: np.random.Generator) -> None:
     song.figures = {"bass": bass_fig, "piano": piano_fig, "guitar": guitar_fig}
     for bar in range(song.bars):
         sec, b = bar_of[bar]
-        ctx = fig.BarContext(style, song.chords[bar], song.chords[min(bar + 1, len(song.chords) - 1)],
-                             bar, sec.name, b == 0, b == sec.bars - 1, scale)
+        ctx = fig.BarContext(
+            style, song.chords[bar], song.chords[min(bar + 1, len(song.chords) - 1)], bar, sec.name, b == 0, b == sec.bars - 1, scale
+        )
         t0 = bar * song.bar_seconds
         for cls in sec.active:
             part = song.parts[cls]

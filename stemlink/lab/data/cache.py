@@ -1,16 +1,20 @@
 """Per-track float32 `.npy` caches at a model rate, so training never decodes or resamples.
 
-For each (rate, channels) the cache folder holds, per track:
+Files are decoded and resampled by `stemlink.audio` (`files.read_audio`, `resample.resample_array`),
+the reader and resampler that serve requests, so a model is trained on audio resampled exactly
+as the engine resamples what it is given. For each (rate, channels) the cache folder
+`<rate>hz-<mono|stereo>-<resampler>` (`resample.fingerprint()`: a different resampler never
+reuses a cache made by another) holds, per track:
 
-    <cache>/<rate>hz-<mono|stereo>/<track>.npy          float32 (K, C, T): the K classes
-    <cache>/<rate>hz-<mono|stereo>/<track>.energy.npy   float64 (K, T // BLOCK): sum of
-                                                        squares of the mono signal per block
-    <cache>/<rate>hz-<mono|stereo>/<track>.json         classes, length (written last)
+    <folder>/<track>.npy          float32 (K, C, T): the K classes
+    <folder>/<track>.energy.npy   float64 (K, T // BLOCK): sum of squares of the mono signal per block
+    <folder>/<track>.json         classes, length (written last)
 
 Files are written to a temporary name and renamed (atomic), the .json last, so two processes
 building the same cache at once both end with complete files and a reader never sees a
 half-written one. Arrays are opened as read-only memmaps.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stemlink.lab.data.audio_io import read_audio, resample
+from stemlink.audio.files import read_audio
+from stemlink.audio.resample import fingerprint, resample_array
 from stemlink.lab.data.corpus import Corpus, Track
 
 BLOCK = 64  # samples per energy block
@@ -52,16 +57,14 @@ def load_track_audio(track: Track, sample_rate: int, channels: int) -> tuple[tup
     classes = tuple(sorted(track.stems))
     arrays = []
     for cls in classes:
-        total = None
+        parts = []
         for path in track.stems[cls]:
             audio, rate = read_audio(path)
-            audio = resample(audio, rate, sample_rate)
-            audio = audio.mean(axis=0, keepdims=True) if channels == 1 else _to_stereo(audio)
-            if total is None:
-                total = audio.astype(np.float32)
-            else:
-                n = max(total.shape[-1], audio.shape[-1])
-                total = np.pad(total, ((0, 0), (0, n - total.shape[-1]))) + np.pad(audio, ((0, 0), (0, n - audio.shape[-1])))
+            audio = resample_array(audio, rate, sample_rate)
+            parts.append(audio.mean(axis=0, keepdims=True) if channels == 1 else _to_stereo(audio))
+        total = np.zeros((channels, max(p.shape[-1] for p in parts)), dtype=np.float32)
+        for part in parts:
+            total[:, : part.shape[-1]] += part
         arrays.append(total)
     n = max(a.shape[-1] for a in arrays)
     out = np.zeros((len(arrays), channels, n), dtype=np.float32)
@@ -86,19 +89,22 @@ def block_energy(audio: np.ndarray) -> np.ndarray:
 
 
 def cache_folder(corpus: Corpus, sample_rate: int, mono: bool) -> Path:
-    return corpus.cache_dir / f"{sample_rate}hz-{'mono' if mono else 'stereo'}"
+    """Where the cache of `corpus` at `sample_rate` lives; named after the resampler that made it."""
+    return corpus.cache_dir / f"{sample_rate}hz-{'mono' if mono else 'stereo'}-{fingerprint()}"
 
 
-def ensure_cached(corpus: Corpus, tracks: list[Track], sample_rate: int, mono: bool = True,
-                  verbose: bool = True) -> list[CachedTrack]:
+def ensure_cached(corpus: Corpus, tracks: list[Track], sample_rate: int, mono: bool = True, verbose: bool = True) -> list[CachedTrack]:
     """Build (once) and describe the cache of `tracks` at `sample_rate`."""
     folder = cache_folder(corpus, sample_rate, mono)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     missing = [t for t in tracks if not (folder / f"{_safe(t.id)}.json").exists()]
     if missing and verbose:
-        print(f"[data] caching {len(missing)} tracks at {sample_rate} Hz ({'mono' if mono else 'stereo'}) -> {folder}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[data] caching {len(missing)} tracks at {sample_rate} Hz ({'mono' if mono else 'stereo'}) -> {folder}",
+            file=sys.stderr,
+            flush=True,
+        )
     for track in tracks:
         name = _safe(track.id)
         info_path = folder / f"{name}.json"

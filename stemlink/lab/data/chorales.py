@@ -9,6 +9,7 @@ the same class becomes "<class>_2" and so on (the same rule as the CocoChorales 
 music21 is imported only here; the first parse of a chorale is slow (seconds), music21
 caches parsed files after that.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,15 +21,15 @@ from stemlink.lab.data.theory import NOTE_NAMES
 
 VOICES = ("soprano", "alto", "tenor", "bass")
 ENSEMBLES = {  # voice programs, soprano -> bass (GM)
-    "string": (40, 40, 41, 42),          # violin, violin, viola, cello
-    "brass": (56, 60, 57, 58),           # trumpet, french horn, trombone, tuba
-    "woodwind": (73, 68, 71, 70),        # flute, oboe, clarinet, bassoon
+    "string": (40, 40, 41, 42),  # violin, violin, viola, cello
+    "brass": (56, 60, 57, 58),  # trumpet, french horn, trombone, tuba
+    "woodwind": (73, 68, 71, 70),  # flute, oboe, clarinet, bassoon
 }
 RANDOM_BY_VOICE = (  # program options per voice for the "random" ensemble
-    (40, 56, 73, 68, 71, 19, 52),        # soprano: violin, trumpet, flute, oboe, clarinet, organ, choir
+    (40, 56, 73, 68, 71, 19, 52),  # soprano: violin, trumpet, flute, oboe, clarinet, organ, choir
     (40, 41, 68, 71, 60, 19, 52),
     (41, 42, 57, 60, 71, 70, 19),
-    (42, 43, 58, 70, 57, 32, 19),        # bass: cello, contrabass, tuba, bassoon, trombone, acoustic bass, organ
+    (42, 43, 58, 70, 57, 32, 19),  # bass: cello, contrabass, tuba, bassoon, trombone, acoustic bass, organ
 )
 _CHORALE_PATHS: list[str] | None = None
 
@@ -116,14 +117,20 @@ def compose_chorale(rng: np.random.Generator, seconds: float, *, seed: int = 0, 
     stem_tags: dict[str, list[str]] = {}
     stem_meta: dict[str, dict] = {}
     phrase = rng.uniform(-10, 10, size=len(fermatas) + 1)
-    for v, (voice, program) in enumerate(zip(VOICES, programs)):
+    for v, (voice, program) in enumerate(zip(VOICES, programs, strict=False)):
         cls = gm_class(program)
         key, n = cls, 1
         while key in out_parts:
             n += 1
             key = f"{cls}_{n}"
-        part = Part(key, program, False, f"{voice} voice", pan=int(np.clip(24 + 26 * v + rng.normal(0, 8), 10, 118)),
-                    reverb=int(rng.integers(40, 90)))
+        part = Part(
+            key,
+            program,
+            False,
+            f"{voice} voice",
+            pan=int(np.clip(24 + 26 * v + rng.normal(0, 8), 10, 118)),
+            reverb=int(rng.integers(40, 90)),
+        )
         for rep in range(repeats):
             for start, length, pitch in voice_notes[v][0]:
                 t0 = to_seconds(start, rep) + float(rng.normal(0, 0.008))
@@ -145,8 +152,19 @@ def compose_chorale(rng: np.random.Generator, seconds: float, *, seed: int = 0, 
     ts = score.recurse().getElementsByClass("TimeSignature")
     meter = ts[0].ratioString if ts else "4/4"
     key_name = f"{NOTE_NAMES[key_root]} {mode}"
-    meta = {"style": "chorale", "tempo": tempo, "meter": meter, "key": key_name, "key_root": key_root, "mode": mode,
-            "chorale": path.rsplit("/", 1)[-1], "transpose": transpose, "ensemble": ensemble, "fermatas": len(fermatas),
-            "sections": [], "chords": []}
+    meta = {
+        "style": "chorale",
+        "tempo": tempo,
+        "meter": meter,
+        "key": key_name,
+        "key_root": key_root,
+        "mode": mode,
+        "chorale": path.rsplit("/", 1)[-1],
+        "transpose": transpose,
+        "ensemble": ensemble,
+        "fermatas": len(fermatas),
+        "sections": [],
+        "chords": [],
+    }
     tags = ["chorale", "bach", f"{ensemble} ensemble", key_name, meter, f"{int(tempo)} bpm"]
     return SongPlan("chorales", out_parts, tempo, meta, tags, stem_tags, stem_meta)

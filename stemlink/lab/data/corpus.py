@@ -9,6 +9,7 @@ that make it up; several files of one class (e.g. two Slakh guitar stems) are su
 the track is loaded. Layout readers live in `layouts.py`; each returns every track of a
 root with its split.
 """
+
 from __future__ import annotations
 
 import hashlib

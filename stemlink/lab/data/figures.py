@@ -4,6 +4,7 @@ Every function returns a list of `Hit` (position and length in beats from the ba
 MIDI pitches, velocity, strum direction). `arrange.py` places bars in time and humanizes.
 Randomness comes only from the `rng` argument (numpy Generator), so a seed fixes the music.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,11 +19,11 @@ VEL = {"X": 112, "x": 92, "g": 42}
 
 @dataclass
 class Hit:
-    pos: float                 # beats from bar start
-    length: float              # beats
+    pos: float  # beats from bar start
+    length: float  # beats
     pitches: tuple[int, ...]
     velocity: int
-    strum: int = 0             # 0 none, +1 down (low->high), -1 up (high->low)
+    strum: int = 0  # 0 none, +1 down (low->high), -1 up (high->low)
 
 
 @dataclass
@@ -32,8 +33,8 @@ class BarContext:
     style: Style
     chord: Chord
     next_chord: Chord
-    bar_index: int             # index in the song
-    section: str               # intro/verse/chorus/bridge/outro
+    bar_index: int  # index in the song
+    section: str  # intro/verse/chorus/bridge/outro
     first_of_section: bool
     last_of_section: bool
     scale: tuple[int, ...]
@@ -109,8 +110,7 @@ def _degree(ctx: BarContext, deg: str, root_note: int, rng: np.random.Generator)
 
 BASS_FIGURES: dict[str, list[tuple[float, float, str]]] = {
     "pop": [(0, 1.5, "R"), (1.5, 1.0, "R"), (2.5, 0.5, "5"), (3, 0.5, "R"), (3.5, 0.5, "app")],
-    "funk": [(0, 0.5, "R"), (0.75, 0.25, "8"), (1.5, 0.25, "R"), (2, 0.5, "5"), (2.75, 0.25, "R"),
-             (3.25, 0.25, "b7"), (3.5, 0.5, "app")],
+    "funk": [(0, 0.5, "R"), (0.75, 0.25, "8"), (1.5, 0.25, "R"), (2, 0.5, "5"), (2.75, 0.25, "R"), (3.25, 0.25, "b7"), (3.5, 0.5, "app")],
     "bossa": [(0, 1.5, "R"), (1.5, 0.5, "5"), (2, 1.5, "R"), (3.5, 0.5, "5")],
     "reggae": [(0, 0.75, "R"), (0.75, 0.25, "R"), (1.5, 0.5, "3"), (2, 1.0, "5"), (3.5, 0.5, "app")],
 }
@@ -186,8 +186,7 @@ COMP_RHYTHMS: dict[str, list[tuple[float, float]]] = {
 }
 
 
-def comp_bar(ctx: BarContext, figure: str, voicing: tuple[int, ...], rng: np.random.Generator,
-             bass_note: int | None = None) -> list[Hit]:
+def comp_bar(ctx: BarContext, figure: str, voicing: tuple[int, ...], rng: np.random.Generator, bass_note: int | None = None) -> list[Hit]:
     """Chordal figures shared by piano, guitar and pads. `voicing` = notes of this bar's chord."""
     beats = _beats(ctx)
     sub = _sub(ctx)
@@ -233,9 +232,11 @@ def comp_bar(ctx: BarContext, figure: str, voicing: tuple[int, ...], rng: np.ran
     return hits
 
 
-GUITAR_STRUMS = {4: [(0, 1), (1, 1), (1.5, -1), (2.5, -1), (3, 1), (3.5, -1)],
-                 3: [(0, 1), (1, 1), (1.5, -1), (2, 1), (2.5, -1)],
-                 2: [(0, 1), (1 / 3, -1), (2 / 3, 1), (1, 1), (4 / 3, -1), (5 / 3, 1)]}
+GUITAR_STRUMS = {
+    4: [(0, 1), (1, 1), (1.5, -1), (2.5, -1), (3, 1), (3.5, -1)],
+    3: [(0, 1), (1, 1), (1.5, -1), (2, 1), (2.5, -1)],
+    2: [(0, 1), (1 / 3, -1), (2 / 3, 1), (1, 1), (4 / 3, -1), (5 / 3, 1)],
+}
 
 
 def guitar_bar(ctx: BarContext, figure: str, rng: np.random.Generator, prev: tuple[int, ...] | None) -> list[Hit]:
@@ -263,12 +264,11 @@ def guitar_bar(ctx: BarContext, figure: str, rng: np.random.Generator, prev: tup
             out.append(Hit(b, 0.8, low if b % 2 == 0 else full[2:], 86, 0 if b % 2 == 0 else 1))
         return out
     voicing = close_voicing(ctx.chord, 60, prev)
-    return [Hit(h.pos, h.length, h.pitches, h.velocity, 1 if len(h.pitches) > 1 else 0)
-            for h in comp_bar(ctx, figure, voicing, rng)]
+    return [Hit(h.pos, h.length, h.pitches, h.velocity, 1 if len(h.pitches) > 1 else 0) for h in comp_bar(ctx, figure, voicing, rng)]
 
 
 # ---------------------------------------------------------------- melody (lead / woodwind)
-MOTIFS = [  # (pos, length) cells over one bar of 4 beats, scaled to the bar length
+MOTIFS: list[list[tuple[float, float]]] = [  # (pos, length) cells over one bar of 4 beats, scaled to the bar length
     [(0, 1), (1, 0.5), (1.5, 0.5), (2, 1.5)],
     [(0, 0.5), (0.5, 0.5), (1, 1), (2.5, 0.5), (3, 1)],
     [(0.5, 0.5), (1, 0.5), (1.5, 1.5), (3, 0.5), (3.5, 0.5)],
@@ -276,8 +276,9 @@ MOTIFS = [  # (pos, length) cells over one bar of 4 beats, scaled to the bar len
 ]
 
 
-def melody_bar(ctx: BarContext, motif: list[tuple[float, float]], last: int, rng: np.random.Generator,
-               lo: int = 64, hi: int = 84) -> tuple[list[Hit], int]:
+def melody_bar(
+    ctx: BarContext, motif: list[tuple[float, float]], last: int, rng: np.random.Generator, lo: int = 64, hi: int = 84
+) -> tuple[list[Hit], int]:
     """A phrase bar: chord tones on strong positions, scale steps between; returns (hits, last note)."""
     beats = _beats(ctx)
     scale = sorted(set(ctx.scale))

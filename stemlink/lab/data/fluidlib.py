@@ -7,6 +7,7 @@ voice state leaks between stems) that shares the already-loaded soundfont. Setti
 CLI path (`synth.py`): gain 0.5, default reverb and chorus.
 Raises `MissingDependency` when the library or the soundfont is missing.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -14,8 +15,8 @@ import ctypes.util
 
 import numpy as np
 
-from stemlink.lab.data.synth import APT_HINT, soundfont_path
 from stemlink.errors import MissingDependency
+from stemlink.lab.data.synth import APT_HINT, soundfont_path
 
 _LIB = None
 
@@ -30,13 +31,20 @@ def _lib() -> ctypes.CDLL:
             raise MissingDependency(f"libfluidsynth not found; {APT_HINT}") from exc
         vp, cp, ci, cd = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_double
         sig = {
-            "new_fluid_settings": ([], vp), "delete_fluid_settings": ([vp], None),
-            "fluid_settings_setnum": ([vp, cp, cd], ci), "fluid_settings_setint": ([vp, cp, ci], ci),
-            "new_fluid_synth": ([vp], vp), "delete_fluid_synth": ([vp], None),
-            "fluid_synth_sfload": ([vp, cp, ci], ci), "fluid_synth_get_sfont_by_id": ([vp, ci], vp),
-            "fluid_synth_add_sfont": ([vp, vp], ci), "fluid_synth_remove_sfont": ([vp, vp], ci),
-            "fluid_synth_noteon": ([vp, ci, ci, ci], ci), "fluid_synth_noteoff": ([vp, ci, ci], ci),
-            "fluid_synth_cc": ([vp, ci, ci, ci], ci), "fluid_synth_program_select": ([vp, ci, ci, ci, ci], ci),
+            "new_fluid_settings": ([], vp),
+            "delete_fluid_settings": ([vp], None),
+            "fluid_settings_setnum": ([vp, cp, cd], ci),
+            "fluid_settings_setint": ([vp, cp, ci], ci),
+            "new_fluid_synth": ([vp], vp),
+            "delete_fluid_synth": ([vp], None),
+            "fluid_synth_sfload": ([vp, cp, ci], ci),
+            "fluid_synth_get_sfont_by_id": ([vp, ci], vp),
+            "fluid_synth_add_sfont": ([vp, vp], ci),
+            "fluid_synth_remove_sfont": ([vp, vp], ci),
+            "fluid_synth_noteon": ([vp, ci, ci, ci], ci),
+            "fluid_synth_noteoff": ([vp, ci, ci], ci),
+            "fluid_synth_cc": ([vp, ci, ci, ci], ci),
+            "fluid_synth_program_select": ([vp, ci, ci, ci, ci], ci),
             "fluid_synth_write_float": ([vp, ci, vp, ci, ci, vp, ci, ci], ci),
             "fluid_set_log_function": ([ci, vp, vp], vp),
         }

@@ -17,12 +17,13 @@ Each reader takes the dataset root and returns every `Track` with its split ("tr
   dataset defines); every voice is kept as its own stem: the first voice of a class is keyed
   by the class, later ones "<class>_2", "<class>_3" (chorale ensembles double classes).
 """
+
 from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from stemlink.lab.data.classes import gm_class, map_label
 from stemlink.lab.data.corpus import Track
@@ -30,11 +31,20 @@ from stemlink.lab.data.corpus import Track
 AUDIO_EXT = (".flac", ".wav", ".aiff", ".aif", ".mp3")
 
 MUSDB_VALID = (
-    "Actions - One Minute Smile", "Clara Berry And Wooldog - Waltz For My Victims",
-    "Johnny Lokke - Promises & Lies", "Patrick Talbot - A Reason To Leave", "Triviul - Angelsaint",
-    "Alexander Ross - Goodbye Bolero", "Fergessen - Nos Palpitants", "Leaf - Summerghost",
-    "Skelpolu - Human Mistakes", "Young Griffo - Pennies", "ANiMAL - Rockshow",
-    "James May - On The Line", "Meaxic - Take A Step", "Traffic Experiment - Sirens",
+    "Actions - One Minute Smile",
+    "Clara Berry And Wooldog - Waltz For My Victims",
+    "Johnny Lokke - Promises & Lies",
+    "Patrick Talbot - A Reason To Leave",
+    "Triviul - Angelsaint",
+    "Alexander Ross - Goodbye Bolero",
+    "Fergessen - Nos Palpitants",
+    "Leaf - Summerghost",
+    "Skelpolu - Human Mistakes",
+    "Young Griffo - Pennies",
+    "ANiMAL - Rockshow",
+    "James May - On The Line",
+    "Meaxic - Take A Step",
+    "Traffic Experiment - Sirens",
 )
 
 
@@ -56,19 +66,21 @@ def seeded_split(ids: list[str], seed: int = 0, fractions=(0.8, 0.1, 0.1)) -> di
 
     ids = sorted(ids)
     labels = assign_splits(len(ids), seed, fractions)
-    return dict(zip(ids, labels))
+    return dict(zip(ids, labels, strict=True))
 
 
 # ------------------------------------------------------------------ stemlink (rendered)
 def read_stemlink(root: Path) -> list[Track]:
     folders = sorted(p.parent for p in root.glob("*/metadata.json"))
     if not (root / "READY").exists():
-        warnings.warn(f"{root} has no READY file: its render is unfinished or was interrupted; "
-                      f"using the {len(folders)} tracks complete so far", stacklevel=3)
+        warnings.warn(
+            f"{root} has no READY file: its render is unfinished or was interrupted; using the {len(folders)} tracks complete so far",
+            stacklevel=3,
+        )
     tracks = []
     for folder in folders:
         meta = json.loads((folder / "metadata.json").read_text())
-        stems = {cls: (folder / info["file"],) for cls, info in sorted(meta["stems"].items())}
+        stems: dict[str, tuple[Path, ...]] = {cls: (folder / info["file"],) for cls, info in sorted(meta["stems"].items())}
         tracks.append(Track(meta["id"], meta["split"], stems, meta, folder / meta.get("mix", "mix.flac")))
     return tracks
 
@@ -139,8 +151,19 @@ def read_moisesdb(root: Path) -> list[Track]:
                     _add(stems, cls, path)
                     labels.setdefault(cls, []).append(str(src.get("trackType", name)))
         if stems:
-            found.append((folder.name, stems, {"source": "moisesdb", "song": meta.get("song"), "artist": meta.get("artist"),
-                                               "genre": meta.get("genre"), "labels": labels}))
+            found.append(
+                (
+                    folder.name,
+                    stems,
+                    {
+                        "source": "moisesdb",
+                        "song": meta.get("song"),
+                        "artist": meta.get("artist"),
+                        "genre": meta.get("genre"),
+                        "labels": labels,
+                    },
+                )
+            )
     splits = seeded_split([f[0] for f in found])
     return [Track(tid, splits[tid], stems, meta) for tid, stems, meta in found]
 
@@ -166,13 +189,16 @@ def read_cocochorales(root: Path) -> list[Track]:
             instrument = path.stem.split("_", 1)[1]
             instruments.append(instrument)
             _add_part(stems, map_label("cocochorales", instrument), path)
-        meta = {}
+        meta: dict = {}
         if (folder / "metadata.yaml").exists():
             meta = yaml.safe_load((folder / "metadata.yaml").read_text()) or {}
-        info = {"source": "cocochorales", "ensemble": folder.name.split("_track")[0], "instruments": instruments,
-                "cocochorales": meta,
-                "stems": {k: {"tags": [instruments[i].replace("_", " "), k.split("_")[0], "chorale"]}
-                          for i, k in enumerate(stems)}}
+        info = {
+            "source": "cocochorales",
+            "ensemble": folder.name.split("_track")[0],
+            "instruments": instruments,
+            "cocochorales": meta,
+            "stems": {k: {"tags": [instruments[i].replace("_", " "), k.split("_")[0], "chorale"]} for i, k in enumerate(stems)},
+        }
         mix = folder / "mix.wav"
         if stems:
             tracks.append(Track(folder.name, split, stems, info, mix if mix.exists() else None))
@@ -180,8 +206,11 @@ def read_cocochorales(root: Path) -> list[Track]:
 
 
 READERS: dict[str, Callable[[Path], list[Track]]] = {
-    "stemlink": read_stemlink, "slakh": read_slakh, "musdb": read_musdb,
-    "moisesdb": read_moisesdb, "cocochorales": read_cocochorales,
+    "stemlink": read_stemlink,
+    "slakh": read_slakh,
+    "musdb": read_musdb,
+    "moisesdb": read_moisesdb,
+    "cocochorales": read_cocochorales,
 }
 
 
@@ -195,10 +224,14 @@ def detect(root: Path) -> str:
         return "slakh"
     if any(root.glob("*/*/mixture.wav")) or any(root.glob("*/*/mixture.flac")):
         return "musdb"
-    if any(root.glob("*_track*/stems_audio")) or any(root.glob("*/*_track*/stems_audio")) \
-            or any(root.glob("main_dataset/*/*_track*/stems_audio")):
+    if (
+        any(root.glob("*_track*/stems_audio"))
+        or any(root.glob("*/*_track*/stems_audio"))
+        or any(root.glob("main_dataset/*/*_track*/stems_audio"))
+    ):
         return "cocochorales"
     if any(root.glob("**/data.json")):
         return "moisesdb"
-    raise InvalidInput(f"cannot detect the dataset layout of {root}; pass layout= one of "
-                       "stemlink, slakh, musdb, moisesdb, cocochorales", field="layout")
+    raise InvalidInput(
+        f"cannot detect the dataset layout of {root}; pass layout= one of stemlink, slakh, musdb, moisesdb, cocochorales", field="layout"
+    )

@@ -15,6 +15,7 @@ from Generator([seed]); JSON is written with sorted keys and no timestamps, so t
 command gives byte-identical files. A track whose metadata.json already exists with the
 same config is skipped (an interrupted render resumes).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,16 +23,16 @@ import json
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from stemlink.lab.data.audio_io import quantize24, write_flac
+from stemlink.audio.files import quantize24, write_flac
+from stemlink.errors import InvalidInput
 from stemlink.lab.data.sources import SOURCES, compose
 from stemlink.lab.data.synth import check_synth, render_part, soundfont_path, write_midi
-from stemlink.errors import InvalidInput
 
 RENDERER_VERSION = 2  # 2: short sections, every stem plays inside the clip, stem loudness balance
 STEM_LEVEL_DB = -20.0
@@ -50,7 +51,7 @@ class RenderConfig:
     source: str = "procedural"
     jobs: int = 2
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    synth: str = "lib"   # "lib": libfluidsynth in-process (fast); "cli": the fluidsynth program
+    synth: str = "lib"  # "lib": libfluidsynth in-process (fast); "cli": the fluidsynth program
 
     def validate(self) -> None:
         if self.tracks < 1:
@@ -68,8 +69,14 @@ class RenderConfig:
 
     def digest(self) -> str:
         """Identity of what a track's content depends on (not out/jobs/tracks)."""
-        key = {"seconds": self.seconds, "sample_rate": self.sample_rate, "seed": self.seed,
-               "source": self.source, "split": list(self.split), "version": RENDERER_VERSION}
+        key = {
+            "seconds": self.seconds,
+            "sample_rate": self.sample_rate,
+            "seed": self.seed,
+            "source": self.source,
+            "split": list(self.split),
+            "version": RENDERER_VERSION,
+        }
         if self.synth != "cli":  # renders made before the in-process synth keep their digest
             key["synth"] = self.synth
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -150,8 +157,9 @@ def render_track(cfg: RenderConfig, index: int, split: str) -> dict:
             stems[cls] = _renderer(cfg.sample_rate).render(part, n)
     # level: each stem to -20 dBFS active loudness +-3 dB, then one common gain so the mix
     # peaks at -6..-1 dBFS (Slakh likewise loudness-normalizes stems before mixing)
-    gains_db = {cls: float(np.round(STEM_LEVEL_DB - active_rms_db(stems[cls], cfg.sample_rate) + rng.uniform(-3.0, 3.0), 2))
-                for cls in stems}
+    gains_db = {
+        cls: float(np.round(STEM_LEVEL_DB - active_rms_db(stems[cls], cfg.sample_rate) + rng.uniform(-3.0, 3.0), 2)) for cls in stems
+    }
     for cls in stems:
         stems[cls] = stems[cls] * np.float32(10 ** (gains_db[cls] / 20))
     mix = np.sum([s.astype(np.float64) for s in stems.values()], axis=0)
@@ -167,19 +175,40 @@ def render_track(cfg: RenderConfig, index: int, split: str) -> dict:
         part = plan.parts[cls]
         rms = float(np.sqrt(np.mean(q.astype(np.float64) ** 2)))
         stem_info[cls] = {
-            "file": f"{cls}.flac", "midi": f"midi/{cls}.mid", "class": cls, "program": part.program,
-            "is_drum": part.is_drum, "instrument": part.instrument, "tags": plan.stem_tags.get(cls, [cls]),
-            "gain_db": gains_db[cls], "rms_dbfs": round(20 * np.log10(max(rms, 1e-12)), 2),
-            "notes": len(part.notes), **plan.stem_meta.get(cls, {}),
+            "file": f"{cls}.flac",
+            "midi": f"midi/{cls}.mid",
+            "class": cls,
+            "program": part.program,
+            "is_drum": part.is_drum,
+            "instrument": part.instrument,
+            "tags": plan.stem_tags.get(cls, [cls]),
+            "gain_db": gains_db[cls],
+            "rms_dbfs": round(20 * np.log10(max(rms, 1e-12)), 2),
+            "notes": len(part.notes),
+            **plan.stem_meta.get(cls, {}),
         }
     mix_q = total.astype(np.float32)
     write_flac(folder / "mix.flac", mix_q, cfg.sample_rate)
     meta = {
-        "id": tid, "index": index, "split": split, "source": plan.source, "sample_rate": cfg.sample_rate,
-        "seconds": cfg.seconds, "num_samples": n, "channels": 2, "seed": [cfg.seed, index],
-        "tags": plan.tags, "stems": stem_info, "mix": "mix.flac", "mix_gain_db": round(20 * np.log10(common), 3),
-        "config_digest": cfg.digest(), "renderer": {"version": RENDERER_VERSION, "synth": "fluidsynth" if cfg.synth == "cli" else "fluidsynth-lib",
-                                                  "soundfont": soundfont_path().name},
+        "id": tid,
+        "index": index,
+        "split": split,
+        "source": plan.source,
+        "sample_rate": cfg.sample_rate,
+        "seconds": cfg.seconds,
+        "num_samples": n,
+        "channels": 2,
+        "seed": [cfg.seed, index],
+        "tags": plan.tags,
+        "stems": stem_info,
+        "mix": "mix.flac",
+        "mix_gain_db": round(20 * np.log10(common), 3),
+        "config_digest": cfg.digest(),
+        "renderer": {
+            "version": RENDERER_VERSION,
+            "synth": "fluidsynth" if cfg.synth == "cli" else "fluidsynth-lib",
+            "soundfont": soundfont_path().name,
+        },
         **plan.meta,
     }
     _dump_json(meta_path, meta)
@@ -221,6 +250,7 @@ def render_corpus(cfg: RenderConfig, progress: Callable[[str], None] = print) ->
     jobs = [(cfg, i, splits[i]) for i in range(cfg.tracks)]
     metas: dict[int, dict] = {}
     t0 = time.perf_counter()
+    results: Iterator[tuple[int, dict, float]]
     if cfg.jobs == 1:
         results = map(_worker, jobs)
         pool = None
@@ -230,13 +260,15 @@ def render_corpus(cfg: RenderConfig, progress: Callable[[str], None] = print) ->
         pool = mp.get_context("forkserver").Pool(cfg.jobs)
         results = pool.imap_unordered(_worker, jobs)
     try:
-        for done, (index, meta, secs) in enumerate(results, 1):
-            metas[index] = meta
+        for done, (track, meta, secs) in enumerate(results, 1):
+            metas[track] = meta
             elapsed = time.perf_counter() - t0
             audio = done * cfg.seconds
-            progress(f"[render] {done}/{cfg.tracks} {meta['id']} {meta['split']:5s} "
-                     f"{meta.get('style', meta['source'])} {len(meta['stems'])} stems {secs:.1f}s "
-                     f"| {audio / max(elapsed, 1e-9):.1f}x real time")
+            progress(
+                f"[render] {done}/{cfg.tracks} {meta['id']} {meta['split']:5s} "
+                f"{meta.get('style', meta['source'])} {len(meta['stems'])} stems {secs:.1f}s "
+                f"| {audio / max(elapsed, 1e-9):.1f}x real time"
+            )
     finally:
         if pool is not None:
             pool.close()
@@ -246,10 +278,14 @@ def render_corpus(cfg: RenderConfig, progress: Callable[[str], None] = print) ->
         for c in m["stems"]:
             classes[c] = classes.get(c, 0) + 1
     index = {
-        "version": 1, "layout": "stemlink", "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "jobs")},
+        "version": 1,
+        "layout": "stemlink",
+        "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "jobs")},
         "config_digest": cfg.digest(),
-        "tracks": [{"id": metas[i]["id"], "split": metas[i]["split"], "source": metas[i]["source"],
-                    "stems": sorted(metas[i]["stems"])} for i in sorted(metas)],
+        "tracks": [
+            {"id": metas[i]["id"], "split": metas[i]["split"], "source": metas[i]["source"], "stems": sorted(metas[i]["stems"])}
+            for i in sorted(metas)
+        ],
         "splits": {s: sum(1 for m in metas.values() if m["split"] == s) for s in SPLITS},
         "classes": dict(sorted(classes.items())),
         "hours": round(cfg.tracks * cfg.seconds / 3600, 4),
@@ -257,4 +293,3 @@ def render_corpus(cfg: RenderConfig, progress: Callable[[str], None] = print) ->
     _dump_json(out / "corpus.json", index)
     ready.write_text(json.dumps({"tracks": cfg.tracks, "config_digest": cfg.digest()}, sort_keys=True) + "\n")
     return index
-

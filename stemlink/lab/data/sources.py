@@ -5,13 +5,26 @@
 - ``mma``: a chord chart played by one of Debian mma's library grooves (`mma.compose_mma`).
 - ``mixed``: each track draws procedural (70%) or chorales (30%).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 
 SOURCES = ("procedural", "chorales", "mma", "mixed")
+
+
+class SectionMeta(TypedDict):
+    """One section in a song's metadata (`SongPlan.meta["sections"]`)."""
+
+    name: str
+    start: float  # seconds
+    end: float  # seconds
+    bars: int
+    progression: str
+    active: list[str]  # stem classes playing
 
 
 @dataclass
@@ -19,9 +32,9 @@ class SongPlan:
     """What the renderer needs: stems (class -> Part), tempo, song metadata and tags."""
 
     source: str
-    parts: dict                     # class -> arrange.Part
+    parts: dict  # class -> arrange.Part
     tempo: float
-    meta: dict                      # style, key, meter, sections, chords... (JSON-safe)
+    meta: dict  # style, key, meter, sections, chords... (JSON-safe)
     tags: list[str]
     stem_tags: dict[str, list[str]] = field(default_factory=dict)
     stem_meta: dict[str, dict] = field(default_factory=dict)
@@ -50,19 +63,34 @@ def _procedural(rng: np.random.Generator, seconds: float) -> SongPlan:
     song = arrange(rng, seconds)
     style = song.style
     bar = song.bar_seconds
-    sections = []
+    sections: list[SectionMeta] = []
     for s in song.sections:
         start = s.start_bar * bar
         if start >= seconds:
             break
-        sections.append({"name": s.name, "start": round(start, 4), "end": round(min(seconds, (s.start_bar + s.bars) * bar), 4),
-                         "bars": s.bars, "progression": s.progression, "active": list(s.active)})
-    chords = [{"bar": i, "time": round(i * bar, 4), "chord": c.name}
-              for i, c in enumerate(song.chords[:song.bars]) if i * bar < seconds]
+        sections.append(
+            {
+                "name": s.name,
+                "start": round(start, 4),
+                "end": round(min(seconds, (s.start_bar + s.bars) * bar), 4),
+                "bars": s.bars,
+                "progression": s.progression,
+                "active": list(s.active),
+            }
+        )
+    chords = [{"bar": i, "time": round(i * bar, 4), "chord": c.name} for i, c in enumerate(song.chords[: song.bars]) if i * bar < seconds]
     tempo_tag = f"{int(round(song.tempo))} bpm"
-    meta = {"style": style.name, "tempo": song.tempo, "meter": style.meter, "key": song.key,
-            "key_root": song.key_root, "mode": song.mode, "sections": sections, "chords": chords,
-            "figures": dict(song.figures)}
+    meta = {
+        "style": style.name,
+        "tempo": song.tempo,
+        "meter": style.meter,
+        "key": song.key,
+        "key_root": song.key_root,
+        "mode": song.mode,
+        "sections": sections,
+        "chords": chords,
+        "figures": dict(song.figures),
+    }
     tags = list(style.tags) + [song.key, style.meter, tempo_tag]
     stem_tags, stem_meta = {}, {}
     for cls, part in song.parts.items():

@@ -3,6 +3,7 @@
 `plot_track(track_dir, out_png, seconds=None)` draws one row per signal (mix first), shared
 time axis, dB colour scale, with the section boundaries of the metadata as vertical lines.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stemlink.lab.data.audio_io import read_audio
+from stemlink.audio.files import read_audio
 
 
 def _spectrogram(x: np.ndarray, rate: int, n_fft: int = 1024, hop: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -32,7 +33,7 @@ def plot_track(track_dir: str | Path, out_png: str | Path, seconds: float | None
     names = ["mix"] + sorted(meta["stems"])
     files = [track_dir / meta["mix"]] + [track_dir / meta["stems"][n]["file"] for n in names[1:]]
     fig, axes = plt.subplots(len(names), 1, figsize=(12, 1.9 * len(names)), sharex=True)
-    for ax, name, path in zip(np.atleast_1d(axes), names, files):
+    for ax, name, path in zip(np.atleast_1d(axes), names, files, strict=False):
         audio, rate = read_audio(path)
         mono = audio.mean(axis=0)
         if seconds:
@@ -50,8 +51,10 @@ def plot_track(track_dir: str | Path, out_png: str | Path, seconds: float | None
             if not seconds or sec["start"] <= seconds:
                 ax.axvline(sec["start"], color="cyan", lw=0.6, alpha=0.7)
     np.atleast_1d(axes)[-1].set_xlabel("time (s)")
-    fig.suptitle(f"{meta['id']}: {meta.get('style')} {meta.get('meter')} {meta.get('tempo')} bpm, {meta.get('key')} "
-                 f"(cyan: section starts)", fontsize=10)
+    fig.suptitle(
+        f"{meta['id']}: {meta.get('style')} {meta.get('meter')} {meta.get('tempo')} bpm, {meta.get('key')} (cyan: section starts)",
+        fontsize=10,
+    )
     fig.tight_layout()
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)

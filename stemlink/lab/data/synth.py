@@ -4,6 +4,7 @@
 soundfont is missing. `render_part()` writes a one-instrument MIDI file and renders it to a
 float32 WAV; the returned array is (2, n) at the requested rate, trimmed/padded to n.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,9 +44,11 @@ def write_midi(part, path: Path, tempo: float) -> None:
 
     pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=float(tempo))
     inst = pretty_midi.Instrument(program=part.program, is_drum=part.is_drum, name=part.cls)
-    inst.control_changes += [pretty_midi.ControlChange(10, part.pan, 0.0),
-                             pretty_midi.ControlChange(91, part.reverb, 0.0),
-                             pretty_midi.ControlChange(7, 100, 0.0)]
+    inst.control_changes += [
+        pretty_midi.ControlChange(10, part.pan, 0.0),
+        pretty_midi.ControlChange(91, part.reverb, 0.0),
+        pretty_midi.ControlChange(7, 100, 0.0),
+    ]
     for n in part.notes:
         inst.notes.append(pretty_midi.Note(velocity=n.velocity, pitch=n.pitch, start=n.start, end=n.end))
     pm.instruments.append(inst)
@@ -58,9 +61,8 @@ def render_midi(midi_path: Path, sample_rate: int, num_samples: int, workdir: Pa
 
     exe, sf2 = check_synth()
     wav_path = workdir / (midi_path.stem + ".wav")
-    cmd = [exe, "-ni", "-q", "-g", "0.5", "-r", str(sample_rate), "-O", "float", "-T", "wav",
-           "-F", str(wav_path), str(sf2), str(midi_path)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd = [exe, "-ni", "-q", "-g", "0.5", "-r", str(sample_rate), "-O", "float", "-T", "wav", "-F", str(wav_path), str(sf2), str(midi_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not wav_path.exists():
         raise RuntimeError(f"fluidsynth failed ({proc.returncode}) on {midi_path}: {proc.stderr.strip()[:500]}")
     with warnings.catch_warnings():  # fluidsynth writes a LIST chunk scipy does not parse

@@ -3,6 +3,7 @@
 Pitch classes are integers 0-11 (C=0); MIDI notes are integers (middle C = 60).
 Pure functions and constant tables only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -26,6 +26,7 @@ which DataLoader worker reads them. Audio is read from the `.npy` memmap cache
 needs it. Memmaps are opened lazily per process, so multi-worker DataLoaders are safe.
 `set_epoch` must be called before the DataLoader iterator is created (non-persistent workers).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,10 +35,10 @@ import os
 import numpy as np
 import torch
 
+from stemlink.errors import InvalidInput
 from stemlink.lab.data.cache import BLOCK, CachedTrack, ensure_cached
 from stemlink.lab.data.classes import MSDM_STEMS
 from stemlink.lab.data.corpus import Corpus, Track
-from stemlink.errors import InvalidInput
 
 SILENCE_THRESHOLD = 1.5e-5  # MSDM is_silent: ||x||_2 / num_samples < threshold
 
@@ -47,8 +48,19 @@ class _WindowDataset(torch.utils.data.Dataset):
 
     min_nonsilent = 1
 
-    def __init__(self, corpus: Corpus, split: str, *, stems: tuple[str, ...] | None, sample_rate: int,
-                 length: int, max_overlap: float, mono: bool, seed: int, jitter: bool):
+    def __init__(
+        self,
+        corpus: Corpus,
+        split: str,
+        *,
+        stems: tuple[str, ...] | None,
+        sample_rate: int,
+        length: int,
+        max_overlap: float,
+        mono: bool,
+        seed: int,
+        jitter: bool,
+    ):
         if length < BLOCK:
             raise InvalidInput(f"length must be >= {BLOCK} samples, got {length}", field="length")
         if not 0.0 <= max_overlap < 1.0:
@@ -92,8 +104,11 @@ class _WindowDataset(torch.utils.data.Dataset):
                     starts.append(start)
                     masks.append(mask)
         if not tis:
-            raise InvalidInput(f"no usable {self.length}-sample windows in split {self.split!r} of {self.corpus.root} "
-                               f"(silence rule: >= {self.min_nonsilent} non-silent stems)", field="split")
+            raise InvalidInput(
+                f"no usable {self.length}-sample windows in split {self.split!r} of {self.corpus.root} "
+                f"(silence rule: >= {self.min_nonsilent} non-silent stems)",
+                field="split",
+            )
         self._track_idx = np.asarray(tis)
         self._starts = np.asarray(starts)
         self._masks = masks
@@ -115,7 +130,7 @@ class _WindowDataset(torch.utils.data.Dataset):
         """(track id, start sample, non-silent classes) of window i."""
         ti = int(self._track_idx[i])
         classes = self.classes_of(ti)
-        return self._cached[ti].id, int(self._starts[i]), tuple(c for c, m in zip(classes, self._masks[i]) if m)
+        return self._cached[ti].id, int(self._starts[i]), tuple(c for c, m in zip(classes, self._masks[i], strict=True) if m)
 
     # ---------------------------------------------------------------- audio
     def __getstate__(self):
@@ -136,7 +151,7 @@ class _WindowDataset(torch.utils.data.Dataset):
         """Window i as {class: float32 (C, length)} for the track's classes."""
         ti, start = int(self._track_idx[i]), int(self._starts[i])
         audio = self._audio(ti)
-        chunk = np.array(audio[:, :, start:start + self.length], dtype=np.float32)
+        chunk = np.array(audio[:, :, start : start + self.length], dtype=np.float32)
         if chunk.shape[-1] < self.length:
             chunk = np.pad(chunk, ((0, 0), (0, 0), (0, self.length - chunk.shape[-1])))
         return ti, {c: chunk[k] for k, c in enumerate(self._cached[ti].classes)}
@@ -155,12 +170,32 @@ class StemWindows(_WindowDataset):
     Stems in the order of `stems`; a stem the track does not have is zeros.
     """
 
-    def __init__(self, corpus: Corpus, split: str, *, stems: tuple[str, ...] = MSDM_STEMS, sample_rate: int = 16000,
-                 length: int = 32768, max_overlap: float = 0.5, mono: bool = True, silence_rule: bool = True,
-                 seed: int = 0, jitter: bool = True):
+    def __init__(
+        self,
+        corpus: Corpus,
+        split: str,
+        *,
+        stems: tuple[str, ...] = MSDM_STEMS,
+        sample_rate: int = 16000,
+        length: int = 32768,
+        max_overlap: float = 0.5,
+        mono: bool = True,
+        silence_rule: bool = True,
+        seed: int = 0,
+        jitter: bool = True,
+    ):
         self.silence_rule = silence_rule
-        super().__init__(corpus, split, stems=tuple(stems), sample_rate=sample_rate, length=length,
-                         max_overlap=max_overlap, mono=mono, seed=seed, jitter=jitter)
+        super().__init__(
+            corpus,
+            split,
+            stems=tuple(stems),
+            sample_rate=sample_rate,
+            length=length,
+            max_overlap=max_overlap,
+            mono=mono,
+            seed=seed,
+            jitter=jitter,
+        )
 
     def _keep(self, nonsilent: np.ndarray) -> bool:
         return not self.silence_rule or int(nonsilent.sum()) >= 2
@@ -169,6 +204,7 @@ class StemWindows(_WindowDataset):
         _, audio = self._read(i)
         channels = 1 if self.mono else 2
         zeros = np.zeros((channels, self.length), dtype=np.float32)
+        assert self.stems is not None  # StemWindows always passes its stems
         stacked = np.stack([audio.get(s, zeros) for s in self.stems])
         return torch.from_numpy(stacked[:, 0] if self.mono else stacked)
 
@@ -179,10 +215,22 @@ class SubmixPairs(_WindowDataset):
 
     min_nonsilent = 2
 
-    def __init__(self, corpus: Corpus, split: str, *, stems: tuple[str, ...] | None = None, sample_rate: int = 16000,
-                 length: int = 80000, max_overlap: float = 0.5, mono: bool = True, seed: int = 0, jitter: bool = True):
-        super().__init__(corpus, split, stems=stems, sample_rate=sample_rate, length=length,
-                         max_overlap=max_overlap, mono=mono, seed=seed, jitter=jitter)
+    def __init__(
+        self,
+        corpus: Corpus,
+        split: str,
+        *,
+        stems: tuple[str, ...] | None = None,
+        sample_rate: int = 16000,
+        length: int = 80000,
+        max_overlap: float = 0.5,
+        mono: bool = True,
+        seed: int = 0,
+        jitter: bool = True,
+    ):
+        super().__init__(
+            corpus, split, stems=stems, sample_rate=sample_rate, length=length, max_overlap=max_overlap, mono=mono, seed=seed, jitter=jitter
+        )
 
     def subsets(self, i: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The two disjoint stem subsets item i uses."""
@@ -191,13 +239,13 @@ class SubmixPairs(_WindowDataset):
         order = [loud[k] for k in rng.permutation(len(loud))]
         n1 = int(rng.integers(1, len(order)))
         n2 = int(rng.integers(1, len(order) - n1 + 1))
-        return tuple(sorted(order[:n1])), tuple(sorted(order[n1:n1 + n2]))
+        return tuple(sorted(order[:n1])), tuple(sorted(order[n1 : n1 + n2]))
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         first, second = self.subsets(i)
         _, audio = self._read(i)
-        a = np.sum([audio[c] for c in first], axis=0, dtype=np.float32)
-        b = np.sum([audio[c] for c in second], axis=0, dtype=np.float32)
+        a = np.asarray(np.sum([audio[c] for c in first], axis=0, dtype=np.float32))
+        b = np.asarray(np.sum([audio[c] for c in second], axis=0, dtype=np.float32))
         return self._out(a), self._out(b)
 
 
@@ -210,10 +258,22 @@ class StemPrompts(_WindowDataset):
 
     min_nonsilent = 1
 
-    def __init__(self, corpus: Corpus, split: str, *, stems: tuple[str, ...] | None = None, sample_rate: int = 16000,
-                 length: int = 163840, max_overlap: float = 0.5, mono: bool = True, seed: int = 0, jitter: bool = True):
-        super().__init__(corpus, split, stems=stems, sample_rate=sample_rate, length=length,
-                         max_overlap=max_overlap, mono=mono, seed=seed, jitter=jitter)
+    def __init__(
+        self,
+        corpus: Corpus,
+        split: str,
+        *,
+        stems: tuple[str, ...] | None = None,
+        sample_rate: int = 16000,
+        length: int = 163840,
+        max_overlap: float = 0.5,
+        mono: bool = True,
+        seed: int = 0,
+        jitter: bool = True,
+    ):
+        super().__init__(
+            corpus, split, stems=stems, sample_rate=sample_rate, length=length, max_overlap=max_overlap, mono=mono, seed=seed, jitter=jitter
+        )
 
     def subsets(self, i: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(input stems, output stems) of item i: output non-empty, disjoint from input."""
@@ -222,18 +282,23 @@ class StemPrompts(_WindowDataset):
         order = [loud[k] for k in rng.permutation(len(loud))]
         n_out = int(rng.integers(1, len(order) + 1))
         n_in = int(rng.integers(0, len(order) - n_out + 1))
-        return tuple(sorted(order[n_out:n_out + n_in])), tuple(sorted(order[:n_out]))
+        return tuple(sorted(order[n_out : n_out + n_in])), tuple(sorted(order[:n_out]))
 
     def __getitem__(self, i: int) -> dict:
         inputs, outputs = self.subsets(i)
         ti, audio = self._read(i)
         track = self.tracks[ti]
         zeros = np.zeros_like(next(iter(audio.values())))
-        mix_in = np.sum([audio[c] for c in inputs], axis=0, dtype=np.float32) if inputs else zeros
-        mix_out = np.sum([audio[c] for c in outputs], axis=0, dtype=np.float32)
+        mix_in = np.asarray(np.sum([audio[c] for c in inputs], axis=0, dtype=np.float32)) if inputs else zeros
+        mix_out = np.asarray(np.sum([audio[c] for c in outputs], axis=0, dtype=np.float32))
         tags_in = ", ".join(t for c in inputs for t in track.tags(c)[:2])
         tags_out = ", ".join(t for c in outputs for t in track.tags(c)[:2])
-        return {"input": self._out(mix_in), "output": self._out(mix_out),
-                "input_stems": ",".join(inputs), "output_stems": ",".join(outputs),
-                "input_tags": tags_in, "output_tags": tags_out,
-                "prompt": f"in: {tags_in or 'nothing'}; out: {tags_out}"}
+        return {
+            "input": self._out(mix_in),
+            "output": self._out(mix_out),
+            "input_stems": ",".join(inputs),
+            "output_stems": ",".join(outputs),
+            "input_tags": tags_in,
+            "output_tags": tags_out,
+            "prompt": f"in: {tags_in or 'nothing'}; out: {tags_out}",
+        }

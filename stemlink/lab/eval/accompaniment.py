@@ -5,17 +5,20 @@ generates the other stems; a generated stem counts as non-silent when its RMS is
 `rms_floor` (default -50 dBFS). Reported next to the same share for the true stems of the
 same windows, with and without `best_of` candidate selection (loudest candidate).
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from stemlink.engine.tasks import AUDIBLE_RMS as RMS_FLOOR  # one definition of "silent" for ranking and evaluation
 
 
-def nonsilent_share(model: Any, windows: Sequence[torch.Tensor], params: Any, *, seed: int = 0,
-                    rms_floor: float = RMS_FLOOR) -> dict[str, float]:
+def nonsilent_share(
+    model: Any, windows: Sequence[torch.Tensor], params: Any, *, seed: int = 0, rms_floor: float = RMS_FLOOR
+) -> dict[str, float]:
     """windows: (S, T) true stems at the model rate with T == model.window."""
     stems = model.stems
     gen_loud = gen_total = true_loud = 0
@@ -32,5 +35,8 @@ def nonsilent_share(model: Any, windows: Sequence[torch.Tensor], params: Any, *,
             gen_loud += int((gen_rms >= rms_floor).sum())
             true_loud += int((rms[others] >= rms_floor).sum())
             gen_total += len(others)
-    return {"generated_nonsilent": gen_loud / max(gen_total, 1), "true_nonsilent": true_loud / max(gen_total, 1),
-            "stems_generated": gen_total}
+    return {
+        "generated_nonsilent": gen_loud / max(gen_total, 1),
+        "true_nonsilent": true_loud / max(gen_total, 1),
+        "stems_generated": gen_total,
+    }

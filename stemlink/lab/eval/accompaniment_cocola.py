@@ -14,10 +14,12 @@ Targets are only asked for where the true stem is non-silent (RMS above `RMS_FLO
 as in `eval.accompaniment`), and random parts are drawn among non-silent ones, so the share of
 generated parts above that floor is the share of non-silent outputs where one was due.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,8 +54,8 @@ class AccompanimentScores:
 def _score(scorer: Any, part: torch.Tensor, context: torch.Tensor, rate: int) -> float:
     """Similarity over the first scorer window (parts are cropped to it, so no zero-padded window
     enters the mean)."""
-    from stemlink.engine.apply import score
     from stemlink.audio.files import ArraySource
+    from stemlink.engine.apply import score
 
     n = min(part.shape[-1], scorer.window * rate // scorer.sample_rate)
     part, context = part[..., :n], context[..., :n]
@@ -62,8 +64,16 @@ def _score(scorer: Any, part: torch.Tensor, context: torch.Tensor, rate: int) ->
     return float(score(scorer, a, b)[0])
 
 
-def accompaniment_scores(model: Any, scorer: Any, windows: Sequence[torch.Tensor], tracks: Sequence[str], *,
-                         params: Any, seed: int = 0, stems: Sequence[str] | None = None) -> AccompanimentScores:
+def accompaniment_scores(
+    model: Any,
+    scorer: Any,
+    windows: Sequence[torch.Tensor],
+    tracks: Sequence[str],
+    *,
+    params: Any,
+    seed: int = 0,
+    stems: Sequence[str] | None = None,
+) -> AccompanimentScores:
     """windows: (S, T) true stems in `model.stems` order at `model.sample_rate`, T a valid length
     for the model; tracks[i]: the track of window i (random parts come from other tracks)."""
     stems = tuple(stems or model.stems)
@@ -81,8 +91,9 @@ def accompaniment_scores(model: Any, scorer: Any, windows: Sequence[torch.Tensor
             context_stems = tuple(s for s in model.stems if s != name)
             context = w[[model.stems.index(s) for s in context_stems]].sum(0)
             with torch.no_grad():
-                gen = model.accompany(context[None], context_stems=context_stems, params=params, generator=g,
-                                      callback=lambda d, t: None)[0, k]
+                gen = model.accompany(context[None], context_stems=context_stems, params=params, generator=g, callback=lambda d, t: None)[
+                    0, k
+                ]
             out.generated.append(_score(scorer, gen, context, rate))
             out.true.append(_score(scorer, w[k], context, rate))
             loud_elsewhere = [j for j in others_tracks if windows[j][k].double().pow(2).mean().sqrt() >= RMS_FLOOR]

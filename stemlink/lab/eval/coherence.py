@@ -6,10 +6,12 @@ Everything works on embeddings, so the same functions serve a training-time `Coc
     h1, h2: (N, D) embeddings of the two sub-mixes of N windows (pair n = (h1[n], h2[n]))
     weight: (D, D) bilinear similarity matrix W
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -43,7 +45,7 @@ class ScoreSummary:
     p95: float
 
     @classmethod
-    def of(cls, kind: str, scores: torch.Tensor) -> "ScoreSummary":
+    def of(cls, kind: str, scores: torch.Tensor) -> ScoreSummary:
         s = scores.double()
         q = torch.quantile(s, torch.tensor([0.05, 0.5, 0.95], dtype=torch.float64))
         return cls(kind, int(s.numel()), float(s.mean()), float(s.std()), float(q[1]), float(q[0]), float(q[2]))
@@ -80,18 +82,19 @@ class PairEmbeddings:
     starts: list[int]  # window start, samples at the model rate
 
 
-def embed_pairs(embed: Callable[[torch.Tensor], torch.Tensor], dataset: Any, count: int, *, seed: int = 0,
-                batch: int = 32) -> PairEmbeddings:
+def embed_pairs(
+    embed: Callable[[torch.Tensor], torch.Tensor], dataset: Any, count: int, *, seed: int = 0, batch: int = 32
+) -> PairEmbeddings:
     """Embed `count` seeded-random pairs of a `SubmixPairs`-like dataset (items (a, b), `window(i)`)."""
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(dataset), generator=g)[:count].tolist()
     h1, h2, tracks, starts = [], [], [], []
     for i in range(0, len(idx), batch):
-        items = [dataset[j] for j in idx[i:i + batch]]
+        items = [dataset[j] for j in idx[i : i + batch]]
         with torch.inference_mode():
             h1.append(embed(torch.stack([torch.as_tensor(a).float() for a, _ in items])))
             h2.append(embed(torch.stack([torch.as_tensor(b).float() for _, b in items])))
-        for j in idx[i:i + batch]:
+        for j in idx[i : i + batch]:
             track, start, _ = dataset.window(j)
             tracks.append(track)
             starts.append(start)
@@ -153,15 +156,24 @@ class SplitUnion:
 def _scorer(args: Any) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor, int, int, str]:
     """(embed fn, W, sample rate, window, label) from --checkpoint or an exported --model."""
     if args.checkpoint:
-        from stemlink.lab.train.cocola import load_network
+        from stemlink.lab.export.cocola import load_cocola
 
-        net, state = load_network(args.checkpoint)
+        net, state = load_cocola(args.checkpoint)
         cfg = net.config
-        return net.encoder, net.similarity.weight.detach(), cfg.sample_rate, cfg.clip_samples, \
-            f"checkpoint {args.checkpoint} (step {state.get('step')})"
+        return (
+            net.encoder,
+            net.similarity.weight.detach(),
+            cfg.sample_rate,
+            cfg.clip_samples,
+            f"checkpoint {args.checkpoint} (step {state.get('step')})",
+        )
+    from stemlink.engine.models.cocola import CocolaModel
     from stemlink.engine.registry import ModelRegistry
+    from stemlink.errors import InvalidInput
 
     model = ModelRegistry(args.exports, device="cpu").get(args.model, args.format)
+    if not isinstance(model, CocolaModel):
+        raise InvalidInput(f"--model {args.model!r} is family {model.spec.family!r}; coherence needs a 'cocola' model", field="model")
     return model.embed, model.weight, model.sample_rate, model.window, f"{model.name} ({model.spec.format})"
 
 
@@ -192,19 +204,30 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"model": label, "split": args.split, "seed": args.seed, "sets": {}}
     for root in args.data:
         corpus = open_corpus(root)
-        data = SplitUnion([SubmixPairs(corpus, split, sample_rate=rate, length=window, max_overlap=0.5, seed=args.seed,
-                                       jitter=False) for split in args.split.split(",")])
+        data = SplitUnion(
+            [
+                SubmixPairs(corpus, split, sample_rate=rate, length=window, max_overlap=0.5, seed=args.seed, jitter=False)
+                for split in args.split.split(",")
+            ]
+        )
         pairs = embed_pairs(embed, data, args.pairs, seed=args.seed)
         n = pairs.h1.shape[0]
         acc = {f"K={k}": k_pair_accuracy(pairs.h1, pairs.h2, weight, k) for k in args.ks if k <= n}
         dists = score_distributions(pairs, weight, window, seed=args.seed)
-        results["sets"][str(root)] = {"pairs": n, "tracks": len(set(pairs.tracks)), "windows": len(data),
-                                      "accuracy": acc, "scores": [asdict(d) for d in dists]}
+        results["sets"][str(root)] = {
+            "pairs": n,
+            "tracks": len(set(pairs.tracks)),
+            "windows": len(data),
+            "accuracy": acc,
+            "scores": [asdict(d) for d in dists],
+        }
         print(f"{root} [{args.split}] {n} pairs from {len(set(pairs.tracks))} tracks, model {label}")
         print("  accuracy " + "  ".join(f"{k} {v * 100:.1f}% ({n // int(k[2:])} groups)" for k, v in acc.items()))
         for d in dists:
-            print(f"  score {d.kind:28s} n={d.count:5d} mean {d.mean:8.3f} std {d.std:7.3f} "
-                  f"median {d.median:8.3f} [p05 {d.p05:8.3f}, p95 {d.p95:8.3f}]")
+            print(
+                f"  score {d.kind:28s} n={d.count:5d} mean {d.mean:8.3f} std {d.std:7.3f} "
+                f"median {d.median:8.3f} [p05 {d.p05:8.3f}, p95 {d.p95:8.3f}]"
+            )
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)

@@ -11,11 +11,12 @@ the mixture is the sum of the evaluated stems. Per window and stem:
 A (window, stem) pair whose reference is silent has no meaningful SI-SDR and is left out of
 that stem's average (counts are reported). Metrics are computed at the model's rate.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 
@@ -93,12 +94,13 @@ class SeparationScores:
 Separate = Callable[[torch.Tensor], torch.Tensor]  # (B, T) mix -> (B, S, T)
 
 
-def evaluate(separate: Separate, windows: Sequence[torch.Tensor], stems: Sequence[str], *, batch: int = 8,
-             sample_rate: int = 0) -> SeparationScores:
+def evaluate(
+    separate: Separate, windows: Sequence[torch.Tensor], stems: Sequence[str], *, batch: int = 8, sample_rate: int = 0
+) -> SeparationScores:
     """Run `separate` over `windows` (each (S, T)) in batches and score every window."""
     scores = SeparationScores(tuple(stems))
     for start in range(0, len(windows), batch):
-        ref = torch.stack(list(windows[start:start + batch])).float()
+        ref = torch.stack(list(windows[start : start + batch])).float()
         t0 = time.perf_counter()
         with torch.no_grad():
             est = separate(ref.sum(dim=1))
@@ -108,8 +110,17 @@ def evaluate(separate: Separate, windows: Sequence[torch.Tensor], stems: Sequenc
     return scores
 
 
-def protocol_windows(root: str, split: str, stems: Sequence[str], sample_rate: int, *, seconds: float = 4.0,
-                     hop_seconds: float = 2.0, limit: int | None = None, multiple_of: int = 1) -> list[torch.Tensor]:
+def protocol_windows(
+    root: str,
+    split: str,
+    stems: Sequence[str],
+    sample_rate: int,
+    *,
+    seconds: float = 4.0,
+    hop_seconds: float = 2.0,
+    limit: int | None = None,
+    multiple_of: int = 1,
+) -> list[torch.Tensor]:
     """MSDM-protocol windows (S, T) of the corpus split at `sample_rate`, in corpus order.
 
     `split` may name several splits joined by commas ("train,valid,test": a whole held-out
@@ -122,8 +133,17 @@ def protocol_windows(root: str, split: str, stems: Sequence[str], sample_rate: i
     corpus = open_corpus(root)
     items = []
     for name in split.split(","):
-        ds = StemWindows(corpus, name.strip(), stems=tuple(stems), sample_rate=sample_rate, length=length,
-                         max_overlap=overlap, silence_rule=True, jitter=False, seed=0)
+        ds = StemWindows(
+            corpus,
+            name.strip(),
+            stems=tuple(stems),
+            sample_rate=sample_rate,
+            length=length,
+            max_overlap=overlap,
+            silence_rule=True,
+            jitter=False,
+            seed=0,
+        )
         items += [(ds, i) for i in range(len(ds))]
     if limit is not None and limit < len(items):
         items = [items[round(k * (len(items) - 1) / max(limit - 1, 1))] for k in range(limit)]

@@ -3,10 +3,12 @@ resampling, stereo, overlap-add), for a synthetic host-rate region.
 
 RTF = processing seconds / region seconds (lower is faster; <= 1 is faster than real time).
 """
+
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -24,14 +26,22 @@ def region(seconds: float, sample_rate: int, channels: int, seed: int = 0) -> np
     return out
 
 
-def task_rtf(model: Any, task: str, audio: np.ndarray, sample_rate: int, params: Mapping[str, Any], *,
-             context_stems: tuple[str, ...] = (), seed: int = 0) -> tuple[float, Any]:
+def task_rtf(
+    model: Any,
+    task: str,
+    audio: np.ndarray,
+    sample_rate: int,
+    params: Mapping[str, Any],
+    *,
+    context_stems: tuple[str, ...] = (),
+    seed: int = 0,
+) -> tuple[float, Any]:
     """-> (RTF, TaskResult) of one `run_task` call on `audio` (C, N) at `sample_rate`."""
-    from stemlink.engine.tasks import TaskRequest, run_task
+    from stemlink.contract import TaskRequest
+    from stemlink.engine.tasks import run_task
 
     inputs = {"mix": audio} if task == "separate" else {"context": audio}
-    request = TaskRequest(task=task, sample_rate=sample_rate, inputs=inputs, params=dict(params), seed=seed,
-                          context_stems=context_stems)
+    request = TaskRequest(task=task, sample_rate=sample_rate, inputs=inputs, params=dict(params), seed=seed, context_stems=context_stems)
     t0 = time.perf_counter()
     result = run_task(model, request)
     return (time.perf_counter() - t0) / (audio.shape[-1] / sample_rate), result

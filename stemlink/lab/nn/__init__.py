@@ -1,4 +1,5 @@
 """Neural network building blocks: backbones (1D U-Net) and diffusion preconditioning wrappers."""
+
 from stemlink.lab.nn.config import MSDMConfig, build_denoiser
 from stemlink.lab.nn.edm import EDMDenoiser
 from stemlink.lab.nn.unet1d import UNet1D

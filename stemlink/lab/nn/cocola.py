@@ -7,8 +7,9 @@
 
 `CocolaConfig` holds every constant of the family; `build_cocola(**preset_kwargs)` is the one
 builder turning a preset's [model] table into a network. The exported part is the encoder
-(front end included); W travels with the exported model (see `stemlink.engine.models.cocola`).
+(front end included); W travels with the exported model (see `stemlink.lab.export.cocola`).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
@@ -45,7 +46,7 @@ class CocolaConfig:
         return asdict(self)
 
 
-def build_cocola(**kwargs: Any) -> "CocolaNet":
+def build_cocola(**kwargs: Any) -> CocolaNet:
     """The one place preset keyword arguments become a network. Unknown keys are an error."""
     known = {f.name for f in fields(CocolaConfig)}
     unknown = sorted(set(kwargs) - known)
@@ -63,8 +64,7 @@ def _timm_backbone(name: str, dropout: float) -> nn.Module:
         raise MissingDependency("COCOLA needs timm: pip install timm") from exc
     # num_classes=0 -> pooled features; drop_rate = dropout before the (absent) classifier,
     # drop_path_rate = stochastic depth inside the blocks ("dropout on the EfficientNet layers").
-    return timm.create_model(name, pretrained=False, in_chans=1, num_classes=0,
-                             drop_rate=dropout, drop_path_rate=dropout)
+    return timm.create_model(name, pretrained=False, in_chans=1, num_classes=0, drop_rate=dropout, drop_path_rate=dropout)
 
 
 class CocolaEncoder(nn.Module):
@@ -79,13 +79,19 @@ class CocolaEncoder(nn.Module):
     def __init__(self, config: CocolaConfig):
         super().__init__()
         self.config = config
-        self.frontend = MelFrontEnd(sample_rate=config.sample_rate, n_fft=config.n_fft,
-                                    hop_length=config.hop_length, n_mels=config.n_mels,
-                                    f_min=config.f_min, f_max=config.f_max)
+        self.frontend = MelFrontEnd(
+            sample_rate=config.sample_rate,
+            n_fft=config.n_fft,
+            hop_length=config.hop_length,
+            n_mels=config.n_mels,
+            f_min=config.f_min,
+            f_max=config.f_max,
+        )
         self.backbone = _timm_backbone(config.backbone, config.dropout)
         # timm: `head_hidden_size` is the pooled output width when a model has a conv head
         # (MobileNetV3), else `num_features`.
-        features = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        backbone: Any = self.backbone  # a timm model: its widths are plain ints
+        features = int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
         self.head = nn.Linear(features, config.embed_dim)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:

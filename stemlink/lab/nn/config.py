@@ -3,12 +3,17 @@
 Training presets (`presets/train/msdm-*.toml`, section `[model]`) and the manifest entry's
 `config` map both become `MSDMConfig(**kwargs)`; nothing below this layer sees raw dicts.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from stemlink.errors import InvalidInput
+
+if TYPE_CHECKING:  # the networks import torch; the config stays importable without it
+    from stemlink.lab.nn.edm import EDMDenoiser
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class MSDMConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "MSDMConfig":
+    def from_dict(cls, values: Mapping[str, Any]) -> MSDMConfig:
         """Build from a preset/manifest mapping; unknown keys are an error naming them."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
@@ -66,13 +71,21 @@ class MSDMConfig:
         return cls(**dict(values))
 
 
-def build_denoiser(config: MSDMConfig):
+def build_denoiser(config: MSDMConfig) -> EDMDenoiser:
     """MSDMConfig -> EDMDenoiser(UNet1D) with freshly initialised weights."""
     from stemlink.lab.nn.edm import EDMDenoiser
     from stemlink.lab.nn.unet1d import UNet1D
 
     n = len(config.stems)
-    backbone = UNet1D(n, n, config.channels, config.factors, config.blocks, config.attentions,
-                      emb_dim=config.emb_dim, heads=config.heads, kernel=config.kernel)
-    return EDMDenoiser(backbone, sigma_data=config.sigma_data, clamp=config.clamp,
-                       p_mean=config.p_mean, p_std=config.p_std)
+    backbone = UNet1D(
+        n,
+        n,
+        config.channels,
+        config.factors,
+        config.blocks,
+        config.attentions,
+        emb_dim=config.emb_dim,
+        heads=config.heads,
+        kernel=config.kernel,
+    )
+    return EDMDenoiser(backbone, sigma_data=config.sigma_data, clamp=config.clamp, p_mean=config.p_mean, p_std=config.p_std)

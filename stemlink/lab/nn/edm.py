@@ -8,6 +8,7 @@ x: (B, N, T) stems, sigma: (B,) -> D: (B, N, T), clamped to [-clamp, clamp] at i
 Training draws ln(sigma) ~ N(p_mean, p_std^2) and weights the squared error by
 (sigma^2 + sd^2) / (sigma sd)^2.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,7 @@ from torch import nn
 class EDMDenoiser(nn.Module):
     """Preconditioned denoiser. `backbone(x (B,N,T), c_noise (B,)) -> (B,N,T)`."""
 
-    def __init__(self, backbone: nn.Module, sigma_data: float = 0.2, clamp: float | None = 1.0,
-                 p_mean: float = -3.0, p_std: float = 1.0):
+    def __init__(self, backbone: nn.Module, sigma_data: float = 0.2, clamp: float | None = 1.0, p_mean: float = -3.0, p_std: float = 1.0):
         super().__init__()
         self.backbone = backbone
         self.sigma_data = float(sigma_data)
@@ -28,11 +28,11 @@ class EDMDenoiser(nn.Module):
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, clamp: bool = True) -> torch.Tensor:
         """(B, N, T), (B,) -> (B, N, T) estimate of the clean stems."""
-        sd2 = self.sigma_data ** 2
+        sd2 = self.sigma_data**2
         s = sigma.to(x.dtype).reshape(-1, 1, 1)
-        c_skip = sd2 / (s ** 2 + sd2)
-        c_out = s * self.sigma_data / (s ** 2 + sd2).sqrt()
-        c_in = 1.0 / (s ** 2 + sd2).sqrt()
+        c_skip = sd2 / (s**2 + sd2)
+        c_out = s * self.sigma_data / (s**2 + sd2).sqrt()
+        c_in = 1.0 / (s**2 + sd2).sqrt()
         c_noise = sigma.to(x.dtype).log() / 4
         out = c_skip * x + c_out * self.backbone(c_in * x, c_noise)
         if clamp and self.clamp is not None:
@@ -54,5 +54,5 @@ class EDMDenoiser(nn.Module):
         """
         s = sigma.reshape(-1, 1, 1)
         denoised = self.denoise(x0 + s * noise, sigma, clamp=False)
-        weight = (s ** 2 + self.sigma_data ** 2) / (s * self.sigma_data) ** 2
+        weight = (s**2 + self.sigma_data**2) / (s * self.sigma_data) ** 2
         return (weight * (denoised - x0) ** 2).mean()

@@ -9,6 +9,7 @@ filterbank is HTK-scale triangles without area normalisation, numerically the sa
 `torchaudio.functional.melscale_fbanks(..., norm=None, mel_scale="htk")`; no librosa or
 torchaudio is needed at inference.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,9 +31,12 @@ def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
 def mel_filterbank(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int) -> torch.Tensor:
     """HTK triangular filters -> (n_freqs, n_mels), float64 math, float32 result."""
     all_freqs = torch.linspace(0, sample_rate // 2, n_freqs, dtype=torch.float64)
-    m_pts = torch.linspace(float(hz_to_mel(torch.tensor(f_min, dtype=torch.float64))),
-                           float(hz_to_mel(torch.tensor(f_max, dtype=torch.float64))), n_mels + 2,
-                           dtype=torch.float64)
+    m_pts = torch.linspace(
+        float(hz_to_mel(torch.tensor(f_min, dtype=torch.float64))),
+        float(hz_to_mel(torch.tensor(f_max, dtype=torch.float64))),
+        n_mels + 2,
+        dtype=torch.float64,
+    )
     f_pts = mel_to_hz(m_pts)
     f_diff = f_pts[1:] - f_pts[:-1]  # (n_mels + 1,)
     slopes = f_pts.unsqueeze(0) - all_freqs.unsqueeze(1)  # (n_freqs, n_mels + 2)
@@ -64,6 +68,10 @@ class MelFrontEnd(nn.Module):
     mel power, which is what reference implementations are compared against.
     """
 
+    dft_cos: torch.Tensor  # (n_fft // 2 + 1, 1, n_fft) buffers
+    dft_sin: torch.Tensor
+    mel_fb: torch.Tensor  # (n_mels, n_fft // 2 + 1)
+
     def __init__(
         self,
         sample_rate: int = 16000,
@@ -94,8 +102,9 @@ class MelFrontEnd(nn.Module):
         cos, sin = dft_kernels(n_fft, win_length)
         self.register_buffer("dft_cos", cos, persistent=False)
         self.register_buffer("dft_sin", sin, persistent=False)
-        self.register_buffer("mel_fb", mel_filterbank(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate).t().contiguous(),
-                             persistent=False)  # (n_mels, n_freqs)
+        self.register_buffer(
+            "mel_fb", mel_filterbank(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate).t().contiguous(), persistent=False
+        )  # (n_mels, n_freqs)
 
     def frames(self, samples: int) -> int:
         """Number of output frames for `samples` input samples."""

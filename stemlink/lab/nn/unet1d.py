@@ -9,6 +9,7 @@ Levels: residual blocks (GroupNorm, SiLU, conv, FiLM from the noise embedding), 
 downsampling, optional self-attention on the coarse levels, transposed-conv upsampling with
 skip connections.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,17 @@ def _groups(channels: int, wanted: int = 8) -> int:
     return g
 
 
+def _zero_init(conv: nn.Conv1d) -> None:
+    """Zero a conv's weight and bias, so the branch it ends starts as 0."""
+    nn.init.zeros_(conv.weight)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
 class NoiseEmbedding(nn.Module):
     """c_noise (B,) -> (B, dim): sinusoidal features followed by an MLP."""
+
+    freqs: torch.Tensor  # (features // 2,) buffer
 
     def __init__(self, dim: int, features: int = 64, max_freq: float = 1000.0):
         super().__init__()
@@ -50,8 +60,7 @@ class ResBlock(nn.Module):
         self.film = nn.Linear(emb_dim, 2 * c_out)
         self.norm2 = nn.GroupNorm(_groups(c_out), c_out)
         self.conv2 = nn.Conv1d(c_out, c_out, kernel, padding=kernel // 2)
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
+        _zero_init(self.conv2)
         self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -71,8 +80,7 @@ class Attention(nn.Module):
         self.heads = heads
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
         self.out = nn.Conv1d(channels, channels, 1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        _zero_init(self.out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t = x.shape
@@ -141,8 +149,7 @@ class UNet1D(nn.Module):
                 self.upsample.append(nn.ConvTranspose1d(c, channels[i - 1], 2 * f, stride=f, padding=f // 2))
         self.norm_out = nn.GroupNorm(_groups(channels[0]), channels[0])
         self.conv_out = nn.Conv1d(channels[0], out_channels, io_kernel, padding=io_kernel // 2)
-        nn.init.zeros_(self.conv_out.weight)
-        nn.init.zeros_(self.conv_out.bias)
+        _zero_init(self.conv_out)
 
     @property
     def hop(self) -> int:

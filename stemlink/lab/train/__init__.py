@@ -1,4 +1,5 @@
-"""Training loops, one module per model family (`msdm`, `cocola`), sharing `loop` utilities.
+"""Training loops, one module per model family (`msdm`, `cocola`), sharing `loop` utilities,
+the training-preset reader (`presets`) and the checkpoint loader (`stemlink.lab.checkpoints`).
 
 Each family module exposes `add_arguments(parser)` and `main(args) -> int`, used by
 `stemlink train FAMILY --preset NAME`. Training presets live in `presets/train/`.

@@ -11,21 +11,27 @@ fixed set of validation pairs every `eval_every` steps, in `OUT/train.log` (text
 `OUT/metrics.jsonl`. Checkpoints (`OUT/last.pt`, best validation K=2 in `OUT/best.pt`) describe
 themselves: family, model config, train config, weights, optimizer, step, metrics.
 """
+
 from __future__ import annotations
 
 import argparse
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union, cast
 
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from stemlink.lab.nn.cocola import CocolaConfig, CocolaNet, build_cocola, contrastive_loss, pair_accuracy
-from stemlink.lab.train.loop import Budget, JsonlLog, load_checkpoint, save_checkpoint, warm_start
 from stemlink.errors import PresetError
+from stemlink.lab.checkpoints import load_checkpoint, save_checkpoint, warm_start
+from stemlink.lab.nn.cocola import CocolaConfig, CocolaNet, build_cocola, contrastive_loss, pair_accuracy
+from stemlink.lab.train.loop import Budget, JsonlLog
+from stemlink.lab.train.presets import read_train_preset, typed_table
+
+if TYPE_CHECKING:
+    from stemlink.lab.data import SubmixPairs
 
 
 @dataclass(frozen=True)
@@ -55,33 +61,16 @@ class DataConfig:
     max_overlap: float = 0.5
 
 
-def _dataclass_from(cls: type, table: dict[str, Any], where: str) -> Any:
-    allowed = {f.name for f in fields(cls)}
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise PresetError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}", field=where)
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in table.items()})
-
-
-def load_preset(name_or_path: str) -> tuple[dict[str, Any], TrainConfig, DataConfig]:
+def load_cocola_preset(name_or_path: str) -> tuple[dict[str, Any], TrainConfig, DataConfig]:
     """presets/train/NAME.toml (or a path) -> (model kwargs, TrainConfig, DataConfig)."""
-    import tomllib
-
-    from stemlink.paths import presets_dir
-
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = presets_dir() / "train" / f"{name_or_path}.toml"
-    if not path.is_file():
-        raise PresetError(f"training preset {name_or_path!r} not found (looked for {path})", field="preset")
-    table = tomllib.loads(path.read_text())
-    unknown = sorted(set(table) - {"model", "train", "data"})
-    if unknown:
-        raise PresetError(f"{path}: unknown table(s) {unknown}; allowed: data, model, train", field="preset")
-    model = dict(table.get("model", {}))
-    _dataclass_from(CocolaConfig, model, f"{path}[model]")  # validate keys and types early
-    return model, _dataclass_from(TrainConfig, table.get("train", {}), f"{path}[train]"), \
-        _dataclass_from(DataConfig, table.get("data", {}), f"{path}[data]")
+    name, tables = read_train_preset(name_or_path, tables=("model", "train", "data"))
+    model = dict(tables.get("model", {}))
+    typed_table(CocolaConfig, model, f"{name}[model]")  # validate keys and types early
+    return (
+        model,
+        typed_table(TrainConfig, tables.get("train", {}), f"{name}[train]"),
+        typed_table(DataConfig, tables.get("data", {}), f"{name}[data]"),
+    )
 
 
 class SyntheticPairs(Dataset):
@@ -113,11 +102,12 @@ class SyntheticPairs(Dataset):
         return a, b
 
 
-def pair_dataset(data: DataConfig, split: str, sample_rate: int, length: int, seed: int) -> Dataset:
+def pair_dataset(data: DataConfig, split: str, sample_rate: int, length: int, seed: int) -> PairDataset:
     """The (a, b) sub-mix pair dataset for one split."""
     if data.source == "synthetic":
-        return SyntheticPairs(length, sample_rate, size=20_000 if split == data.train_split else 512,
-                              seed=seed + (0 if split == data.train_split else 7919))
+        return SyntheticPairs(
+            length, sample_rate, size=20_000 if split == data.train_split else 512, seed=seed + (0 if split == data.train_split else 7919)
+        )
     if data.source != "corpus":
         raise PresetError(f"data.source must be 'corpus' or 'synthetic', got {data.source!r}", field="data.source")
     from stemlink.lab.data import SubmixPairs, open_corpus
@@ -125,8 +115,10 @@ def pair_dataset(data: DataConfig, split: str, sample_rate: int, length: int, se
     roots = [data.root] if isinstance(data.root, str) else list(data.root)
     if not roots:
         raise PresetError("data.root names no corpus folder", field="data.root")
-    parts = [SubmixPairs(open_corpus(root), split, sample_rate=sample_rate, length=length,
-                         max_overlap=data.max_overlap, seed=seed + 101 * i) for i, root in enumerate(roots)]
+    parts = [
+        SubmixPairs(open_corpus(root), split, sample_rate=sample_rate, length=length, max_overlap=data.max_overlap, seed=seed + 101 * i)
+        for i, root in enumerate(roots)
+    ]
     return parts[0] if len(parts) == 1 else ConcatPairs(parts)
 
 
@@ -138,27 +130,30 @@ class ConcatPairs(ConcatDataset):
 
     def set_epoch(self, epoch: int) -> None:
         for part in self.datasets:
-            part.set_epoch(epoch)
+            cast("SubmixPairs", part).set_epoch(epoch)
         self.cumulative_sizes = self.cumsum(self.datasets)
+
+
+# the (a, b) sub-mix pair datasets training reads (sized, indexable)
+PairDataset = Union[SyntheticPairs, "SubmixPairs", ConcatPairs]
 
 
 def _as_tensor(x: Any) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
 
 
-def fixed_pairs(dataset: Dataset, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def fixed_pairs(dataset: PairDataset, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`count` pairs drawn once (seeded) from `dataset` -> (a, b), each (count, T)."""
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(dataset), generator=g)[:count].tolist()
     pairs = [dataset[i] for i in idx]
-    return (torch.stack([_as_tensor(p[0]).float() for p in pairs]),
-            torch.stack([_as_tensor(p[1]).float() for p in pairs]))
+    return (torch.stack([_as_tensor(p[0]).float() for p in pairs]), torch.stack([_as_tensor(p[1]).float() for p in pairs]))
 
 
 @torch.no_grad()
 def embed_batched(encoder: torch.nn.Module, audio: torch.Tensor, batch: int = 64) -> torch.Tensor:
     """(N, T) -> (N, D), in batches."""
-    return torch.cat([encoder(audio[i:i + batch]) for i in range(0, audio.shape[0], batch)])
+    return torch.cat([encoder(audio[i : i + batch]) for i in range(0, audio.shape[0], batch)])
 
 
 @torch.no_grad()
@@ -193,22 +188,22 @@ class RunLog:
         self.jsonl.write(**values)
 
 
-def save(path: Path, net: CocolaNet, optimizer: torch.optim.Optimizer, step: int,
-         train: TrainConfig, data: DataConfig, metrics: dict[str, Any]) -> None:
-    """Atomic write of a self-describing checkpoint (`loop.save_checkpoint`)."""
-    save_checkpoint(path, family="cocola", cls="CocolaNet", config=net.config.to_dict(), train_config=asdict(train),
-                    data_config=asdict(data), model=net.state_dict(), optimizer=optimizer.state_dict(), step=step,
-                    metrics=dict(metrics))
-
-
-def load_network(path: str | Path, map_location: str = "cpu") -> tuple[CocolaNet, dict[str, Any]]:
-    """Checkpoint -> (CocolaNet in eval mode, the checkpoint dict)."""
-    state = load_checkpoint(path, map_location=map_location)
-    if state.get("family") != "cocola":
-        raise ValueError(f"{path} is not a COCOLA checkpoint (family={state.get('family')!r})")
-    net = build_cocola(**state["config"])
-    net.load_state_dict(state["model"])
-    return net.eval(), state
+def save(
+    path: Path, net: CocolaNet, optimizer: torch.optim.Optimizer, step: int, train: TrainConfig, data: DataConfig, metrics: dict[str, Any]
+) -> None:
+    """Atomic write of a self-describing checkpoint (`stemlink.lab.checkpoints`)."""
+    save_checkpoint(
+        path,
+        family="cocola",
+        cls="CocolaNet",
+        config=net.config.to_dict(),
+        train_config=asdict(train),
+        data_config=asdict(data),
+        model=net.state_dict(),
+        optimizer=optimizer.state_dict(),
+        step=step,
+        metrics=dict(metrics),
+    )
 
 
 def _infinite(loader: DataLoader, epoch: int):
@@ -219,8 +214,17 @@ def _infinite(loader: DataLoader, epoch: int):
         epoch += 1
 
 
-def train(model_kwargs: dict[str, Any], train_cfg: TrainConfig, data_cfg: DataConfig, out: Path, *,
-          resume: bool = False, device: str = "cpu", seed: int = 0, init: str | None = None) -> dict[str, Any]:
+def train(
+    model_kwargs: dict[str, Any],
+    train_cfg: TrainConfig,
+    data_cfg: DataConfig,
+    out: Path,
+    *,
+    resume: bool = False,
+    device: str = "cpu",
+    seed: int = 0,
+    init: str | None = None,
+) -> dict[str, Any]:
     """Run (or resume) training until max_steps or max_minutes; returns the last metrics."""
     out.mkdir(parents=True, exist_ok=True)
     log = RunLog(out)
@@ -228,9 +232,11 @@ def train(model_kwargs: dict[str, Any], train_cfg: TrainConfig, data_cfg: DataCo
     net = build_cocola(**model_kwargs).to(device)
     cfg = net.config
     w_scale = train_cfg.similarity_lr_scale
-    optimizer = torch.optim.Adam([{"params": list(net.encoder.parameters())},
-                                  {"params": list(net.similarity.parameters()), "lr": train_cfg.lr * w_scale}],
-                                 lr=train_cfg.lr)
+    groups: list[dict[str, Any]] = [
+        {"params": list(net.encoder.parameters())},
+        {"params": list(net.similarity.parameters()), "lr": train_cfg.lr * w_scale},
+    ]
+    optimizer = torch.optim.Adam(groups, lr=train_cfg.lr)
     step, best, metrics = 0, -1.0, {}
     last = out / "last.pt"
     if init and not (resume and last.is_file()):
@@ -243,16 +249,19 @@ def train(model_kwargs: dict[str, Any], train_cfg: TrainConfig, data_cfg: DataCo
         best = metrics.get("best_val_acc_k2", -1.0)
         log.line(f"resumed from {last} at step {step}")
     n_params = sum(p.numel() for p in net.parameters())
-    log.line(f"cocola {cfg.backbone} {n_params / 1e6:.2f}M params, clip {cfg.clip_samples} samples @ {cfg.sample_rate} Hz, "
-             f"batch {train_cfg.batch_size}, device {device}, threads {torch.get_num_threads()}")
+    log.line(
+        f"cocola {cfg.backbone} {n_params / 1e6:.2f}M params, clip {cfg.clip_samples} samples @ {cfg.sample_rate} Hz, "
+        f"batch {train_cfg.batch_size}, device {device}, threads {torch.get_num_threads()}"
+    )
 
     train_set = pair_dataset(data_cfg, data_cfg.train_split, cfg.sample_rate, cfg.clip_samples, seed)
     val_set = pair_dataset(data_cfg, data_cfg.valid_split, cfg.sample_rate, cfg.clip_samples, seed + 1)
     val_a, val_b = fixed_pairs(val_set, min(train_cfg.eval_pairs, len(val_set)), seed=1234)
     log.line(f"data: {len(train_set)} train items, {len(val_set)} valid items, {val_a.shape[0]} fixed valid pairs")
     g = torch.Generator().manual_seed(seed * 7 + step)
-    loader = DataLoader(train_set, batch_size=train_cfg.batch_size, shuffle=True, drop_last=True,
-                        num_workers=train_cfg.num_workers, generator=g)
+    loader = DataLoader(
+        train_set, batch_size=train_cfg.batch_size, shuffle=True, drop_last=True, num_workers=train_cfg.num_workers, generator=g
+    )
     batches = _infinite(loader, epoch=step)
 
     budget = Budget(train_cfg.max_steps, train_cfg.max_minutes)
@@ -265,7 +274,7 @@ def train(model_kwargs: dict[str, Any], train_cfg: TrainConfig, data_cfg: DataCo
         a = a + train_cfg.noise_sigma * torch.randn_like(a)
         b = b + train_cfg.noise_sigma * torch.randn_like(b)
         h = net.encoder(torch.cat([a, b]))
-        logits = net.similarity.matrix(h[: a.shape[0]], h[a.shape[0]:])
+        logits = net.similarity.matrix(h[: a.shape[0]], h[a.shape[0] :])
         loss = contrastive_loss(logits)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -277,8 +286,9 @@ def train(model_kwargs: dict[str, Any], train_cfg: TrainConfig, data_cfg: DataCo
         if step % train_cfg.log_every == 0:
             dt = (time.time() - t_window) / window_n
             metrics.update(step=step, loss=window_loss / window_n, batch_acc=window_acc / window_n, sec_per_step=dt)
-            log.line(f"step {step} loss {metrics['loss']:.4f} batch_acc(K={train_cfg.batch_size}) "
-                     f"{metrics['batch_acc']:.3f} {dt:.2f}s/step")
+            log.line(
+                f"step {step} loss {metrics['loss']:.4f} batch_acc(K={train_cfg.batch_size}) {metrics['batch_acc']:.3f} {dt:.2f}s/step"
+            )
             log.record(**metrics, elapsed_min=budget.elapsed / 60)
             window_loss, window_acc, window_n, t_window = 0.0, 0.0, 0, time.time()
         if step % train_cfg.eval_every == 0:
@@ -305,9 +315,10 @@ def main(args: argparse.Namespace) -> int:
     """Entry point of `stemlink train cocola`."""
     from dataclasses import replace
 
-    model_kwargs, train_cfg, data_cfg = load_preset(args.preset)
-    overrides = {k: v for k, v in (("max_steps", args.max_steps), ("max_minutes", args.max_minutes),
-                                   ("threads", args.threads)) if v is not None}
+    model_kwargs, train_cfg, data_cfg = load_cocola_preset(args.preset)
+    overrides = {
+        k: v for k, v in (("max_steps", args.max_steps), ("max_minutes", args.max_minutes), ("threads", args.threads)) if v is not None
+    }
     train_cfg = replace(train_cfg, **overrides)
     if args.data:
         data_cfg = replace(data_cfg, root=args.data)
@@ -316,6 +327,5 @@ def main(args: argparse.Namespace) -> int:
     torch.set_flush_denormal(True)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     out = Path(args.out or Path("runs") / Path(args.preset).stem)
-    train(model_kwargs, train_cfg, data_cfg, out, resume=args.resume, device=device, seed=args.seed,
-          init=getattr(args, "init", None))
+    train(model_kwargs, train_cfg, data_cfg, out, resume=args.resume, device=device, seed=args.seed, init=getattr(args, "init", None))
     return 0

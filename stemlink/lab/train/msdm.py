@@ -2,40 +2,37 @@
 
 The preset (`presets/train/NAME.toml`) has sections `[model]` (-> `MSDMConfig`), `[train]`
 (-> `TrainConfig`), `[data]` (-> `DataConfig`) and `[augment]` (-> `AugmentConfig`), turned
-into typed configs by `load_preset` only. A run folder holds `last.pt` (self-describing
+into typed configs by `load_msdm_preset` only. A run folder holds `last.pt` (self-describing
 checkpoint: configs, weights, EMA weights, optimizer, step, wall time, metrics),
 `loss.jsonl` (one record per log interval) and whatever the caller redirects stdout to.
 
 Multi-process: `torchrun --nproc_per_node N -m stemlink train msdm --preset NAME` (gloo on
 CPU, nccl on CUDA); rank 0 writes checkpoints and logs.
 """
+
 from __future__ import annotations
 
 import argparse
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
-from stemlink.lab.nn.config import MSDMConfig, build_denoiser
-from stemlink.lab.train.loop import (
-    EMA,
-    Budget,
-    JsonlLog,
-    cleanup_distributed,
-    init_distributed,
-    load_checkpoint,
-    save_checkpoint,
-    warm_start,
-)
-from stemlink.lab.train.msdm_data import AugmentConfig, DataConfig, augment, batches
 from stemlink.errors import PresetError
+from stemlink.lab.checkpoints import load_checkpoint, save_checkpoint, warm_start
+from stemlink.lab.nn.config import MSDMConfig, build_denoiser
+from stemlink.lab.nn.edm import EDMDenoiser
+from stemlink.lab.train.loop import EMA, Budget, JsonlLog, cleanup_distributed, init_distributed
+from stemlink.lab.train.msdm_data import AugmentConfig, DataConfig, augment, batches
+from stemlink.lab.train.presets import read_train_preset, typed_table
 
 FAMILY = "msdm"
+PRESET_TABLES = {"model", "train", "data", "augment"}
 
 
 @dataclass(frozen=True)
@@ -61,57 +58,44 @@ class MSDMPreset:
     augment: AugmentConfig
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model.to_dict(), "train": asdict(self.train),
-                "data": asdict(self.data), "augment": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.augment).items()}}
-
-
-def _typed(cls, section: str, values: Mapping[str, Any]):
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise PresetError(f"[{section}] has unknown keys {unknown}; allowed: {sorted(known)}", field=section)
-    try:
-        return cls(**dict(values))
-    except (TypeError, ValueError) as exc:
-        raise PresetError(f"[{section}] is invalid: {exc}", field=section) from exc
+        return {
+            "name": self.name,
+            "model": self.model.to_dict(),
+            "train": asdict(self.train),
+            "data": asdict(self.data),
+            "augment": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.augment).items()},
+        }
 
 
 def preset_from_dict(name: str, values: Mapping[str, Any]) -> MSDMPreset:
     """The one builder: preset mapping -> typed configs (errors name the section and key)."""
-    allowed = {"model", "train", "data", "augment"}
-    unknown = sorted(set(values) - allowed)
+    unknown = sorted(set(values) - PRESET_TABLES)
     if unknown:
-        raise PresetError(f"preset {name!r} has unknown sections {unknown}; allowed: {sorted(allowed)}", field="preset")
+        raise PresetError(f"preset {name!r} has unknown sections {unknown}; allowed: {sorted(PRESET_TABLES)}", field="preset")
     model_values = dict(values.get("model", {}))
     try:
         model = MSDMConfig.from_dict(model_values)
     except Exception as exc:  # InvalidInput / TypeError from the dataclass
         raise PresetError(f"[model] of preset {name!r} is invalid: {exc}", field="model") from exc
-    return MSDMPreset(name, model, _typed(TrainConfig, "train", values.get("train", {})),
-                      _typed(DataConfig, "data", values.get("data", {})),
-                      _typed(AugmentConfig, "augment", values.get("augment", {})))
+    return MSDMPreset(
+        name,
+        model,
+        typed_table(TrainConfig, values.get("train", {}), f"{name}[train]"),
+        typed_table(DataConfig, values.get("data", {}), f"{name}[data]"),
+        typed_table(AugmentConfig, values.get("augment", {}), f"{name}[augment]"),
+    )
 
 
-def load_preset(name_or_path: str) -> MSDMPreset:
+def load_msdm_preset(name_or_path: str) -> MSDMPreset:
     """`msdm-cpu` -> presets/train/msdm-cpu.toml, or a path to a TOML file."""
-    import tomllib
-
-    from stemlink.paths import presets_dir
-
-    path = Path(name_or_path)
-    if path.suffix != ".toml":
-        path = presets_dir() / "train" / f"{name_or_path}.toml"
-    if not path.is_file():
-        available = sorted(p.stem for p in (presets_dir() / "train").glob("msdm-*.toml"))
-        raise PresetError(f"training preset {name_or_path!r} not found (looked for {path}); available: {available}", field="preset")
-    with open(path, "rb") as f:
-        return preset_from_dict(path.stem, tomllib.load(f))
+    name, tables = read_train_preset(name_or_path, tables=tuple(PRESET_TABLES))
+    return preset_from_dict(name, tables)
 
 
 class _LossStep(nn.Module):
     """forward(x0, sigma, noise) -> loss, so DDP's forward hooks see the whole computation."""
 
-    def __init__(self, denoiser: nn.Module):
+    def __init__(self, denoiser: EDMDenoiser):
         super().__init__()
         self.denoiser = denoiser
 
@@ -120,7 +104,7 @@ class _LossStep(nn.Module):
 
 
 @torch.no_grad()
-def _valid_loss(model: nn.Module, valid: list[torch.Tensor], device: torch.device) -> float:
+def _valid_loss(model: EDMDenoiser, valid: list[torch.Tensor], device: torch.device) -> float:
     """Loss on fixed validation windows at fixed noise levels (deterministic)."""
     g = torch.Generator().manual_seed(1234)
     total, count = 0.0, 0
@@ -153,7 +137,7 @@ def main(args: argparse.Namespace) -> int:
 
 def train(args: argparse.Namespace) -> nn.Module:
     """Run training as described by `args` (see `stemlink train`); returns the trained denoiser."""
-    preset = load_preset(args.preset)
+    preset = load_msdm_preset(args.preset)
     cfg, tcfg = preset.model, preset.train
     torch.set_num_threads(args.threads or tcfg.threads)
     dist = init_distributed(args.device)
@@ -182,12 +166,21 @@ def train(args: argparse.Namespace) -> nn.Module:
     if dist.world_size > 1:
         stepper = torch.nn.parallel.DistributedDataParallel(stepper)
     data_seed = args.seed * 1000 + dist.rank + 7919 * step  # a resumed run sees new windows
-    train_iter = batches(preset.data, stems=cfg.stems, length=cfg.window, sample_rate=cfg.sample_rate,
-                         batch=tcfg.batch_size, seed=data_seed, root=args.data)
+    train_iter = batches(
+        preset.data, stems=cfg.stems, length=cfg.window, sample_rate=cfg.sample_rate, batch=tcfg.batch_size, seed=data_seed, root=args.data
+    )
     valid: list[torch.Tensor] = []
     if dist.is_main and tcfg.valid_batches > 0:
-        valid_iter = batches(preset.data, stems=cfg.stems, length=cfg.window, sample_rate=cfg.sample_rate,
-                             batch=tcfg.batch_size, seed=99, split=preset.data.valid_split, root=args.data)
+        valid_iter = batches(
+            preset.data,
+            stems=cfg.stems,
+            length=cfg.window,
+            sample_rate=cfg.sample_rate,
+            batch=tcfg.batch_size,
+            seed=99,
+            split=preset.data.valid_split,
+            root=args.data,
+        )
         valid = [next(valid_iter) for _ in range(tcfg.valid_batches)]
     g = torch.Generator().manual_seed(data_seed + 1)
     log = JsonlLog(out / "loss.jsonl", enabled=dist.is_main)
@@ -198,16 +191,29 @@ def train(args: argparse.Namespace) -> nn.Module:
 
     def checkpoint() -> None:
         metrics["valid_loss_ema"] = _valid_loss(ema.module, valid, dist.device) if valid else float("nan")
-        save_checkpoint(ckpt_path, family=FAMILY, preset=preset.to_dict(), config=cfg.to_dict(),
-                        model=model.state_dict(), ema=ema.state_dict(), optimizer=opt.state_dict(),
-                        step=step, wall_time=wall_before + budget.elapsed, metrics=dict(metrics), init=init_note)
+        save_checkpoint(
+            ckpt_path,
+            family=FAMILY,
+            preset=preset.to_dict(),
+            config=cfg.to_dict(),
+            model=model.state_dict(),
+            ema=ema.state_dict(),
+            optimizer=opt.state_dict(),
+            step=step,
+            wall_time=wall_before + budget.elapsed,
+            metrics=dict(metrics),
+            init=init_note,
+        )
         log.write(step=step, wall=wall_before + budget.elapsed, **{k: v for k, v in metrics.items()})
         print(f"checkpoint step {step} valid_loss_ema {metrics['valid_loss_ema']:.4f} -> {ckpt_path}", flush=True)
 
     if dist.is_main:
         n_params = sum(p.numel() for p in model.parameters())
-        print(f"msdm preset {preset.name}: {n_params / 1e6:.2f}M params, {cfg.sample_rate} Hz, window {cfg.window}, "
-              f"batch {tcfg.batch_size} x {dist.world_size} procs, device {dist.device}", flush=True)
+        print(
+            f"msdm preset {preset.name}: {n_params / 1e6:.2f}M params, {cfg.sample_rate} Hz, window {cfg.window}, "
+            f"batch {tcfg.batch_size} x {dist.world_size} procs, device {dist.device}",
+            flush=True,
+        )
     t_log = time.monotonic()
     while not _agreed_stop(budget.done(step), dist.world_size):
         x0 = augment(next(train_iter), preset.augment, g).to(dist.device)
@@ -227,10 +233,19 @@ def train(args: argparse.Namespace) -> nn.Module:
             now = time.monotonic()
             metrics["train_loss"] = sum(losses) / len(losses)
             rate = (now - t_log) / tcfg.log_every
-            log.write(step=step, wall=wall_before + budget.elapsed, loss=metrics["train_loss"], grad_norm=grad_norm,
-                      lr=_lr(step, tcfg), sec_per_step=rate)
-            print(f"step {step} loss {metrics['train_loss']:.4f} grad {grad_norm:.3f} {rate:.3f} s/step "
-                  f"wall {(wall_before + budget.elapsed) / 60:.1f} min", flush=True)
+            log.write(
+                step=step,
+                wall=wall_before + budget.elapsed,
+                loss=metrics["train_loss"],
+                grad_norm=grad_norm,
+                lr=_lr(step, tcfg),
+                sec_per_step=rate,
+            )
+            print(
+                f"step {step} loss {metrics['train_loss']:.4f} grad {grad_norm:.3f} {rate:.3f} s/step "
+                f"wall {(wall_before + budget.elapsed) / 60:.1f} min",
+                flush=True,
+            )
             losses.clear()
             t_log = now
         if dist.is_main and time.monotonic() - last_ckpt >= tcfg.checkpoint_minutes * 60:

@@ -9,11 +9,12 @@ Augmentations keep the stems of one window coherent (same time axis): a random g
 stem, a random polarity per stem, and random stem dropout (a stem set to silence, as in
 sections where an instrument rests); never more than S - 1 stems are dropped.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
@@ -83,34 +84,43 @@ def _synthetic_batches(batch: int, stems: int, length: int, sample_rate: int, se
         yield synthetic_stems(batch, stems, length, sample_rate, g)
 
 
-def _corpus_batches(cfg: DataConfig, split: str, root: str, stems: tuple[str, ...], length: int,
-                    sample_rate: int, batch: int, seed: int) -> Iterator[torch.Tensor]:
+def _corpus_batches(
+    cfg: DataConfig, split: str, root: str, stems: tuple[str, ...], length: int, sample_rate: int, batch: int, seed: int
+) -> Iterator[torch.Tensor]:
     from stemlink.lab.data import StemWindows, open_corpus
 
     corpus = open_corpus(root)
-    windows = StemWindows(corpus, split, stems=stems, sample_rate=sample_rate, length=length,
-                          max_overlap=cfg.max_overlap, silence_rule=cfg.silence_rule, seed=seed)
+    windows = StemWindows(
+        corpus,
+        split,
+        stems=stems,
+        sample_rate=sample_rate,
+        length=length,
+        max_overlap=cfg.max_overlap,
+        silence_rule=cfg.silence_rule,
+        seed=seed,
+    )
     g = torch.Generator().manual_seed(seed)
-    if hasattr(windows, "__len__") and hasattr(windows, "__getitem__"):
-        epoch = 0
-        while True:  # one "epoch" = len(windows) items drawn at random; then re-jitter the grid
-            for _ in range(max(1, len(windows) // batch)):
-                idx = torch.randint(0, len(windows), (batch,), generator=g).tolist()
-                yield torch.stack([torch.as_tensor(windows[i], dtype=torch.float32) for i in idx])
-            epoch += 1
-            if hasattr(windows, "set_epoch"):
-                windows.set_epoch(epoch)
-    while True:  # iterable-only datasets
-        items = []
-        for item in windows:
-            items.append(torch.as_tensor(item, dtype=torch.float32))
-            if len(items) == batch:
-                yield torch.stack(items)
-                items = []
+    epoch = 0
+    while True:  # one "epoch" = len(windows) items drawn at random; then re-jitter the grid
+        for _ in range(max(1, len(windows) // batch)):
+            idx = torch.randint(0, len(windows), (batch,), generator=g).tolist()
+            yield torch.stack([torch.as_tensor(windows[i], dtype=torch.float32) for i in idx])
+        epoch += 1
+        windows.set_epoch(epoch)
 
 
-def batches(cfg: DataConfig, *, stems: tuple[str, ...], length: int, sample_rate: int, batch: int,
-            seed: int, split: str | None = None, root: str | None = None) -> Iterator[torch.Tensor]:
+def batches(
+    cfg: DataConfig,
+    *,
+    stems: tuple[str, ...],
+    length: int,
+    sample_rate: int,
+    batch: int,
+    seed: int,
+    split: str | None = None,
+    root: str | None = None,
+) -> Iterator[torch.Tensor]:
     """Endless iterator of (batch, S, length) float32 stem windows."""
     if cfg.source == "synthetic":
         return _synthetic_batches(batch, len(stems), length, sample_rate, seed)

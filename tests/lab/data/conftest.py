@@ -1,5 +1,6 @@
 """Fixture trees for the data tests: a synthetic stemlink corpus with known silence, and
 tiny copies of the Slakh2100, MUSDB18-HQ, MoisesDB and CocoChorales published layouts."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from corpus_builders import RATE, make_stemlink, tone, write_wav
 
-from stemlink.lab.data.audio_io import write_flac
+from stemlink.audio.files import write_flac
+from tests.lab.data.corpus_builders import RATE, make_stemlink, tone, write_wav
 
 
 @pytest.fixture
@@ -34,17 +35,44 @@ def slakh_tree(tmp_path: Path) -> Path:
             folder = root / split / tid
             (folder / "stems").mkdir(parents=True)
             stems = {
-                "S00": {"inst_class": "Guitar", "is_drum": False, "program_num": 30, "midi_program_name": "Distortion Guitar", "audio_rendered": True},
-                "S01": {"inst_class": "Bass", "is_drum": False, "program_num": 33, "midi_program_name": "Electric Bass (finger)", "audio_rendered": True},
+                "S00": {
+                    "inst_class": "Guitar",
+                    "is_drum": False,
+                    "program_num": 30,
+                    "midi_program_name": "Distortion Guitar",
+                    "audio_rendered": True,
+                },
+                "S01": {
+                    "inst_class": "Bass",
+                    "is_drum": False,
+                    "program_num": 33,
+                    "midi_program_name": "Electric Bass (finger)",
+                    "audio_rendered": True,
+                },
                 "S02": {"inst_class": "Drums", "is_drum": True, "program_num": 0, "midi_program_name": "Drums", "audio_rendered": True},
-                "S03": {"inst_class": "Guitar", "is_drum": False, "program_num": 25, "midi_program_name": "Acoustic Guitar (steel)", "audio_rendered": True},
-                "S04": {"inst_class": "Synth Pad", "is_drum": False, "program_num": 89, "midi_program_name": "Pad 2 (warm)", "audio_rendered": False},
+                "S03": {
+                    "inst_class": "Guitar",
+                    "is_drum": False,
+                    "program_num": 25,
+                    "midi_program_name": "Acoustic Guitar (steel)",
+                    "audio_rendered": True,
+                },
+                "S04": {
+                    "inst_class": "Synth Pad",
+                    "is_drum": False,
+                    "program_num": 89,
+                    "midi_program_name": "Pad 2 (warm)",
+                    "audio_rendered": False,
+                },
             }
             for j, sid in enumerate(["S00", "S01", "S02", "S03"]):
                 write_flac(folder / "stems" / f"{sid}.flac", tone(2, 100 * (j + 1), channels=1), RATE)
             write_flac(folder / "mix.flac", tone(2, 100, channels=1), RATE)
             import yaml
-            (folder / "metadata.yaml").write_text(yaml.safe_dump({"UUID": f"uuid{k}", "audio_dir": "stems", "midi_dir": "MIDI", "stems": stems}))
+
+            (folder / "metadata.yaml").write_text(
+                yaml.safe_dump({"UUID": f"uuid{k}", "audio_dir": "stems", "midi_dir": "MIDI", "stems": stems})
+            )
     return root
 
 
@@ -64,8 +92,14 @@ def moisesdb_tree(tmp_path: Path) -> Path:
     for k in range(10):
         tid = f"{k:08d}-aaaa-bbbb-cccc-000000000000"
         stems = []
-        for j, (name, types) in enumerate({"bass": ["bass guitar"], "drums": ["kick drum", "snare drum"], "guitar": ["electric guitar"],
-                                            "bowed_strings": ["violin"]}.items()):
+        for j, (name, types) in enumerate(
+            {
+                "bass": ["bass guitar"],
+                "drums": ["kick drum", "snare drum"],
+                "guitar": ["electric guitar"],
+                "bowed_strings": ["violin"],
+            }.items()
+        ):
             tracks = []
             for m, tt in enumerate(types):
                 sid = f"src{k}{j}{m}"
@@ -87,5 +121,6 @@ def coco_tree(tmp_path: Path) -> Path:
                 write_wav(folder / "stems_audio" / f"{j}_{inst}.wav", tone(1, 200 * (j + 1), rate=16000, channels=1))
             write_wav(folder / "mix.wav", tone(1, 200, rate=16000, channels=1))
             import yaml
+
             (folder / "metadata.yaml").write_text(yaml.safe_dump({"ensemble": e, "instrument_name": dict(enumerate(instruments))}))
     return root.parent

@@ -1,5 +1,6 @@
 """Audio and corpus builders shared by the data tests and their fixtures (a module with its own
 name, so that test modules and pool workers never import some other folder's conftest)."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from scipy.io import wavfile
 
-from stemlink.lab.data.audio_io import write_flac
+from stemlink.audio.files import write_flac
 
 RATE = 8000
 

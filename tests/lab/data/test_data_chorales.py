@@ -1,4 +1,5 @@
 """The chorale source: four voices from a music21 Bach chorale, seeded, distinct per track."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,6 +27,7 @@ def test_chorale_voices_and_metadata():
 
 def test_chorales_are_seeded_and_distinct_per_track():
     a, b = _song(0), _song(0)
-    assert [(n.pitch, n.start) for n in a.parts[next(iter(a.parts))].notes] == \
-        [(n.pitch, n.start) for n in b.parts[next(iter(b.parts))].notes]
+    assert [(n.pitch, n.start) for n in a.parts[next(iter(a.parts))].notes] == [
+        (n.pitch, n.start) for n in b.parts[next(iter(b.parts))].notes
+    ]
     assert _song(1).meta["chorale"] != a.meta["chorale"]

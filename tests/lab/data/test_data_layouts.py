@@ -1,4 +1,5 @@
 """Real-dataset loaders on fixture trees built in each published layout."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,7 @@ def test_slakh(slakh_tree):
     assert sorted(track.stems) == ["bass", "drums", "guitar"]  # pad not rendered -> skipped
     assert [p.name for p in track.stems["guitar"]] == ["S00.flac", "S03.flac"]
     # the two guitar stems are summed into one class
-    w = StemWindows(corpus, "valid", stems=("guitar", "piano"), sample_rate=8000, length=8000, jitter=False,
-                    silence_rule=False)
+    w = StemWindows(corpus, "valid", stems=("guitar", "piano"), sample_rate=8000, length=8000, jitter=False, silence_rule=False)
     t = np.arange(8000) / 8000
     expected = 0.2 * np.sin(2 * np.pi * 100 * t) + 0.2 * np.sin(2 * np.pi * 400 * t)
     assert np.abs(w[0][0].numpy() - expected).max() < 1e-5
@@ -32,8 +32,7 @@ def test_musdb(musdb_tree):
     assert [t.id for t in corpus.tracks("test")] == ["Z Band - Test Song"]
     track = corpus.tracks("train")[0]
     assert sorted(track.stems) == ["bass", "drums", "other", "vocals"] and track.mix.name == "mixture.wav"
-    w = StemWindows(corpus, "test", stems=("bass", "drums", "vocals", "other"), sample_rate=16000, length=16000,
-                    mono=False, jitter=False)
+    w = StemWindows(corpus, "test", stems=("bass", "drums", "vocals", "other"), sample_rate=16000, length=16000, mono=False, jitter=False)
     assert w[0].shape == (4, 2, 16000)
 
 
@@ -72,8 +71,11 @@ def test_cocochorales_split_from_track_number(coco_tree, tmp_path):
         shutil.copytree(src, flat / name)
     corpus = open_corpus(flat)
     assert corpus.layout == "cocochorales"
-    assert {t.id: t.split for t in corpus.tracks()} == {"brass_track200000": "valid", "string_track000007": "train",
-                                                        "woodwind_track230000": "test"}
+    assert {t.id: t.split for t in corpus.tracks()} == {
+        "brass_track200000": "valid",
+        "string_track000007": "train",
+        "woodwind_track230000": "test",
+    }
 
 
 def test_class_table():
@@ -86,9 +88,9 @@ def test_class_table():
 
 
 def test_unfinished_render_warns(gated_corpus):
-    import pytest
-
     import warnings
+
+    import pytest
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

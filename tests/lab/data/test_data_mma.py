@@ -1,4 +1,5 @@
 """The mma source: MMA groove tracks become class stems with dropouts; seeded."""
+
 from __future__ import annotations
 
 import shutil

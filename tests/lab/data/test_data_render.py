@@ -1,5 +1,6 @@
 """The renderer: a tiny render (2 tracks x 4 s), determinism, mix = sum of stems, metadata,
 splits, the missing-dependency error, and musical invariants of the arranger."""
+
 from __future__ import annotations
 
 import filecmp
@@ -11,14 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stemlink.audio.files import read_audio
+from stemlink.errors import InvalidInput, MissingDependency
 from stemlink.lab.data.arrange import arrange
-from stemlink.lab.data.audio_io import read_audio
 from stemlink.lab.data.render import RenderConfig, assign_splits, render_corpus
 from stemlink.lab.data.styles import STYLES
-from stemlink.errors import InvalidInput, MissingDependency
 
-needs_fluidsynth = pytest.mark.skipif(shutil.which("fluidsynth") is None or not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists(),
-                                      reason="fluidsynth + fluid-soundfont-gm not installed (bash setup.sh install)")
+needs_fluidsynth = pytest.mark.skipif(
+    shutil.which("fluidsynth") is None or not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists(),
+    reason="fluidsynth + fluid-soundfont-gm not installed (bash setup.sh install)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +61,7 @@ def test_stems_sum_to_mix_and_have_exact_length(tiny):
             assert stem.shape == mix.shape
             total += stem
         # the mix is the sum of the 24-bit stems; float32 read-back differs by <= 2 LSB
-        assert np.abs(total - mix).max() <= 2.0 ** -22
+        assert np.abs(total - mix).max() <= 2.0**-22
         assert np.abs(mix).max() > 0.05  # not silent
 
 
@@ -69,8 +72,21 @@ def test_metadata_is_complete(tiny):
     assert index["layout"] == "stemlink" and len(index["tracks"]) == 2
     for meta_path in sorted(root.glob("track_*/metadata.json")):
         meta = json.loads(meta_path.read_text())
-        for key in ("id", "split", "source", "style", "tempo", "key", "meter", "sections", "chords", "tags", "stems",
-                    "sample_rate", "num_samples"):
+        for key in (
+            "id",
+            "split",
+            "source",
+            "style",
+            "tempo",
+            "key",
+            "meter",
+            "sections",
+            "chords",
+            "tags",
+            "stems",
+            "sample_rate",
+            "num_samples",
+        ):
             assert key in meta, key
         assert meta["split"] in ("train", "valid", "test")
         assert {"bass", "drums"} <= set(meta["stems"])
@@ -144,7 +160,7 @@ def test_in_process_synth_matches_the_cli():
         lib = renderer.render(part, 6 * 16000)
         assert np.array_equal(lib, renderer.render(part, 6 * 16000))  # deterministic
         cli = render_part(part, song.tempo, 16000, 6 * 16000)
-        rms_lib, rms_cli = np.sqrt(np.mean(lib ** 2)), np.sqrt(np.mean(cli ** 2))
+        rms_lib, rms_cli = np.sqrt(np.mean(lib**2)), np.sqrt(np.mean(cli**2))
         assert abs(20 * np.log10(rms_lib / rms_cli)) < 1.0, part.cls
         spec = [10 * np.log10(welch(x[0], 16000, nperseg=1024)[1][:256] + 1e-12) for x in (lib, cli)]
         assert np.median(np.abs(spec[0] - spec[1])) < 1.5, part.cls

@@ -1,17 +1,19 @@
 """Window index, MSDM silence rule, overlap bound, sub-mix pairs, prompts, cache, DataLoader."""
+
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
 import torch
-from corpus_builders import RATE, tone
 
+from stemlink.errors import InvalidInput
 from stemlink.lab.data import StemPrompts, StemWindows, SubmixPairs, open_corpus
 from stemlink.lab.data.cache import cache_folder, ensure_cached
-from stemlink.errors import InvalidInput
+from tests.lab.data.corpus_builders import RATE, tone
 
 
 def test_silence_rule_drops_silent_and_single_source_windows(gated_corpus):
@@ -31,7 +33,7 @@ def test_window_content_and_missing_stem_is_zero(gated_corpus):
     x = w[1]
     assert x.shape == (4, RATE) and x.dtype == torch.float32
     start = w.window(1)[1]
-    expected_bass = tone(4, 55)[0, start:start + RATE]
+    expected_bass = tone(4, 55)[0, start : start + RATE]
     assert np.abs(x[0].numpy() - expected_bass).max() < 1e-6
     assert torch.count_nonzero(x[2]) == 0  # no guitar in this track
 
@@ -52,7 +54,7 @@ def test_windows_never_overlap_more_than_ratio(gated_corpus, overlap):
         w.set_epoch(epoch)
         starts = sorted(w.window(i)[1] for i in range(len(w)))
         assert len(starts) >= 1
-        for a, b in zip(starts, starts[1:]):
+        for a, b in itertools.pairwise(starts):
             assert 3000 - (b - a) <= overlap * 3000
         assert starts[-1] + 3000 <= 4 * RATE
 
@@ -73,8 +75,7 @@ def test_epoch_jitter_is_seeded(gated_corpus):
 def test_submix_pairs_are_disjoint_nonempty_sums(gated_corpus):
     corpus = open_corpus(gated_corpus)
     pairs = SubmixPairs(corpus, "valid", sample_rate=RATE, length=RATE, jitter=False)
-    stems = StemWindows(corpus, "valid", stems=("bass", "drums", "guitar", "piano"), sample_rate=RATE, length=RATE,
-                        jitter=False)
+    stems = StemWindows(corpus, "valid", stems=("bass", "drums", "guitar", "piano"), sample_rate=RATE, length=RATE, jitter=False)
     order = ("bass", "drums", "guitar", "piano")
     sizes = set()
     for i in range(len(pairs)):

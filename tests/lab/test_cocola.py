@@ -1,13 +1,14 @@
 """COCOLA network, loss, K-pair accuracy and training loop on tiny debug configurations."""
+
 import argparse
 
 import pytest
 import torch
 
 from stemlink.lab.eval.coherence import derangement, k_pair_accuracy, pair_scores
+from stemlink.lab.export.cocola import load_cocola
 from stemlink.lab.nn.cocola import BilinearSimilarity, build_cocola, contrastive_loss, pair_accuracy
-from stemlink.lab.train.cocola import SyntheticPairs, fixed_pairs, load_network, load_preset, main
-
+from stemlink.lab.train.cocola import SyntheticPairs, fixed_pairs, load_cocola_preset, main
 
 
 @pytest.fixture(autouse=True)
@@ -19,8 +20,9 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-TINY = dict(sample_rate=8000, clip_seconds=0.25, n_fft=256, hop_length=64, n_mels=32,
-            backbone="test_efficientnet", dropout=0.0, embed_dim=32)
+TINY = dict(
+    sample_rate=8000, clip_seconds=0.25, n_fft=256, hop_length=64, n_mels=32, backbone="test_efficientnet", dropout=0.0, embed_dim=32
+)
 
 
 def test_similarity_is_bilinear_and_asymmetric():
@@ -93,17 +95,26 @@ def test_loss_decreases_when_positives_share_a_pattern():
 
 
 def _args(tmp_path, **kw):
-    base = dict(preset="cocola-debug", data=None, out=str(tmp_path / "run"), resume=False, max_steps=3,
-                max_minutes=None, device="cpu", seed=0, threads=None)
+    base = dict(
+        preset="cocola-debug",
+        data=None,
+        out=str(tmp_path / "run"),
+        resume=False,
+        max_steps=3,
+        max_minutes=None,
+        device="cpu",
+        seed=0,
+        threads=None,
+    )
     return argparse.Namespace(**{**base, **kw})
 
 
 def test_train_resume_and_checkpoint(tmp_path):
     assert main(_args(tmp_path)) == 0
-    net, state = load_network(tmp_path / "run" / "last.pt")
+    net, state = load_cocola(tmp_path / "run" / "last.pt")
     assert state["step"] == 3 and state["family"] == "cocola" and "val_acc_k2" in state["metrics"]
     assert main(_args(tmp_path, resume=True, max_steps=5)) == 0
-    _, state = load_network(tmp_path / "run" / "last.pt")
+    _, state = load_cocola(tmp_path / "run" / "last.pt")
     assert state["step"] == 5
     log = (tmp_path / "run" / "train.log").read_text()
     assert "resumed from" in log and "validation K=2" in log
@@ -115,8 +126,8 @@ def test_preset_errors_name_the_key(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[model]\nbackbone = 'x'\nwidth = 3\n")
     with pytest.raises(PresetError, match="width"):
-        load_preset(str(bad))
-    model, train, data = load_preset("cocola-cpu")
+        load_cocola_preset(str(bad))
+    model, train, data = load_cocola_preset("cocola-cpu")
     assert model["sample_rate"] == 16000 and train.batch_size == 32 and data.max_overlap == 0.5
 
 

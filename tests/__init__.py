@@ -1,0 +1,1 @@
+"""The test suite (a package, so `tests.<folder>.<module>` always names these files)."""
