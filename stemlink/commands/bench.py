@@ -1,8 +1,10 @@
 """`stemlink bench [--quick] [--out bench/]`: separation, coherence, speed, bridge and scale in one run.
 
-Writes OUT/results.json, OUT/*.png and BENCHMARKS.md (next to OUT unless --markdown). Needs the
-corpus test split for separation/coherence (`--data`, default data/corpus; the error says how to
-render it). `--quick` takes a few minutes; the full run prints its expected and actual duration.
+Writes OUT/results.json, OUT/*.png and BENCHMARKS.md (next to OUT unless --markdown). Separation and
+coherence read a corpus's test split: `--data DIR` (must exist), else the checkout's data/corpus,
+else a small corpus the bench renders once (seconds, with progress) into
+$STEMLINK_BENCH_CACHE or the checkout's data/ (bench-corpus-<key>) and reuses afterwards.
+`--quick` takes a few minutes; the full run prints its expected and actual duration.
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="bench", help="folder for results.json and the PNG plots (default: ./bench)")
     parser.add_argument("--markdown", default=None, help="where to write BENCHMARKS.md (default: next to --out)")
     parser.add_argument("--exports", default=None, help="exports folder (default: $STEMLINK_EXPORTS or the project's exports/)")
-    parser.add_argument("--data", default=None, help="corpus root with a test split (default: the project's data/corpus)")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="corpus root with a test split (default: the project's data/corpus, else a small bench corpus "
+        "rendered once into $STEMLINK_BENCH_CACHE or data/)",
+    )
     parser.add_argument("--split", default="test")
     parser.add_argument("--only", default=None, help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})")
     parser.add_argument("--threads", type=int, default=2, help="torch/onnxruntime threads (default 2: this machine's cores)")

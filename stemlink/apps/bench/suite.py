@@ -14,15 +14,22 @@ the shipped models and collects the results):
 - bridge: round trip of a 10 s stereo 44.1 kHz region over inproc/ipc/tcp vs a memory copy
   (`bench.bridge`);
 - scale: wall time and peak RSS for 10 s / 1 min / 10 min regions (`bench.scale`).
+
+Data: `--data DIR` (must exist), else the checkout's `data/corpus` (the training corpus; its test
+split is what the shipped cards report), else the bench corpus: a small deterministic corpus
+(`BenchCorpus`: procedural songs, Debian's fluid-soundfont-gm, a seed no shipped model trained on,
+every track in the test split) rendered once into `bench_cache()/bench-corpus-<key>` and reused.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -32,14 +39,58 @@ from pathlib import Path
 from typing import Any
 
 from stemlink.errors import InvalidInput
-from stemlink.paths import PROJECT_ROOT
+from stemlink.paths import PROJECT_ROOT, checkout_root
 
 SCHEMA = "stemlink-bench/1"
 DATA_HINT = (
     "stemlink data render --out data/corpus --tracks 240 --seconds 30 --sr 16000 --seed 0 --source procedural --jobs 2"
     "  (the training corpus; its test split is what the bench reads)"
 )
+CACHE_ENV = "STEMLINK_BENCH_CACHE"
 Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchCorpus:
+    """The corpus the bench renders for itself when given no --data and the checkout has no
+    data/corpus: procedural songs like the training corpus (same arranger, rate, track length), but
+    from a seed no shipped model was trained on (they used seed 0), and every track in the test split."""
+
+    tracks: int
+    seconds: float = 30.0
+    sample_rate: int = 16000  # the training corpus's rate; cocola reads 16 kHz, msdm 8 kHz (cached)
+    seed: int = 12
+
+    def render_config(self, out: Path | str, jobs: int = 1) -> Any:
+        """The renderer's settings for this corpus, written to `out`."""
+        from stemlink.lab.data.render import RenderConfig
+
+        return RenderConfig(
+            out=str(out),
+            tracks=self.tracks,
+            seconds=self.seconds,
+            sample_rate=self.sample_rate,
+            seed=self.seed,
+            source="procedural",
+            jobs=jobs,
+            split=(0.0, 0.0, 1.0),  # train/valid/test fractions: all test (the bench only evaluates)
+        )
+
+    def key(self) -> str:
+        """Short hash of everything the rendered files depend on (the renderer's digest + track count)."""
+        digest = self.render_config("").digest()
+        return hashlib.sha256(f"{digest}/{self.tracks}".encode()).hexdigest()[:10]
+
+    def describe(self) -> str:
+        return f"{self.tracks} tracks x {self.seconds:g} s at {self.sample_rate} Hz (procedural, seed {self.seed}, all test)"
+
+
+# --quick reads 8 separation windows (4 s, 2 s hop), 64 COCOLA pairs (2 s, 1 s hop) and 3
+# accompaniment windows: 8 tracks x 30 s give ~100 / ~230 / ~200 (one separation window per track),
+# rendered in ~6 s on the 2-core machine. The full run's 48 windows and 512 pairs need the size of
+# the training corpus's test split (24 tracks x 30 s; ~20 s to render).
+QUICK_CORPUS = BenchCorpus(tracks=8)
+FULL_CORPUS = BenchCorpus(tracks=24)
 
 
 @dataclass(frozen=True)
@@ -47,7 +98,8 @@ class BenchConfig:
     out: Path = Path("bench")
     markdown: Path | None = None  # default: out/../BENCHMARKS.md
     exports: Path | None = None
-    data: Path = PROJECT_ROOT / "data" / "corpus"
+    data: Path | None = None  # None: the checkout's data/corpus if there is one, else the bench corpus
+    corpus: BenchCorpus | None = None  # the bench corpus to render (None: QUICK_CORPUS or FULL_CORPUS)
     split: str = "test"
     quick: bool = False
     threads: int = 2
@@ -86,6 +138,10 @@ class BenchConfig:
                 scale_seconds=(10, 60),
             )
         return replace(base, **{k: v for k, v in kwargs.items() if v is not None})
+
+    @property
+    def bench_corpus(self) -> BenchCorpus:
+        return self.corpus or (QUICK_CORPUS if self.quick else FULL_CORPUS)
 
     @property
     def markdown_path(self) -> Path:
@@ -172,16 +228,116 @@ def _preset_params(task: str, model: str) -> dict[str, Any]:
     return {}
 
 
+def bench_cache() -> Path:
+    """Where the bench keeps the corpus it renders: $STEMLINK_BENCH_CACHE, else the checkout's data/
+    (git-ignored, next to data/corpus), else the user cache folder ($XDG_CACHE_HOME or ~/.cache)/stemlink."""
+    value = os.environ.get(CACHE_ENV)
+    if value:
+        return Path(value)
+    root = checkout_root()
+    if root is not None:
+        return root / "data"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stemlink"
+
+
+def _is_complete(folder: Path, cfg: Any) -> bool:
+    """True when `folder` holds a finished render of `cfg` (its READY marker matches)."""
+    try:
+        ready = json.loads((folder / "READY").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(ready, dict) and ready.get("config_digest") == cfg.digest() and ready.get("tracks") == cfg.tracks
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_dead_renders(cache: Path, name: str) -> None:
+    """Delete temp folders of renders of `name` whose process is gone (an interrupted render)."""
+    for tmp in cache.glob(f".{name}.*.tmp"):
+        pid = tmp.name[len(name) + 2 : -len(".tmp")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ensure_bench_corpus(spec: BenchCorpus, cache: Path, log: Log, jobs: int = 1) -> Path:
+    """The folder holding a complete render of `spec` under `cache`: reused when there, else rendered
+    now into `.<name>.<pid>.tmp` and renamed into place when complete (so an interrupted render, whose
+    temp folder may stay behind, is never used). One process by default: the 8-track quick corpus
+    rendered in 6.2 s with one and 13.5 s with two on the busy 2-core machine (worker start-up)."""
+    from stemlink.lab.data.render import render_corpus
+
+    final = Path(cache) / f"bench-corpus-{spec.key()}"
+    cfg = spec.render_config(final, jobs=jobs)
+    if _is_complete(final, cfg):
+        log(f"bench corpus: {final} ({spec.describe()}, rendered earlier)")
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_renders(final.parent, final.name)
+    tmp = final.parent / f".{final.name}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    log(f"bench corpus: no --data and no data/corpus; rendering {spec.describe()} once -> {final}")
+    t0 = time.perf_counter()
+    try:
+        render_corpus(replace(cfg, out=str(tmp)), progress=log)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists() and not _is_complete(final, cfg):
+        shutil.rmtree(final)  # not a finished render of ours (hand-made or damaged): replaced
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if not _is_complete(final, cfg):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # another run finished the same render first
+    log(f"bench corpus: rendered {spec.describe()} in {time.perf_counter() - t0:.1f} s -> {final} (reused next time)")
+    return final
+
+
+def resolve_data(config: BenchConfig, log: Log) -> BenchConfig:
+    """`config` with `data` set: --data as given (it must exist), else the checkout's data/corpus
+    when it exists, else the bench corpus (rendered once, see `ensure_bench_corpus`)."""
+    if config.data is not None:
+        if not Path(config.data).is_dir():
+            raise InvalidInput(
+                f"no corpus at {config.data} (--data): pass an existing corpus folder with a test split (any layout stemlink reads), "
+                f"leave --data out to use the bench's own corpus, or render one: {DATA_HINT}",
+                field="data",
+            )
+        return config
+    root = checkout_root()
+    if root is not None and (root / "data" / "corpus").is_dir():
+        return replace(config, data=root / "data" / "corpus")
+    return replace(config, data=ensure_bench_corpus(config.bench_corpus, bench_cache(), log))
+
+
+def _data_root(config: BenchConfig) -> Path:
+    assert config.data is not None, "resolve_data(config) first"
+    return Path(config.data)
+
+
+def _data_info(config: BenchConfig) -> dict[str, Any]:
+    """results.json's "data": the corpus read, and the bench corpus's settings when it is the one."""
+    if config.data is None:
+        return {"root": "not read (no separation or coherence section)", "split": config.split}
+    info: dict[str, Any] = {"root": str(config.data), "split": config.split}
+    if Path(config.data).name == f"bench-corpus-{config.bench_corpus.key()}":
+        info["bench_corpus"] = asdict(config.bench_corpus)
+    return info
+
+
 def _check_data(config: BenchConfig) -> Any:
     from stemlink.lab.data import open_corpus
 
-    if not Path(config.data).is_dir():
-        raise InvalidInput(
-            f"no corpus at {config.data}: render it first with\n  {DATA_HINT}\nor pass --data DIR "
-            "(any corpus layout stemlink reads, with a test split)",
-            field="data",
-        )
-    corpus = open_corpus(config.data)
+    corpus = open_corpus(_data_root(config))
     if config.split not in corpus.splits():
         raise InvalidInput(
             f"corpus {config.data} has no {config.split!r} split (has {', '.join(corpus.splits())}); pass --split", field="split"
@@ -220,7 +376,7 @@ def bench_separation(registry: Any, config: BenchConfig, log: Log) -> dict[str, 
     for name in _models(registry, "separate"):
         model = registry.get(name)
         windows = protocol_windows(
-            str(config.data),
+            str(_data_root(config)),
             config.split,
             model.stems,
             model.sample_rate,
@@ -274,7 +430,7 @@ def bench_coherence(registry: Any, config: BenchConfig, log: Log) -> dict[str, A
     from stemlink.lab.eval.accompaniment_cocola import accompaniment_scores
     from stemlink.lab.eval.coherence import embed_pairs, k_pair_accuracy, score_distributions
 
-    corpus = open_corpus(config.data)
+    corpus = open_corpus(_data_root(config))
     scorers: list[dict[str, Any]] = []
     for name in _models(registry, "score"):
         model = registry.get(name)
@@ -442,6 +598,7 @@ def run_bench(config: BenchConfig, *, log: Log = print) -> dict[str, Any]:
     if unknown:
         raise InvalidInput(f"unknown bench section(s) {sorted(unknown)}; allowed: {', '.join(BenchConfig.sections)}", field="sections")
     if {"separation", "coherence"} & set(config.sections):
+        config = resolve_data(config, log)
         _check_data(config)
     torch.set_num_threads(config.threads)
     registry = ModelRegistry(config.exports, device="cpu", threads=config.threads)
@@ -474,8 +631,8 @@ def run_bench(config: BenchConfig, *, log: Log = print) -> dict[str, Any]:
             }
             for s in registry.list()
         ],
-        "data": {"root": str(config.data), "split": config.split},
-        "settings": {k: v for k, v in asdict(config).items() if k not in ("out", "markdown", "exports", "data", "command")},
+        "data": _data_info(config),
+        "settings": {k: v for k, v in asdict(config).items() if k not in ("out", "markdown", "exports", "data", "corpus", "command")},
         "eager_checkpoints": {name: str(path) for name, path in config.eager},
         "timings": {},
         "rss_mb": {"start": round(_rss_mb(), 1)},
