@@ -11,8 +11,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="output folder (default: the session's 'out', relative to the session file)")
     parser.add_argument("--overwrite", action="store_true", default=None, help="replace existing outputs")
     parser.add_argument("--play", action="store_true", help="audition the last job's result")
-    from stemlink.plugin_host.cli import add_engine_args
+    from stemlink.plugin_host.cli import add_dawproject_arg, add_engine_args
 
+    add_dawproject_arg(parser)
     add_engine_args(parser)
     parser.set_defaults(run=run)
 

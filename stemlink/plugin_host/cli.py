@@ -61,7 +61,18 @@ def add_job_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("float32", "pcm24"), help="WAV sample format (default float32)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: refuse)")
     parser.add_argument("--play", action="store_true", help="audition the result through the default audio device")
+    add_dawproject_arg(parser)
     add_engine_args(parser)
+
+
+def add_dawproject_arg(parser: argparse.ArgumentParser) -> None:
+    """`--dawproject OUT.dawproject`: also write the stems as a DAWproject (stemlink/plugin_host/dawproject.py)."""
+    parser.add_argument(
+        "--dawproject",
+        metavar="OUT.dawproject",
+        help="also write the stems, at their timeline positions, as a DAWproject file (Bitwig Studio, Studio One); "
+        "an existing file is refused unless --overwrite",
+    )
 
 
 def add_region_args(parser: argparse.ArgumentParser) -> None:
@@ -189,6 +200,13 @@ def run_jobs(args: argparse.Namespace, jobs: Sequence[Any]) -> int:
 
     for out_dir in dict.fromkeys(job.out_dir for job in jobs):
         check_out_dir(out_dir)  # a fast "no" before an engine starts; the space is checked once the plan is known
+    dawproject = getattr(args, "dawproject", None)
+    asked = getattr(args, "overwrite", None)  # None (`run` without --overwrite): the session's setting
+    overwrite = all(job.overwrite for job in jobs) if asked is None else bool(asked)
+    if dawproject:
+        from stemlink.plugin_host.dawproject import check_dawproject_path
+
+        dawproject = check_dawproject_path(dawproject, overwrite=overwrite)  # a fast "no" before an engine starts
     outputs = []
     with warnings_as_lines(), connect(args.engine, timeout=args.timeout, **curve_options(args)) as client:
         plans = plan_jobs(client.hello(), jobs)
@@ -205,9 +223,26 @@ def run_jobs(args: argparse.Namespace, jobs: Sequence[Any]) -> int:
                 print(f"{key}: {value:.4f}", file=sys.stderr)
             for warning in outputs[-1].warnings:
                 print(f"warning: {warning}", file=sys.stderr)
+    if dawproject:
+        from stemlink.plugin_host.dawproject import write_dawproject
+
+        print(write_dawproject(dawproject, stem_clips(plans, outputs), overwrite=overwrite))
     if getattr(args, "play", False) and outputs:
         _play(outputs[-1])
     return 0
+
+
+def stem_clips(plans: Sequence[Any], outputs: Sequence[Any]) -> list[Any]:
+    """The written stems of planned jobs as DAWproject clips: one track per (track, stem)."""
+    from stemlink.plugin_host.dawproject import StemClip
+
+    clips = []
+    for plan, output in zip(plans, outputs, strict=True):
+        position, position_rate = plan.position
+        for stem, path in output.stems.items():
+            channels, frames = output.audio[stem].shape
+            clips.append(StemClip(f"{plan.track} - {stem}", path, output.sample_rate, channels, frames, position, position_rate))
+    return clips
 
 
 def _play(output: Any) -> None:

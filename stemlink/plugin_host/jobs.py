@@ -87,6 +87,18 @@ class JobPlan:
     def need_bytes(self) -> int:
         return expected_bytes(self.frames, self.channels, len(self.outputs))
 
+    @property
+    def position(self) -> tuple[int, int]:
+        """Where the stems sit on the timeline, exactly: (sample, at this rate). The region's
+        timeline sample at the session rate; by default its start in the file (the file at
+        timeline 0); for `generate` the job's timeline sample at the output rate."""
+        region = self.region
+        if region is None:
+            return self.time_reference, self.sample_rate
+        if region.timeline is None:
+            return region.start, self.sample_rate
+        return region.timeline, region.session_rate or self.sample_rate
+
 
 @dataclass
 class JobOutput:

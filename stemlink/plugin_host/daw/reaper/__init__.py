@@ -1,0 +1,1 @@
+"""REAPER: a shipped ReaScript (`stemlink_separate.py`, standalone: stdlib only). See README.md here."""
