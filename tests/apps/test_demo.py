@@ -46,6 +46,16 @@ def read_song(name: str, start: float, end: float) -> np.ndarray:
         return f.read(int(round(end * RATE)) - int(round(start * RATE)))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fixed_threads():
+    """One thread count for every run in this module: the thread policy follows the machine's
+    load, and a different count may round differently, so "the report's command reproduces
+    the separation" is only bit-exact with the count fixed."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STEMLINK_THREADS", "1")
+        yield
+
+
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
     from stemlink.lab.debug import build_debug_exports
