@@ -49,8 +49,8 @@ install_python() {
   if "$py" -m pip show -q "$other" >/dev/null 2>&1; then
     "$py" -m pip uninstall -y -q "$other"
   fi
-  echo "[setup] pip: stemlink[$extra,test] (editable)"
-  "$py" -m pip install -q -e ".[$extra,test]"
+  echo "[setup] pip: stemlink[$extra,test,byo] (editable)"
+  "$py" -m pip install -q -e ".[$extra,test,byo]"
   echo "$want" > "$stamp"
 }
 

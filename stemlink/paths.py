@@ -2,11 +2,14 @@
 
     STEMLINK_EXPORTS=DIR   models: DIR/manifest.json and the files it names (commands: --exports DIR)
     STEMLINK_PRESETS=DIR   presets: DIR/*.toml, training presets in DIR/train/
+    STEMLINK_USER_MODELS=FILE  the user manifest of `stemlink models add` (default below)
 
 Without a setting, the folders of the source checkout this package is imported from are used
 (`exports/` and `presets/` next to `stemlink/`). An installed copy (a wheel, no checkout)
 has no such folders: then the setting is required, and asking for the folder without it raises
 an error saying what to set. A set variable is returned as given (an exporter creates it).
+The user manifest is not shipped: it defaults to $XDG_CONFIG_HOME/stemlink/models.json
+(~/.config/stemlink/models.json), outside any checkout.
 """
 
 from __future__ import annotations
@@ -43,3 +46,13 @@ def exports_dir() -> Path:
 def presets_dir() -> Path:
     """Folder holding `*.toml` presets: $STEMLINK_PRESETS, else the checkout's presets/."""
     return _shipped("STEMLINK_PRESETS", "presets", "presets", PresetError, "")
+
+
+def user_models_path() -> Path:
+    """The user manifest (models added with `stemlink models add`, kept outside the checkout):
+    $STEMLINK_USER_MODELS, else $XDG_CONFIG_HOME/stemlink/models.json, else ~/.config/stemlink/models.json."""
+    value = os.environ.get("STEMLINK_USER_MODELS")
+    if value:
+        return Path(value)
+    config = os.environ.get("XDG_CONFIG_HOME")
+    return (Path(config) if config else Path.home() / ".config") / "stemlink" / "models.json"

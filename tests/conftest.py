@@ -19,6 +19,21 @@ if TYPE_CHECKING:
     from stemlink.engine.server import Server
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_user_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests never read the developer's own user manifest (`stemlink models add`): every registry
+    sees an empty one unless a test points STEMLINK_USER_MODELS somewhere else."""
+    import os
+
+    old = os.environ.get("STEMLINK_USER_MODELS")
+    os.environ["STEMLINK_USER_MODELS"] = str(tmp_path_factory.mktemp("user-models") / "models.json")
+    yield
+    if old is None:
+        os.environ.pop("STEMLINK_USER_MODELS", None)
+    else:
+        os.environ["STEMLINK_USER_MODELS"] = old
+
+
 @pytest.fixture(scope="session")
 def echo_exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """ "echo" at 16 kHz, window 4096, delay 5 samples, ONNX + TorchScript, every task;

@@ -1,9 +1,11 @@
 """`stemlink bench [--quick] [--out bench/]`: separation, coherence, speed, bridge and scale in one run.
 
 Writes OUT/results.json, OUT/*.png and BENCHMARKS.md (next to OUT unless --markdown). Separation and
-coherence read a corpus's test split: `--data DIR` (must exist), else the checkout's data/corpus,
+coherence read a corpus's test split: `--data DIR` (must exist), else the checkout's data/corpus44,
 else a small corpus the bench renders once (seconds, with progress) into
 $STEMLINK_BENCH_CACHE or the checkout's data/ (bench-corpus-<key>) and reuses afterwards.
+Separation is also scored on unseen arrangements (`--ood DIR`, else data/mma-ood44, else mma
+grooves rendered the same way), at 44.1 kHz full band (`--separation-rate`).
 `--quick` takes a few minutes; the full run prints its expected and actual duration.
 """
 
@@ -27,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "rendered once into $STEMLINK_BENCH_CACHE or data/)",
     )
     parser.add_argument("--split", default="test")
+    parser.add_argument(
+        "--ood",
+        default=None,
+        help="unseen-arrangement corpus for separation (default: the project's data/mma-ood44, else mma grooves rendered once)",
+    )
+    parser.add_argument("--separation-rate", type=int, default=None, help="host rate separation is scored at (default 44100: full band)")
     parser.add_argument("--only", default=None, help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})")
     parser.add_argument("--threads", type=int, default=2, help="torch/onnxruntime threads (default 2: this machine's cores)")
     parser.add_argument("--seed", type=int, default=0)
@@ -69,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         ("--markdown", args.markdown),
         ("--exports", args.exports),
         ("--data", args.data),
+        ("--ood", args.ood),
+        ("--separation-rate", args.separation_rate),
         ("--only", args.only),
         ("--steps", args.steps),
         ("--separation-windows", args.separation_windows),
@@ -85,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         exports=Path(args.exports) if args.exports else None,
         data=Path(args.data) if args.data else None,
         split=args.split,
+        ood=Path(args.ood) if args.ood else None,
+        separation_rate=args.separation_rate,
         threads=args.threads,
         seed=args.seed,
         sections=sections,

@@ -5,6 +5,7 @@
     stemlink eval speed --model msdm-small --seconds 10 --rate 44100 --channels 2 \
         --steps 10,25,50 --corrector 0,1 --formats onnx,torchscript [--out FILE]
     stemlink eval accompaniment --model msdm-small --data data/corpus --windows 12 --best-of 1,4
+    stemlink eval curve RUN [RUN...] --data data/mma-ood44 --windows 80 --out FILE --plot PNG
 
 Every run prints one line per configuration and appends JSON records to --out.
 """
@@ -62,6 +63,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     acc.add_argument("--best-of", default="1,4")
     acc.add_argument("--format", default="onnx", choices=("onnx", "torchscript"))
     acc.set_defaults(run=_accompaniment)
+
+    cur = kinds.add_parser("curve", help="learning curves: SI-SDRi of every snapshot of training runs vs CPU minutes")
+    cur.add_argument("runs", nargs="+", help="run folders (with curve/step-*.pt snapshots)")
+    cur.add_argument("--data", required=True, help="held-out corpus folder")
+    cur.add_argument("--split", default="train,valid,test")
+    cur.add_argument("--windows", type=int, default=80, help="number of protocol windows (spread over the split)")
+    cur.add_argument("--threads", type=int, default=1)
+    cur.add_argument("--out", default=None, help="append JSON records to this file")
+    cur.add_argument("--plot", default=None, help="write the curves as a PNG here")
+    cur.set_defaults(run=_curve)
 
 
 def _registry(args: argparse.Namespace):
@@ -139,27 +150,28 @@ def _speed(args: argparse.Namespace) -> int:
     audio = region(args.seconds, args.rate, args.channels, seed=args.seed)
     for fmt in [f for f in args.formats.split(",") if f]:
         model = registry.get(args.model, fmt)
-        task_rtf(model, "separate", audio[:, : args.rate], args.rate, {"steps": 2, "corrector_steps": 0})  # warm-up
-        for steps in _ints(args.steps):
-            for r in _ints(args.corrector):
-                params = {"steps": steps, "corrector_steps": r}
-                rtf, result = task_rtf(model, "separate", audio, args.rate, params, seed=args.seed)
-                _emit(
-                    args,
-                    dict(
-                        kind="speed",
-                        model=args.model,
-                        format=fmt,
-                        steps=steps,
-                        corrector_steps=r,
-                        seconds=args.seconds,
-                        rate=args.rate,
-                        channels=args.channels,
-                        threads=args.threads,
-                        rtf=round(rtf, 3),
-                        time=time.strftime("%H:%M:%S"),
-                    ),
-                )
+        warm = {"steps": 2, "corrector_steps": 0} if model.samples else {}
+        task_rtf(model, "separate", audio[:, : args.rate], args.rate, warm)  # warm-up
+        sweep = [(s, r) for s in _ints(args.steps) for r in _ints(args.corrector)] if model.samples else [(None, None)]
+        for steps, r in sweep:
+            params = {"steps": steps, "corrector_steps": r} if model.samples else {}
+            rtf, result = task_rtf(model, "separate", audio, args.rate, params, seed=args.seed)
+            _emit(
+                args,
+                dict(
+                    kind="speed",
+                    model=args.model,
+                    format=fmt,
+                    steps=steps,
+                    corrector_steps=r,
+                    seconds=args.seconds,
+                    rate=args.rate,
+                    channels=args.channels,
+                    threads=args.threads,
+                    rtf=round(rtf, 3),
+                    time=time.strftime("%H:%M:%S"),
+                ),
+            )
     return 0
 
 
@@ -196,4 +208,27 @@ def _accompaniment(args: argparse.Namespace) -> int:
                         **share,
                     ),
                 )
+    return 0
+
+
+def _curve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from stemlink.errors import InvalidInput
+    from stemlink.lab.eval.curve import curve_records, plot_curves, snapshot_model
+    from stemlink.lab.eval.separation import protocol_windows
+
+    torch.set_num_threads(args.threads)
+    first = next((p for run in args.runs for p in sorted(Path(run, "curve").glob("step-*.pt"))), None)
+    if first is None:
+        raise InvalidInput(f"no snapshots (curve/step-*.pt) in {args.runs}", field="runs")
+    model, _ = snapshot_model(first)
+    windows = protocol_windows(args.data, args.split, model.stems, model.sample_rate, limit=args.windows)
+    records = curve_records(args.runs, windows, model.stems, model.sample_rate)
+    for record in records:
+        _emit(args, {"kind": "curve", "data": args.data, "split": args.split, "windows": len(windows), **record})
+    if args.plot:
+        plot_curves(records, args.plot, f"separators on {args.data} ({len(windows)} windows, 44.1 kHz full band)")
     return 0

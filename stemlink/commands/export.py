@@ -1,5 +1,5 @@
-"""`stemlink export msdm|cocola --checkpoint RUN/last.pt [--name N] [--out exports]`: export a
-trained checkpoint (MSDM: its EMA denoiser; COCOLA: encoder + front end + W) to ONNX and
+"""`stemlink export msdm|cocola|bandsplit --checkpoint RUN/last.pt [--name N] [--out exports]`: export a
+trained checkpoint (MSDM: its EMA denoiser; COCOLA: encoder + front end + W; band-split: its EMA mask network) to ONNX and
 TorchScript, check parity against torch, register it in the exports manifest."""
 
 from __future__ import annotations
@@ -33,6 +33,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     coc.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
     coc.add_argument("--card", default=None, help="model card file name inside the exports folder")
     coc.set_defaults(run=_run_cocola)
+
+    bsp = families.add_parser("bandsplit", help="export a band-split separator checkpoint")
+    bsp.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. runs/bandsplit-cpu/last.pt or a curve snapshot)")
+    bsp.add_argument("--name", default="bandsplit-small")
+    bsp.add_argument("--version", default="1")
+    bsp.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
+    bsp.add_argument("--formats", default="onnx,torchscript")
+    bsp.add_argument("--card", default=None, help="model card file name inside the exports folder")
+    bsp.add_argument("--default-for", default="", help="comma-separated tasks this model becomes the default for")
+    bsp.set_defaults(run=_run_bandsplit)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -68,5 +78,26 @@ def _run_cocola(args: argparse.Namespace) -> int:
         print(
             f"{spec.name} {spec.format} {spec.file} sha256 {spec.sha256[:12]} "
             f"{result.sizes_mb[spec.format]:.1f} MB parity {result.parity[spec.format]:.2e}"
+        )
+    return 0
+
+
+def _run_bandsplit(args: argparse.Namespace) -> int:
+    from stemlink.lab.export.bandsplit import export_bandsplit
+    from stemlink.paths import exports_dir
+
+    result = export_bandsplit(
+        args.checkpoint,
+        args.out or exports_dir(),
+        name=args.name,
+        version=args.version,
+        formats=tuple(f for f in args.formats.split(",") if f),
+        card=args.card,
+        default_for=tuple(t for t in args.default_for.split(",") if t),
+    )
+    for spec in result.specs:
+        print(
+            f"{spec.name} {spec.format} {spec.file} sha256 {spec.sha256[:12]} "
+            f"{result.sizes_mb[spec.format]:.1f} MB parity max|diff| {result.parity[spec.format]:.2e}"
         )
     return 0

@@ -1,6 +1,7 @@
 """Apply a model to a region of any length, rate and channel count (the one shared apply layer).
 
-Models only ever see mono windows of exactly `model.window` samples at `model.sample_rate`.
+Models see windows of exactly `model.window` samples at `model.sample_rate`: mono windows,
+or stereo pairs for a model that declares `channels == 2` (see the stereo-pair policy below).
 This module does the rest, streaming, so its own memory stays flat in region length (what a
 caller keeps of the blocks is the caller's: see Memory below):
 
@@ -29,7 +30,8 @@ input; `bench/reliability-memory.json`). Only a caller that consumes the blocks 
 (`stemlink/apps/bench/scale.py` without `--engine`) runs in flat memory.
 
 Stereo and multichannel policy:
-- separate: every channel is processed independently (channels are folded into the batch),
+- separate: every channel is processed independently (channels are folded into the batch; for
+  stereo-pair models, every pair: below),
   so a stereo (or 5.1) mix gives stereo (5.1) stems. Mixture consistency: after overlap-add
   and resampling back, the residual `mix - sum(stems)` (mostly the band above the model's
   Nyquist) is shared among the stems in proportion to their energy at the top of the model's
@@ -50,6 +52,18 @@ Stereo and multichannel policy:
   (continuation across windows needs a model that can condition on the previous window).
 - score: both inputs are downmixed to mono, cut into non-overlapping windows, embedded, and
   the per-window similarities averaged.
+
+Stereo-pair models (`model.channels == 2`; models without the attribute are mono, and run
+exactly as described above): a stereo-native network (e.g. a user's demucs / MDX-Net /
+RoFormer separator, `stemlink/engine/models/byo.py`) is fed (B, 2, W) windows of channel
+pairs and must return (B, S, 2, W). The host channels are paired in order: (0, 1), (2, 3), ...
+(5.1: L/R, C/LFE, Ls/Rs); an odd last channel (a mono region's only one, the 3rd of 3) is
+duplicated to both inputs of its pair, and its stems are the mean of the pair's two outputs.
+Everything else is as for mono models, one pair per lane: windows, resampling, batching
+(`config.batch` pairs per call), crossfades, seeds (the pair's index as the channel),
+mixture consistency (stems sum to the input exactly) and the level rule (one gain per pair,
+from the RMS and peak of both channels, so the stereo image is kept). accompany / generate
+with such a model: the mid channel duplicated to both inputs, the two outputs averaged.
 
 Determinism: each model call gets a `torch.Generator` seeded from (seed, index of the call's
 first window, its channel). The grouping of windows into calls depends only on the region
@@ -76,7 +90,8 @@ from stemlink.errors import InvalidInput, StemlinkError
 SILENCE_PEAK = 1e-4  # -80 dBFS: a separation window whose input peak is lower is not given to the model
 SEPARATION_RMS = 0.1  # -20 dBFS: quieter separation windows are raised to this RMS for the model (0 = off)
 MAX_GAIN = 1e4  # +80 dB at most
-# batch (B, W) float32 model-rate windows (None for generate), batch size, generator -> (B, S, W)
+# batch (B, W) float32 model-rate windows ((B, 2, W) for stereo-pair models; None for generate),
+# batch size, generator -> (B, S, W) ((B, S, 2, W))
 WindowFn = Callable[[np.ndarray | None, int, torch.Generator, ProgressCallback], torch.Tensor]
 
 
@@ -149,6 +164,19 @@ class WindowPlan:
         return w
 
 
+def channel_pairs(channels: int) -> list[tuple[int, int]]:
+    """The stereo pairs fed to a stereo-pair model: (0, 1), (2, 3), ...; an odd last channel is paired with itself."""
+    return [(c, min(c + 1, channels - 1)) for c in range(0, channels, 2)]
+
+
+def model_channels(model: Any) -> int:
+    """1 (mono windows, the default) or 2 (stereo pairs): `model.channels`."""
+    channels = getattr(model, "channels", 1)
+    if channels not in (1, 2):
+        raise StemlinkError(f"model {getattr(model, 'name', '?')!r} declares channels={channels!r}; the apply layer feeds 1 or 2")
+    return int(channels)
+
+
 def seed_for(seed: int, window: int, channel: int = 0) -> int:
     """A 63-bit seed derived from the request seed, a window index and a channel."""
     state = np.random.SeedSequence([int(seed) & (2**64 - 1), window, channel]).generate_state(2, dtype=np.uint32)
@@ -179,7 +207,7 @@ class _Accumulator:
         self.base = 0
         self.data = np.zeros((stems, channels, 0), dtype=np.float32)
 
-    def add(self, start: int, channel: int, block: np.ndarray) -> None:
+    def add(self, start: int, channel: int | slice, block: np.ndarray) -> None:
         end = start + block.shape[-1]
         if end > self.base + self.data.shape[-1]:
             grow = end - self.base - self.data.shape[-1]
@@ -215,6 +243,7 @@ def stream(
     delay: int,
     stems: int,
     per_channel: bool,
+    pairs: bool = False,
     consistency: bool = False,
     seed: int = 0,
     callback: ProgressCallback | None = None,
@@ -225,15 +254,19 @@ def stream(
     `source` (host rate) feeds the windows: every channel separately if `per_channel`, else
     its mid; `None` for generation. The yielded blocks sum to exactly `frames` samples.
     With `consistency` (separation), the stems of every block sum to the source's block.
+    `pairs`: the model takes stereo pairs (`channel_pairs` of the fed channels, one lane each).
     """
     model_frames = out_frames(frames, sample_rate, model_rate)
     plan = WindowPlan.build(model_frames, window, delay, config.overlap)
-    lanes = channels if per_channel else 1
+    fed = channels if per_channel else 1
+    groups = channel_pairs(fed) if pairs else []
+    lanes = len(groups) if pairs else fed
     feed = None if source is None else (source if per_channel else MidSource(source))
     items = [(k, c) for k in range(plan.count) for c in range(lanes)]
     calls = [items[i : i + config.batch] for i in range(0, len(items), config.batch)]
     progress = _Progress(callback, len(calls))
-    acc = _Accumulator(stems, lanes)
+    acc = _Accumulator(stems, 2 * lanes if pairs else lanes)
+    shape = (stems, 2, window) if pairs else (stems, window)
     split = ResidualSplit(stems, channels, sample_rate, model_rate, config.residual) if consistency else None
     emitted = 0
     for call in calls:
@@ -243,21 +276,21 @@ def stream(
             windows = {
                 k: resample_span(feed.read, sample_rate, model_rate, plan.start(k), window, config.filter) for k in {k for k, _ in call}
             }
-            batch = np.stack([windows[k][c] for k, c in call])
+            batch = np.stack([windows[k][list(groups[c])] if pairs else windows[k][c] for k, c in call])
         generator = torch.Generator().manual_seed(seed_for(seed, k0, c0))
         with torch.inference_mode():
             made = fn(batch, len(call), generator, progress.step)
         out = np.asarray(made.detach().cpu().numpy() if isinstance(made, torch.Tensor) else made, dtype=np.float32)
-        if out.shape != (len(call), stems, window):
-            raise StemlinkError(f"model returned shape {out.shape}, expected {(len(call), stems, window)}")
+        if out.shape != (len(call), *shape):
+            raise StemlinkError(f"model returned shape {out.shape}, expected {(len(call), *shape)}")
         for (k, c), y in zip(call, out, strict=True):
-            acc.add(plan.start(k), c, y[:, delay:] * plan.weights(k))
+            acc.add(plan.start(k), slice(2 * c, 2 * c + 2) if pairs else c, y[..., delay:] * plan.weights(k))
         progress.finish_call()
         k_last, c_last = call[-1]
         last = call is calls[-1]
         final = plan.end if last else plan.start(k_last + (1 if c_last == lanes - 1 else 0))
         for block in _emit(acc, plan, emitted, final, last, frames, sample_rate, model_rate, config):
-            yield _finish(block, source, emitted, stems, channels, split)
+            yield _finish(block, source, emitted, stems, channels, split, fed if pairs else 0)
             emitted += block.shape[-1]
     assert emitted == frames, (emitted, frames)
 
@@ -294,11 +327,14 @@ def _emit(
 
 
 def _finish(
-    block: np.ndarray, source: AudioSource | None, start: int, stems: int, channels: int, split: ResidualSplit | None
+    block: np.ndarray, source: AudioSource | None, start: int, stems: int, channels: int, split: ResidualSplit | None, fed: int = 0
 ) -> np.ndarray:
-    """(S*lanes, n) -> (S, channels, n): dual-mono broadcast and mixture consistency."""
+    """(S*lanes, n) -> (S, channels, n): stereo pairs back to `fed` channels (if `fed`), dual-mono
+    broadcast and mixture consistency."""
     n = block.shape[-1]
     out = block.reshape(stems, -1, n)
+    if fed and out.shape[1] != fed:  # an odd last channel was duplicated into a pair: the mean of its two outputs
+        out = np.concatenate([out[:, : fed - 1], out[:, fed - 1 :].mean(axis=1, keepdims=True, dtype=np.float32)], axis=1)
     if out.shape[1] != channels:
         out = np.repeat(out, channels, axis=1)
     if split is not None:
@@ -325,14 +361,20 @@ def separate_stream(
     _check_region(source)
 
     def fn(batch, b, generator, step):
-        silent = np.abs(batch).max(axis=-1) < SILENCE_PEAK  # (b,) windows not worth separating
+        flat = batch.reshape(b, -1)  # a stereo pair's two channels share one level decision
+        silent = np.abs(flat).max(axis=-1) < SILENCE_PEAK  # (b,) windows not worth separating
         if silent.all():
-            return torch.zeros(b, len(model.stems), batch.shape[-1])
-        rms = np.sqrt(np.mean(np.square(batch, dtype=np.float64), axis=-1))
-        gain = torch.from_numpy(np.clip(SEPARATION_RMS / np.maximum(rms, 1e-12), 1.0, MAX_GAIN).astype(np.float32))[:, None]
-        out = torch.as_tensor(model.separate(torch.from_numpy(batch) * gain, params=params, generator=generator, callback=step))
-        out = out / gain[:, :, None]
-        return out.masked_fill(torch.from_numpy(silent)[:, None, None], 0.0) if silent.any() else out
+            return torch.zeros((b, len(model.stems), *batch.shape[1:]))
+        rms = np.sqrt(np.mean(np.square(flat, dtype=np.float64), axis=-1))
+        gain = torch.from_numpy(np.clip(SEPARATION_RMS / np.maximum(rms, 1e-12), 1.0, MAX_GAIN).astype(np.float32))
+        out = torch.as_tensor(
+            model.separate(
+                torch.from_numpy(batch) * gain.reshape(b, *[1] * (batch.ndim - 1)), params=params, generator=generator, callback=step
+            )
+        )
+        keep = (b, *[1] * (out.dim() - 1))
+        out = out / gain.reshape(keep)
+        return out.masked_fill(torch.from_numpy(silent).reshape(keep), 0.0) if silent.any() else out
 
     return stream(
         fn,
@@ -416,10 +458,13 @@ class _ModelArgs(TypedDict):
     window: int
     delay: int
     stems: int
+    pairs: bool
 
 
 def _model_args(model: EngineModel) -> _ModelArgs:
-    return _ModelArgs(model_rate=model.sample_rate, window=model.window, delay=model.delay, stems=len(model.stems))
+    return _ModelArgs(
+        model_rate=model.sample_rate, window=model.window, delay=model.delay, stems=len(model.stems), pairs=model_channels(model) == 2
+    )
 
 
 def score(

@@ -15,6 +15,14 @@ A file's sha256 is verified before it is loaded; a symlinked file must resolve i
 exports folder (`resolve_file`). A broken entry does not hide the others:
 it is left out of `list()` and asking for it raises `ModelLoadError` saying what is wrong.
 Exporters call `add_to_manifest(exports_dir, spec)` (atomic write).
+
+User models (`stemlink models add`, `stemlink/engine/user_models.py`) live in a second manifest
+of the same format outside the checkout (`stemlink.paths.user_models_path()`), whose entries
+carry the ABSOLUTE real path of the user's file (never copied) and may use the format
+"checkpoint" (a torch checkpoint the family deserializes itself: `load_checkpoint`). The
+registry serves them next to the shipped models with the same `list/has/spec/get`, the same
+sha256 check and the same errors; a user entry must still resolve to exactly its pinned path.
+A shipped name wins on a clash (the user entry is then reported in `broken`).
 """
 
 from __future__ import annotations
@@ -39,9 +47,16 @@ from stemlink.errors import ModelLoadError, UnknownModel, UnknownTask
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
-FORMAT_PREFERENCE = ("onnx", "torchscript")
+CHECKPOINT = "checkpoint"  # user models only: a torch checkpoint the family class loads (`load_checkpoint`)
+FILE_FORMATS = (*NETWORK_FORMATS, CHECKPOINT)
+FORMAT_PREFERENCE = ("onnx", "torchscript", CHECKPOINT)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+def is_model_name(name: Any) -> bool:
+    """Whether `name` is a valid model name: 1-64 letters, digits, '.', '_', '-', starting with a letter or digit."""
+    return isinstance(name, str) and bool(_NAME.match(name))
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -63,8 +78,11 @@ def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
     return data
 
 
-def spec_from_dict(entry: Any, where: str = MANIFEST) -> ModelSpec:
-    """Validate one manifest entry. Raises `ModelLoadError` naming the model and field."""
+def spec_from_dict(entry: Any, where: str = MANIFEST, *, user: bool = False) -> ModelSpec:
+    """Validate one manifest entry. Raises `ModelLoadError` naming the model and field.
+
+    `user`: an entry of the user manifest: `file` is an absolute path and the format may also
+    be "checkpoint"; shipped entries name a relative path inside the exports folder."""
     if not isinstance(entry, Mapping):
         raise ModelLoadError(f"{where}: each model entry must be an object, got {type(entry).__name__}", field="models")
     name = entry.get("name")
@@ -84,10 +102,14 @@ def spec_from_dict(entry: Any, where: str = MANIFEST) -> ModelSpec:
     tasks = entry.get("tasks")
     if not isinstance(tasks, list) or not tasks or any(t not in TASKS for t in tasks):
         raise bad("tasks", f"a non-empty list of {', '.join(TASKS)}")
-    if entry.get("format") not in NETWORK_FORMATS:
-        raise bad("format", f"one of {', '.join(NETWORK_FORMATS)}")
+    formats = FILE_FORMATS if user else NETWORK_FORMATS
+    if entry.get("format") not in formats:
+        raise bad("format", f"one of {', '.join(formats)}")
     file = entry.get("file")
-    if not isinstance(file, str) or not file or Path(file).is_absolute() or ".." in Path(file).parts:
+    if user:
+        if not isinstance(file, str) or not Path(file).is_absolute() or ".." in Path(file).parts:
+            raise bad("file", "an absolute path (the file pinned by `stemlink models add`)")
+    elif not isinstance(file, str) or not file or Path(file).is_absolute() or ".." in Path(file).parts:
         raise bad("file", "a relative path inside the exports folder")
     if not isinstance(entry.get("sha256"), str) or not _SHA.match(entry["sha256"]):
         raise bad("sha256", "64 lowercase hex digits")
@@ -131,7 +153,12 @@ def spec_from_dict(entry: Any, where: str = MANIFEST) -> ModelSpec:
 
 def read_manifest(exports_dir: str | os.PathLike) -> dict[str, Any]:
     """The raw manifest object; an absent manifest is an empty one."""
-    path = Path(exports_dir) / MANIFEST
+    return read_manifest_file(Path(exports_dir) / MANIFEST)
+
+
+def read_manifest_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The raw manifest object of the file `path` (shipped or user manifest); absent = empty."""
+    path = Path(path)
     if not path.exists():
         return {"version": MANIFEST_VERSION, "models": []}
     try:
@@ -166,8 +193,12 @@ def add_to_manifest(exports_dir: str | os.PathLike, spec: ModelSpec, *, default_
         defaults[task] = spec.name
     if defaults:
         data["defaults"] = defaults
-    path = exports_dir / MANIFEST
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=exports_dir)
+    return write_manifest_file(exports_dir / MANIFEST, data)
+
+
+def write_manifest_file(path: Path, data: Mapping[str, Any]) -> Path:
+    """Write a manifest object to `path` atomically (a temporary file in the same folder, then rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, sort_keys=False)
@@ -181,6 +212,8 @@ def add_to_manifest(exports_dir: str | os.PathLike, spec: ModelSpec, *, default_
 
 
 ModelFactory = Callable[[ModelSpec, Network], EngineModel]  # a family class: cls(spec, network) -> model
+# A family's checkpoint loader (user models of format "checkpoint"): cls.load_checkpoint(path, spec, device, threads) -> network
+CheckpointLoader = Callable[[Path, ModelSpec, str | None, int | None], Network]
 
 
 def family_class(family: str) -> ModelFactory:
@@ -207,12 +240,27 @@ class ModelRegistry:
     then caches it (thread-safe). `device`/`threads` are passed to `load_network`.
     """
 
-    def __init__(self, exports_dir: str | os.PathLike | None = None, *, device: str | None = None, threads: int | None = None):
+    def __init__(
+        self,
+        exports_dir: str | os.PathLike | None = None,
+        *,
+        device: str | None = None,
+        threads: int | None = None,
+        user_models: bool | str | os.PathLike = True,
+    ):
+        """`user_models`: also serve the user manifest: True = its default place
+        (`stemlink.paths.user_models_path()`), a path = that file, False = shipped models only."""
         if exports_dir is None:
             from stemlink.paths import exports_dir as default_exports
 
             exports_dir = default_exports()
         self.exports_dir = Path(exports_dir)
+        if user_models is True:
+            from stemlink.paths import user_models_path
+
+            self.user_manifest: Path | None = user_models_path()
+        else:
+            self.user_manifest = Path(user_models) if user_models is not False else None
         self.device = device
         self.threads = threads
         self._lock = threading.Lock()
@@ -232,14 +280,46 @@ class ModelRegistry:
                 name = raw if isinstance(raw, str) else f"#{i}"
                 broken[name] = exc.message
         defaults = data.get("defaults", {})
+        user = self._read_user(specs, broken)
         with self._lock:
-            self._specs = specs
+            self._specs = specs + user
+            self._user = {(s.name, s.format) for s in user}
             self._broken = broken
             self._defaults = dict(defaults) if isinstance(defaults, Mapping) else {}
             self._cache.clear()
 
+    def _read_user(self, shipped: builtins.list[ModelSpec], broken: dict[str, str]) -> builtins.list[ModelSpec]:
+        """The valid user-manifest entries whose names no shipped model takes; the others go to `broken`."""
+        if self.user_manifest is None:
+            return []
+        where = str(self.user_manifest)
+        try:
+            data = read_manifest_file(self.user_manifest)
+        except ModelLoadError as exc:  # a damaged user manifest must not hide the shipped models
+            broken[where] = exc.message
+            return []
+        taken = {s.name for s in shipped} | set(broken)
+        user: builtins.list[ModelSpec] = []
+        for i, entry in enumerate(data["models"]):
+            raw = entry.get("name") if isinstance(entry, Mapping) else None
+            name = raw if isinstance(raw, str) else f"{where}#{i}"
+            try:
+                spec = spec_from_dict(entry, where=where, user=True)
+            except ModelLoadError as exc:
+                broken.setdefault(name, exc.message)
+                continue
+            if spec.name in taken:
+                broken.setdefault(f"{spec.name} (user)", f"{where}: user model {spec.name!r} is shadowed by a shipped model of that name")
+                continue
+            user.append(spec)
+        return user
+
+    def is_user(self, spec: ModelSpec) -> bool:
+        """Whether `spec` comes from the user manifest (`stemlink models add`)."""
+        return (spec.name, spec.format) in self._user
+
     def list(self) -> list[ModelSpec]:
-        """Every valid manifest entry (all formats), in manifest order."""
+        """Every valid manifest entry (all formats), in manifest order; user models after the shipped ones."""
         return list(self._specs)
 
     def names(self) -> builtins.list[str]:  # `list` is the method above here
@@ -261,7 +341,8 @@ class ModelRegistry:
             if name in self._broken:
                 raise ModelLoadError(self._broken[name], field="model")
             known = ", ".join(self.names()) or "(none)"
-            raise UnknownModel(f"model {name!r} is not in {self.exports_dir / MANIFEST}; available: {known}", field="model")
+            where = f"{self.exports_dir / MANIFEST}" + (f" or {self.user_manifest}" if self.user_manifest is not None else "")
+            raise UnknownModel(f"model {name!r} is not in {where}; available: {known}", field="model")
         if format is not None:
             for s in candidates:
                 if s.format == format:
@@ -296,7 +377,20 @@ class ModelRegistry:
     def resolve_file(self, spec: ModelSpec) -> Path:
         """The real path of `spec.file`. A symlink is followed once, here, and must stay inside
         the (resolved) exports folder; the file is then hashed and loaded through this path
-        only, so swapping a link between the sha256 check and the load changes nothing."""
+        only, so swapping a link between the sha256 check and the load changes nothing.
+        A user entry pins the real (absolute, links resolved) path at `models add`: it must
+        still resolve to exactly that path (a file replaced by a link is refused)."""
+        if self.is_user(spec):
+            pinned = Path(spec.file)
+            label = f"user model {spec.name!r} ({spec.format}, file {spec.file!r})"
+            real = pinned.resolve()
+            if real != pinned:
+                raise ModelLoadError(
+                    f"{label}: now resolves to {str(real)!r}, not the pinned file: re-add it with `stemlink models add`", field="file"
+                )
+            if not real.is_file():
+                raise ModelLoadError(f"{label}: file is missing (moved or deleted since `stemlink models add`)", field="file")
+            return real
         path = self.exports_dir / spec.file
         label = f"model {spec.name!r} ({spec.format}, file {str(path)!r})"
         real = path.resolve()
@@ -310,20 +404,44 @@ class ModelRegistry:
         return real
 
     def _load(self, spec: ModelSpec) -> EngineModel:
-        label = f"model {spec.name!r} ({spec.format}, file {str(self.exports_dir / spec.file)!r})"
+        user = self.is_user(spec)
+        label = f"{'user model' if user else 'model'} {spec.name!r} ({spec.format}, file {str(self.exports_dir / spec.file)!r})"
         path = self.resolve_file(spec)
         actual = sha256_file(path)
         if actual != spec.sha256:
+            if user:
+                raise ModelLoadError(
+                    f"{label}: file changed since `stemlink models add`: re-add it (pinned sha256 {spec.sha256[:12]}..., now "
+                    f"{actual[:12]}...; stemlink models add {spec.file} --family {spec.family} --name {spec.name} --replace, "
+                    "with the same family options)",
+                    field="sha256",
+                )
             raise ModelLoadError(
                 f"{label}: sha256 mismatch (manifest {spec.sha256[:12]}..., file {actual[:12]}...): corrupt or replaced file",
                 field="sha256",
             )
-        cls = family_class(spec.family)
-        try:
-            network = load_network(path, spec.format, self.device, threads=self.threads)
-        except ModelLoadError as exc:
-            raise ModelLoadError(f"{label}: {exc.message}", field=exc.field) from exc
-        try:
-            return cls(spec, network)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ModelLoadError(f"{label}: family {spec.family!r} rejected the entry: {exc}", field="config") from exc
+        return load_model(spec, path, device=self.device, threads=self.threads, label=label)
+
+
+def load_model(spec: ModelSpec, path: Path, *, device: str | None = None, threads: int | None = None, label: str = "") -> EngineModel:
+    """Build `spec`'s family model from the (already checked) file at `path`.
+
+    onnx / torchscript files load through `load_network`; "checkpoint" files through the family
+    class's `load_checkpoint(path, spec, device, threads)`. Errors are `ModelLoadError`s prefixed
+    with `label` (a missing optional package stays a `MissingDependency`)."""
+    label = label or f"model {spec.name!r} ({spec.format}, file {str(path)!r})"
+    cls = family_class(spec.family)
+    try:
+        if spec.format == CHECKPOINT:
+            loader = getattr(cls, "load_checkpoint", None)
+            if loader is None:
+                raise ModelLoadError(f"family {spec.family!r} cannot load {CHECKPOINT!r} files", field="format")
+            network = cast(CheckpointLoader, loader)(path, spec, device, threads)
+        else:
+            network = load_network(path, spec.format, device, threads=threads)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{label}: {exc.message}", field=exc.field) from exc
+    try:
+        return cls(spec, network)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"{label}: family {spec.family!r} rejected the entry: {exc}", field="config") from exc

@@ -15,6 +15,10 @@ Measured with a perfect band-limited separator (true stems through 8 kHz and bac
 this split, 19.9/9.6/13.4/21.9 (avg 16.2) with an equal split (guitar loses some of its
 band to the drums; every other stem gains).
 
+A full-band model (model rate >= host rate: nothing is above its Nyquist) leaves only rounding
+and crossfade residue; then the shares follow each stem's whole-band energy envelope, i.e. the
+separator's own estimate of who is playing, not a band edge it does not have.
+
 Streaming: the filters carry their state from block to block, so the result does not depend
 on how a region is cut into blocks. The weights sum to 1 at every sample, so the output stems
 sum to the mix (float32 rounding only).
@@ -40,6 +44,7 @@ class ResidualSplit:
         self.stems, self.mode = stems, mode
         nyquist = 0.5 * sample_rate
         low = min(BAND_START * model_rate, 0.45 * sample_rate)  # top of the model's band (or the host's, if lower)
+        self.full_band = model_rate >= sample_rate
         self._band = signal.butter(4, low / nyquist, btype="highpass", output="sos")
         self._band_state = np.zeros((self._band.shape[0], stems, channels, 2))
         self._pole = float(np.exp(-1.0 / (ENVELOPE_SECONDS * sample_rate)))
@@ -47,7 +52,10 @@ class ResidualSplit:
 
     def weights(self, stems: np.ndarray) -> np.ndarray:
         """(S, C, n) host-rate stems -> (S, C, n) shares summing to 1 over S (advances the state)."""
-        band, self._band_state = signal.sosfilt(self._band, stems.astype(np.float64), axis=-1, zi=self._band_state)
+        if self.full_band:
+            band = stems.astype(np.float64)
+        else:
+            band, self._band_state = signal.sosfilt(self._band, stems.astype(np.float64), axis=-1, zi=self._band_state)
         env, self._env_state = signal.lfilter([1.0 - self._pole], [1.0, -self._pole], band * band, axis=-1, zi=self._env_state)
         env = np.maximum(env, 0.0) + FLOOR
         return env / env.sum(axis=0, keepdims=True)

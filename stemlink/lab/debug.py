@@ -30,6 +30,9 @@ MSDM_DEBUG: dict[str, Any] = dict(
 COCOLA_DEBUG: dict[str, Any] = dict(
     sample_rate=8000, clip_seconds=0.25, n_fft=256, hop_length=64, n_mels=32, backbone="test_efficientnet", dropout=0.0, embed_dim=32
 )
+BANDSPLIT_DEBUG: dict[str, Any] = dict(
+    stems=("bass", "drums", "guitar", "piano"), sample_rate=8000, window=4096, n_fft=256, hop=64, bands=8, dim=16, layers=1, core="conv"
+)
 CARD = "debug export: random-init weights built by stemlink.lab.debug; outputs are not music"
 
 
@@ -60,6 +63,17 @@ def debug_cocola_network(seed: int = 0):
     with torch.no_grad():
         net.similarity.weight.add_(0.05 * torch.randn_like(net.similarity.weight))
     return net
+
+
+def debug_bandsplit_network(seed: int = 0):
+    """(mask network, BandSplitConfig): random init (its masks already depend on the input)."""
+    import torch
+
+    from stemlink.lab.nn.bandsplit import BandSplitConfig, BandSplitNet
+
+    torch.manual_seed(seed)
+    config = BandSplitConfig(**BANDSPLIT_DEBUG)
+    return BandSplitNet(config).eval(), config
 
 
 def build_debug_exports(

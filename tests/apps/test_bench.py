@@ -54,6 +54,8 @@ def _run(root, exports, name, *extra):
         str(root / "corpus"),
         "--split",
         "train",
+        "--ood",
+        str(root / "corpus"),
         "--out",
         str(out),
         "--steps",
@@ -76,14 +78,16 @@ def test_quick_bench_models_sections(setup):
     assert "commit" in res["git"] and set(res["timings"]) == {"separation", "coherence", "speed", "total"}
     assert {m["name"] for m in res["models"]} == {"msdm-small", "cocola-small"}
 
-    (entry,) = res["separation"]["models"]
-    systems = {s["system"].split(" ")[0]: s for s in entry["systems"]}
-    assert set(systems) == {"mixture", "oracle", "msdm-small"}
-    assert entry["windows"] > 0 and entry["window_samples"] % 4 == 0
-    for stem in STEMS:
-        assert systems["mixture"]["per_stem"][stem]["sisdri"] == pytest.approx(0.0, abs=1e-9)
-        assert systems["oracle"]["per_stem"][stem]["sisdri"] > 3.0  # the IRM really separates
-        assert systems["msdm-small"]["per_stem"][stem]["n"] == systems["oracle"]["per_stem"][stem]["n"]
+    assert res["separation"]["sample_rate"] == 44100 and len(res["separation"]["sets"]) == 2
+    for entry in res["separation"]["sets"]:
+        systems = {s["system"].split(" ")[0]: s for s in entry["systems"]}
+        assert set(systems) == {"mixture", "oracle", "msdm-small"}
+        assert entry["windows"] > 0 and entry["window_samples"] == 4 * 44100
+        assert systems["msdm-small"]["model_rate"] == 8000 and systems["msdm-small"]["params"]["steps"] == 2
+        for stem in STEMS:
+            assert systems["mixture"]["per_stem"][stem]["sisdri"] == pytest.approx(0.0, abs=1e-9)
+            assert systems["oracle"]["per_stem"][stem]["sisdri"] > 3.0  # the IRM really separates
+            assert systems["msdm-small"]["per_stem"][stem]["n"] == systems["oracle"]["per_stem"][stem]["n"]
 
     (cocola,) = res["coherence"]["cocola"]
     assert 0.0 <= cocola["accuracy"]["K=2"] <= 1.0 and cocola["pairs"] == 64
@@ -104,14 +108,14 @@ def test_quick_bench_models_sections(setup):
         "## Separation",
         "## Coherence",
         "## Speed",
-        "| system | bass | drums | guitar | piano | mean SI-SDRi |",
+        "| system | bass | drums | guitar | piano | mean SI-SDRi | RTF |",
         "| model | task | sampler steps | RTF torch (TorchScript) | RTF torch eager (checkpoint) |",
         "| part | n | mean COCOLA |",
     ):
         assert heading in md
     for png in res["plots"]:
         assert (out / png).is_file() and f"bench/{png}" in md
-    assert {"separation_msdm-small.png", "coherence.png", "speed.png"} <= set(res["plots"])
+    assert {"separation_0.png", "separation_1.png", "coherence.png", "speed.png"} <= set(res["plots"])
 
 
 @pytest.mark.timeout(300)

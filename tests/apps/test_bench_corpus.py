@@ -16,6 +16,8 @@ from stemlink.apps.bench import suite
 from stemlink.apps.bench.suite import BenchConfig, BenchCorpus, resolve_data
 
 TINY = BenchCorpus(tracks=2, seconds=5.0, sample_rate=8000)
+TINY_OOD = BenchCorpus(tracks=2, seconds=5.0, sample_rate=8000, seed=7, source="mma")
+NO_OOD = ("coherence",)  # sections that read --data only (separation also reads the unseen-arrangement set)
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ def test_missing_default_corpus_is_rendered_once_then_reused(cache: Path, monkey
     from stemlink.lab.data import open_corpus
 
     log: list[str] = []
-    config = resolve_data(BenchConfig(quick=True, corpus=TINY), log.append)
+    config = resolve_data(BenchConfig(quick=True, corpus=TINY, sections=NO_OOD), log.append)
     assert config.data == cache / f"bench-corpus-{TINY.key()}"
     ready = json.loads((config.data / "READY").read_text())
     assert ready["tracks"] == 2 and ready["config_digest"] == TINY.render_config("").digest()
@@ -56,7 +58,7 @@ def test_missing_default_corpus_is_rendered_once_then_reused(cache: Path, monkey
 
     _no_render(monkeypatch)
     again: list[str] = []
-    assert resolve_data(BenchConfig(quick=True, corpus=TINY), again.append).data == config.data
+    assert resolve_data(BenchConfig(quick=True, corpus=TINY, sections=NO_OOD), again.append).data == config.data
     assert again == [f"bench corpus: {config.data} ({TINY.describe()}, rendered earlier)"]
 
 
@@ -76,7 +78,7 @@ def test_a_leftover_temp_render_is_never_used(cache: Path) -> None:
     (left / "READY").write_text(json.dumps({"tracks": 2, "config_digest": TINY.render_config("").digest()}))
     (left / "corpus.json").write_text("{}")
     log: list[str] = []
-    assert resolve_data(BenchConfig(quick=True, corpus=TINY), log.append).data == final
+    assert resolve_data(BenchConfig(quick=True, corpus=TINY, sections=NO_OOD), log.append).data == final
     assert any(line.startswith("[render] 2/2 ") for line in log)  # rendered anew, not taken from the leftover
     assert not left.exists() and json.loads((final / "corpus.json").read_text())["tracks"]
 
@@ -87,10 +89,10 @@ def test_an_interrupted_render_leaves_nothing_that_is_reused(cache: Path) -> Non
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        resolve_data(BenchConfig(quick=True, corpus=TINY), interrupt)
+        resolve_data(BenchConfig(quick=True, corpus=TINY, sections=NO_OOD), interrupt)
     assert list(cache.iterdir()) == []
     log: list[str] = []
-    data = resolve_data(BenchConfig(quick=True, corpus=TINY), log.append).data
+    data = resolve_data(BenchConfig(quick=True, corpus=TINY, sections=NO_OOD), log.append).data
     assert data is not None and (data / "READY").is_file() and any(line.startswith("[render] 2/2 ") for line in log)
 
 
@@ -98,15 +100,29 @@ def test_a_folder_without_ready_under_the_final_name_is_replaced(cache: Path) ->
     final = cache / f"bench-corpus-{TINY.key()}"
     (final / "track_00000").mkdir(parents=True)
     log: list[str] = []
-    assert resolve_data(BenchConfig(quick=True, corpus=TINY), log.append).data == final
+    assert resolve_data(BenchConfig(quick=True, corpus=TINY, sections=NO_OOD), log.append).data == final
     assert (final / "READY").is_file() and any(line.startswith("bench corpus: rendered") for line in log)
 
 
-def test_the_checkouts_corpus_comes_first(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_checkouts_corpora_come_first(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _no_render(monkeypatch)
-    corpus = suite.checkout_root() / "data" / "corpus"
+    corpus, ood = suite.checkout_root() / "data" / "corpus44", suite.checkout_root() / "data" / "mma-ood44"
     corpus.mkdir(parents=True)
-    assert resolve_data(BenchConfig(quick=True, corpus=TINY), print).data == corpus
+    ood.mkdir(parents=True)
+    config = resolve_data(BenchConfig(quick=True, corpus=TINY, ood_corpus=TINY_OOD), print)
+    assert (config.data, config.ood) == (corpus, ood)
+
+
+def test_the_unseen_arrangement_set_is_rendered_from_mma_grooves(cache: Path) -> None:
+    from stemlink.lab.data import open_corpus
+
+    log: list[str] = []
+    config = resolve_data(BenchConfig(quick=True, corpus=TINY, ood_corpus=TINY_OOD), log.append)
+    assert config.ood == cache / f"bench-corpus-{TINY_OOD.key()}" and config.ood != config.data
+    assert TINY_OOD.key() != TINY.key() and "(mma, seed 7, all test)" in TINY_OOD.describe()
+    tracks = open_corpus(config.ood).tracks("test")
+    assert len(tracks) == 2 and all(t.meta["source"] == "mma" for t in tracks)
+    assert resolve_data(BenchConfig(quick=True, corpus=TINY, sections=NO_OOD), print).ood is None
 
 
 def test_cache_folder_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,6 +150,7 @@ def test_bench_without_data_renders_and_measures(
     cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, echo_exports, capsys
 ) -> None:
     monkeypatch.setattr(suite, "QUICK_CORPUS", TINY)
+    monkeypatch.setattr(suite, "QUICK_OOD", TINY_OOD)
     out = tmp_path / "b" / "bench"
     argv = ["bench", "--quick", "--exports", str(echo_exports), "--out", str(out), "--only", "separation", "--separation-windows", "2"]
     assert cli.main(argv) == 0
@@ -141,11 +158,11 @@ def test_bench_without_data_renders_and_measures(
     final = cache / f"bench-corpus-{TINY.key()}"
     assert "[render] 2/2 " in printed and f"bench corpus: rendered {TINY.describe()}" in printed
     res = json.loads((out / "results.json").read_text())
-    assert res["data"] == {
-        "root": str(final),
-        "split": "test",
-        "bench_corpus": {"tracks": 2, "seconds": 5.0, "sample_rate": 8000, "seed": 12},
-    }
-    (entry,) = [m for m in res["separation"]["models"] if m["model"] == "echo-sep"]
-    assert entry["windows"] == 2
+    assert res["data"]["root"] == str(final) and res["data"]["split"] == "test"
+    assert res["data"]["bench_corpus"] == {"tracks": 2, "seconds": 5.0, "sample_rate": 8000, "seed": 12, "source": "procedural"}
+    assert res["data"]["ood"]["bench_corpus"]["source"] == "mma"
+    assert [s["set"] for s in res["separation"]["sets"]] == ["corpus test split", "unseen arrangements (mma)"]
+    for entry in res["separation"]["sets"]:
+        assert 1 <= entry["windows"] <= 2 and entry["sample_rate"] == 44100
+        assert any(s["system"].startswith("echo-sep") for s in entry["systems"])
     assert f"- data: {final} split `test`" in (tmp_path / "b" / "BENCHMARKS.md").read_text()

@@ -57,18 +57,19 @@ def _bars(ax: Any, groups: list[str], series: dict[str, list[float | None]], yla
 def write_plots(results: dict[str, Any], out: Path) -> list[str]:
     """One PNG per section that has data; returns the file names (relative to `out`)."""
     names = []
-    for entry in results.get("separation", {}).get("models", []):
-        if "systems" not in entry:
+    for i, entry in enumerate(results.get("separation", {}).get("sets", [])):
+        systems = [x for x in entry.get("systems", []) if "per_stem" in x]
+        if not systems:
             continue
-        stems = list(entry["systems"][0]["per_stem"])
-        series = {s["system"]: [s["per_stem"][k]["sisdri"] for k in stems] for s in entry["systems"]}
-        title = f"separation, {entry['windows']} windows ({entry['split']} split)"
+        stems = list(systems[0]["per_stem"])
+        series = {x["system"]: [x["per_stem"][k]["sisdri"] for k in stems] for x in systems}
+        title = f"separation at {entry['sample_rate']} Hz: {entry['set']}, {entry['windows']} windows"
 
         def draw_separation(ax: Any, stems: list[str] = stems, series: dict = series, title: str = title) -> None:
             _bars(ax, stems, series, "SI-SDRi (dB)")
             ax.set_title(title)
 
-        names.append(_figure(out / f"separation_{entry['model']}.png", draw_separation))
+        names.append(_figure(out / f"separation_{i}.png", draw_separation))
     coherence = results.get("coherence", {})
     groups, means, lows, highs = [], [], [], []
     for entry in coherence.get("cocola", []):
@@ -194,38 +195,38 @@ def markdown(results: dict[str, Any], plots_prefix: str = "bench/") -> str:
 
 def _md_separation(sec: dict[str, Any], results: dict[str, Any]) -> list[str]:
     lines = [
-        "## Separation (MSDM protocol)",
+        "## Separation (MSDM protocol, full band)",
         "",
-        "SI-SDRi in dB per stem (mean over windows with a non-silent reference; SI-SDR in parentheses), 4 s windows, "
-        "2 s hop, windows with <= 1 non-silent stem skipped, at the model's rate.",
+        f"SI-SDRi in dB per stem (mean over windows with a non-silent reference; SI-SDR in parentheses), 4 s windows, "
+        f"2 s hop, windows with <= 1 non-silent stem skipped, scored at {sec.get('sample_rate')} Hz on the whole band; every model "
+        "runs as the engine serves it (resampled to its rate and back, windows, crossfades, stems summing to the mix).",
         "",
     ]
-    for entry in sec.get("models", []):
+    for entry in sec.get("sets", []):
         if "systems" not in entry:
-            lines += [f"- {entry['model']}: skipped ({entry['skipped']})", ""]
+            lines += [f"- {entry['set']}: skipped ({entry['skipped']})", ""]
             continue
-        stems = list(entry["systems"][0]["per_stem"])
-        lines += [
-            f"`{entry['model']}` ({entry['format']}, {entry['sample_rate']} Hz): {entry['windows']} windows of "
-            f"{entry['window_samples']} samples, split `{entry['split']}`.",
-            "",
-        ]
+        stems = entry["stems"]
+        lines += [f"**{entry['set']}**: {entry['windows']} windows from `{entry['root']}` (split `{entry['split']}`).", ""]
         rows = []
         for s in entry["systems"]:
+            if "per_stem" not in s:
+                rows.append([s["system"]] + ["skipped"] * len(stems) + [s.get("skipped", "")])
+                continue
             rows.append(
                 [s["system"]]
                 + [f"{_fmt(s['per_stem'][k]['sisdri'], '+.2f')} ({_fmt(s['per_stem'][k]['sisdr'])})" for k in stems]
-                + [_fmt(s["avg_sisdri"], "+.2f")]
+                + [_fmt(s["avg_sisdri"], "+.2f"), _fmt(s.get("rtf"), ".3f")]
             )
-        lines += _table(["system"] + stems + ["mean SI-SDRi"], rows)
-        model_row = entry["systems"][-1]
-        if model_row.get("params"):
-            p = model_row["params"]
-            lines += [
-                f"Sampler: {p.get('steps')} steps, S_churn {p.get('s_churn')}, {p.get('corrector_steps')} corrector steps, "
-                f"{p.get('likelihood')} likelihood; n per stem: " + ", ".join(f"{k} {model_row['per_stem'][k]['n']}" for k in stems) + ".",
-                "",
-            ]
+        lines += _table(["system"] + stems + ["mean SI-SDRi", "RTF"], rows)
+        for s in entry["systems"]:
+            p = s.get("params") or {}
+            if p.get("steps"):
+                lines += [
+                    f"{s['system']}: {p.get('steps')} steps, S_churn {p.get('s_churn')}, {p.get('corrector_steps')} corrector steps, "
+                    f"{p.get('likelihood')} likelihood.",
+                    "",
+                ]
     return lines
 
 

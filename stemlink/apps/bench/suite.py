@@ -4,8 +4,9 @@ Sections (measurements live in `stemlink/lab/eval` and `stemlink/apps/bench`; th
 the shipped models and collects the results):
 
 - separation: SI-SDR(i) per stem, MSDM protocol (4 s windows, 2 s hop, <= 1 non-silent stem
-  skipped) on the corpus test split, for every model serving `separate`, next to the mixture
-  baseline and the oracle ideal-ratio mask on the same windows (`eval.separation`);
+  skipped) at 44.1 kHz, full band, on the corpus test split and on unseen arrangements, every
+  model serving `separate` side by side (as the engine serves it) next to the mixture baseline
+  and the oracle ideal-ratio mask on the same windows (`bench.separation`);
 - coherence: COCOLA K=2 accuracy and score distributions (`eval.coherence`); COCOLA score of
   generated accompaniment vs the true part vs a part from another track, and the share of
   non-silent generated parts (`eval.accompaniment_cocola`);
@@ -15,10 +16,12 @@ the shipped models and collects the results):
   (`bench.bridge`);
 - scale: wall time and peak RSS for 10 s / 1 min / 10 min regions (`bench.scale`).
 
-Data: `--data DIR` (must exist), else the checkout's `data/corpus` (the training corpus; its test
-split is what the shipped cards report), else the bench corpus: a small deterministic corpus
-(`BenchCorpus`: procedural songs, Debian's fluid-soundfont-gm, a seed no shipped model trained on,
-every track in the test split) rendered once into `bench_cache()/bench-corpus-<key>` and reused.
+Data: `--data DIR` (must exist), else the checkout's `data/corpus44` (the 44.1 kHz training corpus;
+its test split is what the shipped cards report), else the bench corpus: a small deterministic corpus
+(`BenchCorpus`: procedural songs at 44.1 kHz, Debian's fluid-soundfont-gm, a seed no shipped model
+trained on, every track in the test split) rendered once into `bench_cache()/bench-corpus-<key>` and
+reused. Unseen arrangements: `--ood DIR`, else the checkout's `data/mma-ood44`, else a bench corpus of
+mma grooves (`--source mma`, never used for training), rendered the same way.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, is_dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -58,8 +61,9 @@ class BenchCorpus:
 
     tracks: int
     seconds: float = 30.0
-    sample_rate: int = 16000  # the training corpus's rate; cocola reads 16 kHz, msdm 8 kHz (cached)
+    sample_rate: int = 44100  # full band; cocola reads 16 kHz, msdm 8 kHz (cached resampled copies)
     seed: int = 12
+    source: str = "procedural"  # "mma": the unseen-arrangement set (mma grooves no model trained on)
 
     def render_config(self, out: Path | str, jobs: int = 1) -> Any:
         """The renderer's settings for this corpus, written to `out`."""
@@ -71,7 +75,7 @@ class BenchCorpus:
             seconds=self.seconds,
             sample_rate=self.sample_rate,
             seed=self.seed,
-            source="procedural",
+            source=self.source,
             jobs=jobs,
             split=(0.0, 0.0, 1.0),  # train/valid/test fractions: all test (the bench only evaluates)
         )
@@ -82,7 +86,7 @@ class BenchCorpus:
         return hashlib.sha256(f"{digest}/{self.tracks}".encode()).hexdigest()[:10]
 
     def describe(self) -> str:
-        return f"{self.tracks} tracks x {self.seconds:g} s at {self.sample_rate} Hz (procedural, seed {self.seed}, all test)"
+        return f"{self.tracks} tracks x {self.seconds:g} s at {self.sample_rate} Hz ({self.source}, seed {self.seed}, all test)"
 
 
 # --quick reads 8 separation windows (4 s, 2 s hop), 64 COCOLA pairs (2 s, 1 s hop) and 3
@@ -91,6 +95,8 @@ class BenchCorpus:
 # the training corpus's test split (24 tracks x 30 s; ~20 s to render).
 QUICK_CORPUS = BenchCorpus(tracks=8)
 FULL_CORPUS = BenchCorpus(tracks=24)
+QUICK_OOD = BenchCorpus(tracks=4, seed=7, source="mma")
+FULL_OOD = BenchCorpus(tracks=16, seed=7, source="mma")
 
 
 @dataclass(frozen=True)
@@ -98,9 +104,13 @@ class BenchConfig:
     out: Path = Path("bench")
     markdown: Path | None = None  # default: out/../BENCHMARKS.md
     exports: Path | None = None
-    data: Path | None = None  # None: the checkout's data/corpus if there is one, else the bench corpus
+    data: Path | None = None  # None: the checkout's data/corpus44 if there is one, else the bench corpus
     corpus: BenchCorpus | None = None  # the bench corpus to render (None: QUICK_CORPUS or FULL_CORPUS)
     split: str = "test"
+    ood: Path | None = None  # unseen arrangements; None: the checkout's data/mma-ood44, else a rendered mma bench corpus
+    ood_corpus: BenchCorpus | None = None  # None: QUICK_OOD or FULL_OOD
+    ood_split: str = "train,valid,test"  # every split: no model trained on any of it
+    separation_rate: int = 44100
     quick: bool = False
     threads: int = 2
     seed: int = 0
@@ -144,6 +154,10 @@ class BenchConfig:
         return self.corpus or (QUICK_CORPUS if self.quick else FULL_CORPUS)
 
     @property
+    def bench_ood(self) -> BenchCorpus:
+        return self.ood_corpus or (QUICK_OOD if self.quick else FULL_OOD)
+
+    @property
     def markdown_path(self) -> Path:
         return self.markdown or Path(self.out).resolve().parent / "BENCHMARKS.md"
 
@@ -152,7 +166,7 @@ class BenchConfig:
         msdm-small/cocola-small (constants from the 2026-11-29 full run), printed before a run."""
         calls = 20 if self.quick else 50  # network calls per sampling run (quick: 10 steps + 1 corrector each)
         per_section = {
-            "separation": self.separation_windows * (self.separation_steps or calls) * 0.04 / 60,
+            "separation": 2 * self.separation_windows * (self.separation_steps or calls) * 0.04 / 60,  # two sets
             "coherence": self.cocola_pairs * 0.001 + self.accompaniment_windows * 3 * (self.accompaniment_steps or 40) * 0.015 / 60,
             "speed": (self.speed_seconds / 10) * ((self.speed_steps or calls) / 50) * 1.0 + 0.2,
             "bridge": self.bridge_runs * 0.01 + 0.1,
@@ -303,8 +317,10 @@ def ensure_bench_corpus(spec: BenchCorpus, cache: Path, log: Log, jobs: int = 1)
 
 
 def resolve_data(config: BenchConfig, log: Log) -> BenchConfig:
-    """`config` with `data` set: --data as given (it must exist), else the checkout's data/corpus
-    when it exists, else the bench corpus (rendered once, see `ensure_bench_corpus`)."""
+    """`config` with `data` set: --data as given (it must exist), else the checkout's data/corpus44
+    when it exists, else the bench corpus (rendered once, see `ensure_bench_corpus`). With the
+    separation section also `ood`: --ood as given, else the checkout's data/mma-ood44, else the
+    rendered mma bench corpus."""
     if config.data is not None:
         if not Path(config.data).is_dir():
             raise InvalidInput(
@@ -312,11 +328,22 @@ def resolve_data(config: BenchConfig, log: Log) -> BenchConfig:
                 f"leave --data out to use the bench's own corpus, or render one: {DATA_HINT}",
                 field="data",
             )
+    else:
+        root = checkout_root()
+        if root is not None and (root / "data" / "corpus44").is_dir():
+            config = replace(config, data=root / "data" / "corpus44")
+        else:
+            config = replace(config, data=ensure_bench_corpus(config.bench_corpus, bench_cache(), log))
+    if "separation" not in config.sections:
+        return config
+    if config.ood is not None:
+        if not Path(config.ood).is_dir():
+            raise InvalidInput(f"no corpus at {config.ood} (--ood): pass an existing corpus folder or leave --ood out", field="ood")
         return config
     root = checkout_root()
-    if root is not None and (root / "data" / "corpus").is_dir():
-        return replace(config, data=root / "data" / "corpus")
-    return replace(config, data=ensure_bench_corpus(config.bench_corpus, bench_cache(), log))
+    if root is not None and (root / "data" / "mma-ood44").is_dir():
+        return replace(config, ood=root / "data" / "mma-ood44")
+    return replace(config, ood=ensure_bench_corpus(config.bench_ood, bench_cache(), log))
 
 
 def _data_root(config: BenchConfig) -> Path:
@@ -331,6 +358,10 @@ def _data_info(config: BenchConfig) -> dict[str, Any]:
     info: dict[str, Any] = {"root": str(config.data), "split": config.split}
     if Path(config.data).name == f"bench-corpus-{config.bench_corpus.key()}":
         info["bench_corpus"] = asdict(config.bench_corpus)
+    if config.ood is not None:
+        info["ood"] = {"root": str(config.ood), "split": config.ood_split}
+        if Path(config.ood).name == f"bench-corpus-{config.bench_ood.key()}":
+            info["ood"]["bench_corpus"] = asdict(config.bench_ood)
     return info
 
 
@@ -348,81 +379,10 @@ def _check_data(config: BenchConfig) -> Any:
 # --- sections ------------------------------------------------------------------------------
 
 
-def bench_separation(registry: Any, config: BenchConfig, log: Log) -> dict[str, Any]:
-    import torch
+def bench_separation_section(registry: Any, config: BenchConfig, log: Log) -> dict[str, Any]:
+    from stemlink.apps.bench.separation import bench_separation
 
-    from stemlink.lab.eval.separation import SeparationScores, evaluate, oracle_irm, protocol_windows
-
-    def summary(scores: SeparationScores, system: str, **extra: Any) -> dict[str, Any]:
-        per_stem = {
-            s: {"sisdri": _mean(scores.improvement.get(s)), "sisdr": _mean(scores.sdr.get(s)), "n": len(scores.improvement.get(s, []))}
-            for s in scores.stems
-        }
-        out = {
-            "system": system,
-            **extra,
-            "per_stem": per_stem,
-            "avg_sisdri": scores.summary()["avg_sisdri"],
-            "avg_sisdr": _mean([v["sisdr"] for v in per_stem.values() if v["n"]]),
-        }
-        log(
-            f"  {system:28s} SI-SDRi "
-            + "  ".join(f"{s} {v['sisdri']:+6.2f}" for s, v in per_stem.items())
-            + f"  | avg {out['avg_sisdri']:+6.2f} dB"
-        )
-        return out
-
-    results: list[dict[str, Any]] = []
-    for name in _models(registry, "separate"):
-        model = registry.get(name)
-        windows = protocol_windows(
-            str(_data_root(config)),
-            config.split,
-            model.stems,
-            model.sample_rate,
-            limit=config.separation_windows,
-            multiple_of=getattr(model, "hop", 1),
-        )
-        if not windows:
-            results.append({"model": name, "skipped": f"no protocol windows in split {config.split!r}"})
-            continue
-        refs = torch.stack(windows).float()
-        systems = []
-        base = SeparationScores(tuple(model.stems))
-        base.add(refs, refs.sum(1, keepdim=True).expand_as(refs).contiguous())
-        systems.append(summary(base, "mixture (baseline)"))
-        oracle = SeparationScores(tuple(model.stems))
-        oracle.add(refs, oracle_irm(refs))
-        systems.append(summary(oracle, "oracle IRM (upper bound)"))
-        params = model.parse_params("separate", _sampler_params(config, "separate", name, config.separation_steps))
-        g = torch.Generator().manual_seed(config.seed)
-        scores = evaluate(
-            partial(model.separate, params=params, generator=g, callback=_no_progress),
-            windows,
-            model.stems,
-            batch=config.separation_batch,
-            sample_rate=model.sample_rate,
-        )
-        systems.append(
-            summary(
-                scores,
-                f"{name} ({model.spec.format})",
-                params=asdict(params) if is_dataclass(params) and not isinstance(params, type) else {},
-                rtf_model_rate=scores.summary().get("rtf"),
-            )
-        )
-        results.append(
-            {
-                "model": name,
-                "format": model.spec.format,
-                "sample_rate": model.sample_rate,
-                "windows": len(windows),
-                "window_samples": int(refs.shape[-1]),
-                "split": config.split,
-                "systems": systems,
-            }
-        )
-    return {"models": results}
+    return bench_separation(registry, config, log, partial(_sampler_params, config, "separate", steps=config.separation_steps))
 
 
 def bench_coherence(registry: Any, config: BenchConfig, log: Log) -> dict[str, Any]:
@@ -493,7 +453,18 @@ def _eager_cocola(spec: Any, checkpoint: Path) -> Any:
     return CocolaModel(spec, CocolaExport(load_cocola(checkpoint)[0]).eval())
 
 
-EAGER_LOADERS = {"msdm": _eager_msdm, "cocola": _eager_cocola}  # family -> (spec, training checkpoint) -> model
+def _eager_bandsplit(spec: Any, checkpoint: Path) -> Any:
+    from stemlink.engine.models.bandsplit import BandSplitModel
+    from stemlink.lab.export.bandsplit import load_bandsplit
+
+    return BandSplitModel(spec, load_bandsplit(checkpoint)[0])
+
+
+EAGER_LOADERS = {
+    "msdm": _eager_msdm,
+    "cocola": _eager_cocola,
+    "bandsplit": _eager_bandsplit,
+}  # family -> (spec, training checkpoint) -> model
 
 
 def bench_speed(registry: Any, config: BenchConfig, log: Log) -> dict[str, Any]:
@@ -519,7 +490,7 @@ def bench_speed(registry: Any, config: BenchConfig, log: Log) -> dict[str, Any]:
     for spec, runtime, load in candidates:
         model = load()
         for task in [t for t in ("separate", "accompany", "generate", "score") if t in spec.tasks]:
-            params = {} if task == "score" else _sampler_params(config, task, spec.name, config.speed_steps)
+            params = _sampler_params(config, task, spec.name, config.speed_steps) if model.samples else {}
             _, short = _timed_task(model, task, audio[:, :rate], rate, params, config.seed)  # warm-up (runtime, shapes)
             seconds, result = _timed_task(model, task, audio, rate, params, config.seed)
             row = {
@@ -632,14 +603,18 @@ def run_bench(config: BenchConfig, *, log: Log = print) -> dict[str, Any]:
             for s in registry.list()
         ],
         "data": _data_info(config),
-        "settings": {k: v for k, v in asdict(config).items() if k not in ("out", "markdown", "exports", "data", "corpus", "command")},
+        "settings": {
+            k: v
+            for k, v in asdict(config).items()
+            if k not in ("out", "markdown", "exports", "data", "corpus", "ood", "ood_corpus", "command")
+        },
         "eager_checkpoints": {name: str(path) for name, path in config.eager},
         "timings": {},
         "rss_mb": {"start": round(_rss_mb(), 1)},
         "expected_minutes": expected,
     }
     runners = {
-        "separation": bench_separation,
+        "separation": bench_separation_section,
         "coherence": bench_coherence,
         "speed": bench_speed,
         "bridge": bench_bridge_section,

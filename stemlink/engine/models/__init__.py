@@ -15,6 +15,11 @@ FAMILIES = {
     "echo": "stemlink.engine.models.echo:EchoModel",
     "msdm": "stemlink.engine.models.msdm:MSDMModel",
     "cocola": "stemlink.engine.models.cocola:CocolaModel",
+    "bandsplit": "stemlink.engine.models.bandsplit:BandSplitModel",
+    # user-supplied separators (`stemlink models add --family ...`, stemlink/engine/user_models.py)
+    "demucs": "stemlink.engine.models.demucs:DemucsModel",
+    "mdx-onnx": "stemlink.engine.models.mdx_onnx:MdxOnnxModel",
+    "roformer": "stemlink.engine.models.roformer:RoformerModel",
 }
 
 __all__ = ["Accompanist", "EngineModel", "FAMILIES", "Generator", "ModelSpec", "ProgressCallback", "Scorer", "Separator"]

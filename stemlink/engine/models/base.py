@@ -56,7 +56,12 @@ class ModelSpec:
 
 
 class EngineModel:
-    """A loaded model. Subclasses also inherit one or more capability classes below."""
+    """A loaded model. Subclasses also inherit one or more capability classes below.
+
+    `samples`: True for families whose tasks run a sampler and so take sampler parameters
+    (`steps`, ...); tools that sweep steps skip the others."""
+
+    samples = False
 
     def __init__(self, spec: ModelSpec):
         self.spec = spec

@@ -109,6 +109,8 @@ def task_defaults(defaults: Mapping[str, Any], task: str) -> dict[str, Any]:
 class MSDMModel(EngineModel, Separator, Accompanist, Generator):
     """MSDM over an exported denoiser `network(x (B,N,T), sigma (B,)) -> (B,N,T)`."""
 
+    samples = True
+
     def __init__(self, spec: ModelSpec, network: Callable[..., torch.Tensor]):
         super().__init__(spec)
         self.network = network

@@ -1,4 +1,4 @@
-"""Training loops, one module per model family (`msdm`, `cocola`), sharing `loop` utilities,
+"""Training loops, one module per model family (`msdm`, `cocola`, `bandsplit`), sharing `loop` utilities,
 the training-preset reader (`presets`) and the checkpoint loader (`stemlink.lab.checkpoints`).
 
 Each family module exposes `add_arguments(parser)` and `main(args) -> int`, used by
@@ -8,4 +8,5 @@ Each family module exposes `add_arguments(parser)` and `main(args) -> int`, used
 FAMILIES = {
     "msdm": "stemlink.lab.train.msdm",
     "cocola": "stemlink.lab.train.cocola",
+    "bandsplit": "stemlink.lab.train.bandsplit",
 }

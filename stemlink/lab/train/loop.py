@@ -55,6 +55,20 @@ def init_distributed(device: str | None = None) -> DistInfo:
     return DistInfo(rank, world, local, dev)
 
 
+def agreed_stop(stop: bool, world_size: int) -> bool:
+    """Every rank stops at the same step (a wall-time budget can differ per process)."""
+    if world_size <= 1:
+        return stop
+    flag = torch.tensor([1 if stop else 0])
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def warmup_lr(step: int, lr: float, warmup_steps: int) -> float:
+    """Linear warm-up to `lr` over `warmup_steps`, then constant."""
+    return lr * min(1.0, (step + 1) / max(warmup_steps, 1))
+
+
 def cleanup_distributed() -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

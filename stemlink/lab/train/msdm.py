@@ -27,7 +27,7 @@ from stemlink.errors import PresetError
 from stemlink.lab.checkpoints import load_checkpoint, save_checkpoint, warm_start
 from stemlink.lab.nn.config import MSDMConfig, build_denoiser
 from stemlink.lab.nn.edm import EDMDenoiser
-from stemlink.lab.train.loop import EMA, Budget, JsonlLog, cleanup_distributed, init_distributed
+from stemlink.lab.train.loop import EMA, Budget, JsonlLog, agreed_stop, cleanup_distributed, init_distributed, warmup_lr
 from stemlink.lab.train.msdm_data import AugmentConfig, DataConfig, augment, batches
 from stemlink.lab.train.presets import read_train_preset, typed_table
 
@@ -117,19 +117,6 @@ def _valid_loss(model: EDMDenoiser, valid: list[torch.Tensor], device: torch.dev
     return total / max(count, 1)
 
 
-def _agreed_stop(stop: bool, world_size: int) -> bool:
-    """Every rank stops at the same step (a wall-time budget can differ per process)."""
-    if world_size <= 1:
-        return stop
-    flag = torch.tensor([1 if stop else 0])
-    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-    return bool(flag.item())
-
-
-def _lr(step: int, cfg: TrainConfig) -> float:
-    return cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
-
-
 def main(args: argparse.Namespace) -> int:
     train(args)
     return 0
@@ -215,12 +202,12 @@ def train(args: argparse.Namespace) -> nn.Module:
             flush=True,
         )
     t_log = time.monotonic()
-    while not _agreed_stop(budget.done(step), dist.world_size):
+    while not agreed_stop(budget.done(step), dist.world_size):
         x0 = augment(next(train_iter), preset.augment, g).to(dist.device)
         sigma = model.sample_sigmas(x0.shape[0], generator=g).to(dist.device)
         noise = torch.randn(x0.shape, generator=g).to(dist.device)
         for group in opt.param_groups:
-            group["lr"] = _lr(step, tcfg)
+            group["lr"] = warmup_lr(step, tcfg.lr, tcfg.warmup_steps)
         loss = stepper(x0, sigma, noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -238,7 +225,7 @@ def train(args: argparse.Namespace) -> nn.Module:
                 wall=wall_before + budget.elapsed,
                 loss=metrics["train_loss"],
                 grad_norm=grad_norm,
-                lr=_lr(step, tcfg),
+                lr=warmup_lr(step, tcfg.lr, tcfg.warmup_steps),
                 sec_per_step=rate,
             )
             print(

@@ -1,0 +1,83 @@
+"""The apply layer's stereo-pair policy: a model with `channels == 2` sees (B, 2, W) channel pairs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from stemlink.audio.files import ArraySource
+from stemlink.engine.apply import ApplyConfig, channel_pairs, collect, generate_stream, separate_stream
+from stemlink.engine.models.base import EngineModel, Generator, ModelSpec, Separator
+
+
+class CrossTalk(EngineModel, Separator, Generator):
+    """Stem "both" = (L + R) / 4 on both channels, "rest" = mix - both: wrong unless L and R arrive together."""
+
+    channels = 2
+
+    def __init__(self, rate: int = 44100, window: int = 4096):
+        super().__init__(
+            ModelSpec(
+                name="crosstalk",
+                version="1",
+                family="test",
+                tasks=("separate", "generate"),
+                format="onnx",
+                file="x.onnx",
+                sha256="0" * 64,
+                sample_rate=rate,
+                stems=("both", "rest"),
+                window=window,
+            )
+        )
+        self.shapes: list[tuple[int, ...]] = []
+
+    def separate(self, mix: torch.Tensor, *, params: Any, generator: torch.Generator, callback: Any) -> torch.Tensor:
+        self.shapes.append(tuple(mix.shape))
+        both = mix.sum(dim=1, keepdim=True).expand_as(mix) / 4
+        return torch.stack([both, mix - both], dim=1)
+
+    def generate(self, batch: int, *, params: Any, generator: torch.Generator, callback: Any) -> torch.Tensor:
+        left = torch.ones(batch, 1, self.window) * 0.5
+        return torch.stack([torch.cat([left, -left], dim=1), torch.zeros(batch, 2, self.window)], dim=1)
+
+
+def tones(channels: int, frames: int) -> np.ndarray:
+    t = np.arange(frames) / 44100
+    return np.stack([0.3 * np.sin(2 * np.pi * (100 + 50 * c) * t) for c in range(channels)]).astype(np.float32)
+
+
+def test_channel_pairs_duplicate_an_odd_last_channel():
+    assert channel_pairs(1) == [(0, 0)]
+    assert channel_pairs(2) == [(0, 1)]
+    assert channel_pairs(5) == [(0, 1), (2, 3), (4, 4)]
+    assert channel_pairs(6) == [(0, 1), (2, 3), (4, 5)]
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 6])
+def test_pairs_reach_the_model_together_and_odd_channels_are_averaged(channels):
+    model = CrossTalk()
+    mix = tones(channels, 10_001)
+    out = collect(separate_stream(model, ArraySource(mix, 44100), config=ApplyConfig(batch=3)))
+    assert out.shape == (2, channels, 10_001)
+    assert all(len(s) == 3 and s[1:] == (2, 4096) for s in model.shapes)
+    expected = np.empty_like(mix)
+    for a, b in channel_pairs(channels):
+        expected[a] = expected[b] = (mix[a] + mix[b]) / 4  # a duplicated channel: (c + c) / 4 on both, mean = c / 2
+    np.testing.assert_allclose(out[0], expected, atol=1e-5)
+    np.testing.assert_allclose(out.sum(axis=0), mix, atol=1e-6)
+
+
+def test_pairs_across_rates_keep_length_and_mixture_consistency():
+    mix = tones(2, 48_001)
+    out = collect(separate_stream(CrossTalk(), ArraySource(mix, 48000)))
+    assert out.shape == (2, 2, 48_001)
+    np.testing.assert_allclose(out.sum(axis=0), mix, atol=1e-5)
+
+
+def test_generate_with_a_pair_model_is_dual_mono_of_the_mean():
+    out = collect(generate_stream(CrossTalk(), 5000, 44100, channels=2))
+    np.testing.assert_allclose(out, 0.0, atol=1e-6)  # (+0.5 and -0.5) averaged: the mid of the pair
