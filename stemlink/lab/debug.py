@@ -3,9 +3,11 @@
     build_debug_exports(tmp / "exports")   # -> the folder, with manifest.json
 
 writes a random-init MSDM denoiser (family "msdm", tasks separate/accompany/generate, stems
-bass/drums/guitar/piano, 8 kHz) and a random-init COCOLA encoder (family "cocola", task score,
-8 kHz), exported and registered exactly like the trained ones, under the shipped names
-(`msdm-small`, `cocola-small` by default) so the shipped presets run unchanged. Their audio is
+bass/drums/guitar/piano, 8 kHz), a random-init COCOLA encoder (family "cocola", task score,
+8 kHz) and a random-init band-split mask separator (family "bandsplit", tasks
+separate/extract/remove, 8 kHz), exported and registered exactly like the trained ones, under
+the shipped names (`msdm-small`, `cocola-small`, `bandsplit-small` by default) so the shipped
+presets run unchanged. Their audio is
 meaningless: they exist so `stemlink demo`, `stemlink bench` and their tests exercise the
 whole path (registry, apply layer, bridge, host, report) in seconds on a CPU.
 """
@@ -82,9 +84,12 @@ def build_debug_exports(
     formats: Sequence[str] = ("onnx", "torchscript"),
     msdm_name: str = "msdm-small",
     cocola_name: str = "cocola-small",
+    bandsplit_name: str | None = "bandsplit-small",
     steps: int = 4,
 ) -> Path:
-    """Export a debug MSDM and a debug COCOLA into `directory` (manifest included). Returns it.
+    """Export a debug MSDM, a debug COCOLA and (unless `bandsplit_name` is None) a debug band-split
+    separator, the default for separate/extract/remove as in the shipped manifest, into
+    `directory` (manifest included). Returns it.
 
     `steps` becomes the MSDM entry's default sampler step count."""
     import torch
@@ -109,12 +114,27 @@ def build_debug_exports(
             default_for=("separate", "accompany", "generate"),
         )
         export_cocola(debug_cocola_network(), directory, name=cocola_name, formats=tuple(formats), card=CARD, tolerance=1e-3)
+        if bandsplit_name is not None:
+            from stemlink.lab.export.bandsplit import export_network_of
+
+            net, bs_config = debug_bandsplit_network()
+            export_network_of(
+                net,
+                bs_config,
+                directory,
+                name=bandsplit_name,
+                formats=tuple(formats),
+                card=CARD,
+                default_for=("separate", "extract", "remove"),
+            )
     finally:
         torch.set_num_threads(threads)
     return directory
 
 
-def save_debug_checkpoints(directory: str | Path, *, msdm_name: str = "msdm-small", cocola_name: str = "cocola-small") -> dict[str, Path]:
+def save_debug_checkpoints(
+    directory: str | Path, *, msdm_name: str = "msdm-small", cocola_name: str = "cocola-small", bandsplit_name: str = "bandsplit-small"
+) -> dict[str, Path]:
     """Training-style checkpoints of the same debug networks `build_debug_exports` exports
     (model name -> path), for anything that runs torch eager from a checkpoint."""
     from stemlink.lab.checkpoints import save_checkpoint
@@ -122,7 +142,17 @@ def save_debug_checkpoints(directory: str | Path, *, msdm_name: str = "msdm-smal
     directory = Path(directory)
     model, config = debug_msdm_network()
     net = debug_cocola_network()
+    separator, bs_config = debug_bandsplit_network()
     return {
+        bandsplit_name: save_checkpoint(
+            directory / "bandsplit-debug.pt",
+            family="bandsplit",
+            config=bs_config.to_dict(),
+            step=0,
+            wall_time=0.0,
+            model=separator.state_dict(),
+            ema=separator.state_dict(),
+        ),
         msdm_name: save_checkpoint(
             directory / "msdm-debug.pt",
             family="msdm",

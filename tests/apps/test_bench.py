@@ -76,18 +76,20 @@ def test_quick_bench_models_sections(setup):
     assert res["schema"] == "stemlink-bench/1" and res["version"] == 1 and res["quick"] is True
     assert {"cpu", "cores", "threads", "torch", "onnxruntime"} <= set(res["machine"])
     assert "commit" in res["git"] and set(res["timings"]) == {"separation", "coherence", "speed", "total"}
-    assert {m["name"] for m in res["models"]} == {"msdm-small", "cocola-small"}
+    assert {m["name"] for m in res["models"]} == {"msdm-small", "cocola-small", "bandsplit-small"}
 
     assert res["separation"]["sample_rate"] == 44100 and len(res["separation"]["sets"]) == 2
     for entry in res["separation"]["sets"]:
         systems = {s["system"].split(" ")[0]: s for s in entry["systems"]}
-        assert set(systems) == {"mixture", "oracle", "msdm-small"}
+        assert set(systems) == {"mixture", "oracle", "msdm-small", "bandsplit-small"}
         assert entry["windows"] > 0 and entry["window_samples"] == 4 * 44100
         assert systems["msdm-small"]["model_rate"] == 8000 and systems["msdm-small"]["params"]["steps"] == 2
         for stem in STEMS:
             assert systems["mixture"]["per_stem"][stem]["sisdri"] == pytest.approx(0.0, abs=1e-9)
             assert systems["oracle"]["per_stem"][stem]["sisdri"] > 3.0  # the IRM really separates
             assert systems["msdm-small"]["per_stem"][stem]["n"] == systems["oracle"]["per_stem"][stem]["n"]
+            assert systems["bandsplit-small"]["per_stem"][stem]["n"] == systems["oracle"]["per_stem"][stem]["n"]
+        assert systems["bandsplit-small"]["model_rate"] == 8000 and systems["bandsplit-small"]["params"] == {}
 
     (cocola,) = res["coherence"]["cocola"]
     assert 0.0 <= cocola["accuracy"]["K=2"] <= 1.0 and cocola["pairs"] == 64
@@ -98,7 +100,10 @@ def test_quick_bench_models_sections(setup):
     assert 0.0 <= acc["generated_nonsilent"] <= 1.0
 
     runs = {(r["model"], r["task"], r["runtime"]) for r in res["speed"]["runs"]}
-    tasks = {("msdm-small", t) for t in ("separate", "accompany", "generate")} | {("cocola-small", "score")}
+    tasks = {("msdm-small", t) for t in ("separate", "accompany", "generate")} | {
+        ("cocola-small", "score"),
+        ("bandsplit-small", "separate"),
+    }
     assert runs == {(m, t, rt) for m, t in tasks for rt in ("torch (TorchScript)", "torch eager (checkpoint)")}
     assert all(r["rtf"] > 0 and math.isfinite(r["rtf"]) for r in res["speed"]["runs"])
     eager = [r for r in res["speed"]["runs"] if r["runtime"].startswith("torch eager")]

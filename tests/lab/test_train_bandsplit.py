@@ -69,6 +69,8 @@ def test_bakeoff_presets_differ_only_in_the_core():
         len({(p.model.sample_rate, p.model.n_fft, p.model.hop, p.model.bands, p.model.dim, p.model.window) for p in presets.values()}) == 1
     )
     assert all(p.model.sample_rate == 44100 for p in presets.values())
+    gpu = load_bandsplit_preset("bandsplit-gpu")  # the same code at GPU size
+    assert gpu.model.core == "conv" and gpu.model.dim > presets["conv"].model.dim and gpu.augment == presets["conv"].augment
 
 
 def test_bad_preset_values_name_the_table():
