@@ -80,8 +80,11 @@ def test_quick_bench_models_sections(setup):
 
     assert res["separation"]["sample_rate"] == 44100 and len(res["separation"]["sets"]) == 2
     for entry in res["separation"]["sets"]:
-        systems = {s["system"].split(" ")[0]: s for s in entry["systems"]}
+        systems = {s["system"].split(" ")[0]: s for s in entry["systems"] if "refine" not in s}
         assert set(systems) == {"mixture", "oracle", "msdm-small", "bandsplit-small"}
+        refined = [s for s in entry["systems"] if "refine" in s]
+        assert [s["refine"]["steps"] for s in refined] == [1, 2, 4] and all(s["refine"]["prior"] == "msdm-small" for s in refined)
+        assert all(s["per_stem"]["bass"]["n"] == systems["oracle"]["per_stem"]["bass"]["n"] for s in refined)
         assert entry["windows"] > 0 and entry["window_samples"] == 4 * 44100
         assert systems["msdm-small"]["model_rate"] == 8000 and systems["msdm-small"]["params"]["steps"] == 2
         for stem in STEMS:

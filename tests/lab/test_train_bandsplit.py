@@ -93,3 +93,20 @@ def test_timbre_augmentation_is_seeded_keeps_level_and_silence():
     rms = lambda x: np.sqrt(np.mean(x * x, axis=-1))  # noqa: E731
     np.testing.assert_allclose(rms(a)[0], rms(stems)[0], rtol=1e-3)
     assert np.all(a[1, 2] == 0.0)  # a silent stem stays silent
+
+
+def test_corpus_batches_survive_epochs_whose_grid_has_another_window_count(tmp_path):
+    """Each epoch re-jitters the window grid, which can change the number of windows; the batch
+    iterator must draw from the current count (it once indexed one past the end and crashed)."""
+    from stemlink.lab.train.msdm_data import DataConfig
+    from stemlink.lab.train.separator_data import separator_batches
+    from tests.lab.data.corpus_builders import make_stemlink, tone
+
+    stems = ("bass", "drums", "guitar", "piano")
+    plan = {f"t{i}": {s: tone(1.3 + 0.37 * i, 110.0 * (k + 1) + 13 * i) for k, s in enumerate(stems)} for i in range(3)}
+    root = make_stemlink(tmp_path / "corpus", plan, {t: "train" for t in plan})
+    data = DataConfig(root=str(root), max_overlap=0.5)
+    it = separator_batches(data, SeparatorAugment(remix=1.0, timbre=0.0), stems=stems, length=2048, sample_rate=8000, batch=4, seed=0)
+    for _ in range(60):  # many epochs of a few windows each
+        x = next(it)
+        assert x.shape == (4, 4, 2048) and torch.isfinite(x).all()

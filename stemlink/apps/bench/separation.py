@@ -8,7 +8,9 @@ are cut at `config.separation_rate` (44.1 kHz by default) and scored for:
   of any mask separator, STFT 4096/1024 at 44.1 kHz, scaled with the rate);
 - every model serving `separate`, run as the engine serves it (`stemlink.lab.eval.separation.served`:
   resampling to the model's rate and back, windows, crossfades, mixture consistency), so a model
-  whose band stops at 4 kHz is scored on the whole band it misses.
+  whose band stops at 4 kHz is scored on the whole band it misses;
+- the first mask separator refined by the first diffusion prior (`stemlink.lab.eval.refine`:
+  warm-started Dirac sampling from the separator's stems at `REFINE_SIGMA`, 1/2/4 steps).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+REFINE_STEPS = (1, 2, 4)
+REFINE_SIGMA = 0.005  # the best of 0.005-0.2 on unseen arrangements (bench/separator-refine.jsonl)
 ORACLE_SECONDS = 4096 / 44100  # oracle IRM frame: 4096 samples at 44.1 kHz (hop a quarter)
 
 
@@ -105,7 +109,41 @@ def evaluate_set(registry: Any, name: str, root: Path, split: str, config: Any, 
                 rtf=scores.summary().get("rtf"),
             )
         )
+    systems += _refined(registry, models, stems, windows, rate, config, log)
     return {**entry, "systems": systems}
+
+
+def _refined(registry: Any, models: list[str], stems: tuple[str, ...], windows: Any, rate: int, config: Any, log: Any) -> list[dict]:
+    """Separator + diffusion refinement rows (none without both a mask separator and a prior)."""
+    import torch
+
+    from stemlink.lab.eval.refine import refine
+    from stemlink.lab.eval.separation import evaluate, served
+
+    loaded = [registry.get(m) for m in models]
+    separator = next((m for m in loaded if not m.samples and tuple(m.stems) == stems), None)
+    prior = next((m for m in loaded if m.samples and "separate" in m.tasks and tuple(m.stems) == stems), None)
+    if separator is None or prior is None:
+        return []
+    rows = []
+    base = served(separator, rate, seed=config.seed)
+    for steps in REFINE_STEPS:
+        g = torch.Generator().manual_seed(config.seed)
+
+        def run(mix: torch.Tensor, steps: int = steps, g: torch.Generator = g) -> torch.Tensor:
+            return refine(prior, base(mix), mix, rate, steps=steps, sigma_start=REFINE_SIGMA, generator=g)
+
+        scores = evaluate(run, windows, stems, batch=config.separation_batch, sample_rate=rate)
+        rows.append(
+            summarize(
+                scores,
+                f"{separator.name} + {prior.name} refine {steps}",
+                log,
+                refine={"separator": separator.name, "prior": prior.name, "steps": steps, "sigma_start": REFINE_SIGMA},
+                rtf=scores.summary().get("rtf"),
+            )
+        )
+    return rows
 
 
 def bench_separation(registry: Any, config: Any, log: Any, params_for: Any) -> dict[str, Any]:

@@ -123,8 +123,9 @@ def separator_batches(
         silence_rule=data.silence_rule,
         seed=seed,
     )
-    n, s, epoch = len(windows), len(stems), 0
+    s, epoch = len(stems), 0
     while True:
+        n = len(windows)  # the jittered grid of each epoch has its own window count
         for _ in range(max(1, n // batch)):
             idx = torch.randint(0, n, (batch,), generator=g).tolist()
             x = torch.stack([windows[i] for i in idx]).float()
