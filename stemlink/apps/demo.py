@@ -2,7 +2,7 @@
 
 With an embedded engine and the shipped models (`exports/manifest.json`):
 
-1. separate a region of the demo mix into stems (preset `separate-msdm`), spotted at its
+1. separate a region of the demo mix into stems (preset `separate-bandsplit`), spotted at its
    timeline sample, and score every stem against the song's ground truth (SI-SDR, SI-SDRi);
 2. accompany another region: the context is the sum of the song's other stems there
    (`inputs/context.wav`, BWF-stamped at the region), the target stem is generated with N
@@ -51,9 +51,9 @@ class DemoConfig:
     context_stems: tuple[str, ...] = ("bass", "drums", "guitar")
     target: str = "piano"
     candidates: int = 4
-    separate_preset: str = "separate-msdm"
+    separate_preset: str = "separate-bandsplit"
     accompany_preset: str = "accompany-msdm"
-    params: tuple[tuple[str, Any], ...] = ()  # sampler params overriding the presets' (e.g. (("steps", 10),))
+    params: tuple[tuple[str, Any], ...] = ()  # sampler params overriding those of the presets that have them (e.g. (("steps", 10),))
     track: str = "demo"
     command: str = "stemlink demo"  # how this run was started (shown in the report)
 
@@ -128,7 +128,13 @@ def _si_sdr(truth: np.ndarray, estimate: np.ndarray) -> float:
 
 
 def _params(preset: Any, params: tuple[tuple[str, Any], ...]) -> dict[str, Any] | None:
-    return {**preset.params, **dict(params)} if params else None
+    """Sampler overrides for a preset that has sampler params (a mask separator takes none)."""
+    return {**preset.params, **dict(params)} if params and preset.params else None
+
+
+def _step_args(preset: Any, params: tuple[tuple[str, Any], ...]) -> list[str]:
+    """The same overrides as CLI arguments."""
+    return [arg for k, v in params for arg in ("--param", f"{k}={json.dumps(v)}")] if preset.params else []
 
 
 def _engine_seconds(sidecar: Path) -> float:
@@ -204,7 +210,7 @@ def run_demo(config: DemoConfig, *, log: Log = print, progress_stream: Any = Non
         # 1. separate
         log(
             f"[1/4] separate {config.separate_region[0]:g}-{config.separate_region[1]:g} s of the mix "
-            f"({sep_preset.model}, {sep_preset.params.get('steps')} steps)"
+            f"({sep_preset.model}" + (f", {sep_preset.params['steps']} steps)" if "steps" in sep_preset.params else ")")
         )
         sep = run_step("separate", sep_preset, Region(song / "mix.flac", s0, s1 - s0))
         mix = _read(song / "mix.flac", s0, s1 - s0)
@@ -325,7 +331,10 @@ def _commands(config: DemoConfig, rate: int, result: DemoResult, context_path: P
     """The CLI commands that reproduce each step (same presets, params, seeds -> same audio)."""
     q = shlex.quote
     env = f"STEMLINK_EXPORTS={q(str(config.exports))} " if config.exports else ""
-    steps = [arg for k, v in config.params for arg in ("--param", f"{k}={json.dumps(v)}")]
+    from stemlink.plugin_host.presets import load_preset
+
+    sep_steps = _step_args(load_preset(config.separate_preset), config.params)
+    acc_steps = _step_args(load_preset(config.accompany_preset), config.params)
     s0, s1 = (int(round(t * rate)) for t in config.separate_region)
     a0 = int(round(config.accompany_region[0] * rate))
     out = Path(config.out)
@@ -339,7 +348,7 @@ def _commands(config: DemoConfig, rate: int, result: DemoResult, context_path: P
         str(s1),
         "--preset",
         config.separate_preset,
-        *steps,
+        *sep_steps,
         "--track",
         config.track,
         "--out",
@@ -359,7 +368,7 @@ def _commands(config: DemoConfig, rate: int, result: DemoResult, context_path: P
         config.target,
         "--candidates",
         str(config.candidates),
-        *steps,
+        *acc_steps,
         "--track",
         config.track,
         "--out",
