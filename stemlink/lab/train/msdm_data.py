@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -84,14 +85,12 @@ def _synthetic_batches(batch: int, stems: int, length: int, sample_rate: int, se
         yield synthetic_stems(batch, stems, length, sample_rate, g)
 
 
-def _corpus_batches(
-    cfg: DataConfig, split: str, root: str, stems: tuple[str, ...], length: int, sample_rate: int, batch: int, seed: int
-) -> Iterator[torch.Tensor]:
+def corpus_windows(cfg: DataConfig, split: str, root: str, stems: tuple[str, ...], length: int, sample_rate: int, seed: int) -> Any:
+    """The corpus's `StemWindows` for one split, as `cfg` describes them (every family's training windows)."""
     from stemlink.lab.data import StemWindows, open_corpus
 
-    corpus = open_corpus(root)
-    windows = StemWindows(
-        corpus,
+    return StemWindows(
+        open_corpus(root),
         split,
         stems=stems,
         sample_rate=sample_rate,
@@ -100,6 +99,12 @@ def _corpus_batches(
         silence_rule=cfg.silence_rule,
         seed=seed,
     )
+
+
+def _corpus_batches(
+    cfg: DataConfig, split: str, root: str, stems: tuple[str, ...], length: int, sample_rate: int, batch: int, seed: int
+) -> Iterator[torch.Tensor]:
+    windows = corpus_windows(cfg, split, root, stems, length, sample_rate, seed)
     g = torch.Generator().manual_seed(seed)
     epoch = 0
     while True:  # one "epoch" = len(windows) items drawn at random; then re-jitter the grid

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from stemlink.errors import InvalidInput, MissingDependency
-from stemlink.lab.train.msdm_data import AugmentConfig, DataConfig, augment, synthetic_stems
+from stemlink.lab.train.msdm_data import AugmentConfig, DataConfig, augment, corpus_windows, synthetic_stems
 
 
 @dataclass(frozen=True)
@@ -111,18 +111,7 @@ def separator_batches(
             yield augment(x, aug.level, g) if augment_audio else x
     if data.source != "corpus":
         raise InvalidInput(f"data.source {data.source!r} is not one of 'corpus', 'synthetic'", field="data.source")
-    from stemlink.lab.data import StemWindows, open_corpus
-
-    windows = StemWindows(
-        open_corpus(root or data.root),
-        split or data.split,
-        stems=stems,
-        sample_rate=sample_rate,
-        length=length,
-        max_overlap=data.max_overlap,
-        silence_rule=data.silence_rule,
-        seed=seed,
-    )
+    windows = corpus_windows(data, split or data.split, root or data.root, stems, length, sample_rate, seed)
     s, epoch = len(stems), 0
     while True:
         n = len(windows)  # the jittered grid of each epoch has its own window count
