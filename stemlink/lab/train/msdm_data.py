@@ -15,9 +15,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from stemlink.lab.data.windows import StemWindows
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def _synthetic_batches(batch: int, stems: int, length: int, sample_rate: int, se
         yield synthetic_stems(batch, stems, length, sample_rate, g)
 
 
-def corpus_windows(cfg: DataConfig, split: str, root: str, stems: tuple[str, ...], length: int, sample_rate: int, seed: int) -> Any:
+def corpus_windows(cfg: DataConfig, split: str, root: str, stems: tuple[str, ...], length: int, sample_rate: int, seed: int) -> StemWindows:
     """The corpus's `StemWindows` for one split, as `cfg` describes them (every family's training windows)."""
     from stemlink.lab.data import StemWindows, open_corpus
 
