@@ -189,7 +189,27 @@ def warnings_as_lines(stream=None) -> Iterator[None]:
 
 
 def run_jobs(args: argparse.Namespace, jobs: Sequence[Any]) -> int:
-    """Run jobs with one client; print written paths; `--play` auditions the last job's stems.
+    """Run jobs with one client; print written paths; `--dawproject` and `--play` use the result."""
+    asked = getattr(args, "overwrite", None)  # None (`run` without --overwrite): the session's setting
+    overwrite = all(job.overwrite for job in jobs) if asked is None else bool(asked)
+    dawproject = getattr(args, "dawproject", None)
+    if dawproject:
+        from stemlink.plugin_host.dawproject import check_dawproject_path
+
+        dawproject = check_dawproject_path(dawproject, overwrite=overwrite)  # a fast "no" before an engine starts
+    plans, outputs = execute_jobs(args, jobs)
+    if dawproject:
+        from stemlink.plugin_host.dawproject import write_dawproject
+
+        print(write_dawproject(dawproject, stem_clips(plans, outputs), overwrite=overwrite))
+    if getattr(args, "play", False) and outputs:
+        _play(outputs[-1])
+    return 0
+
+
+def execute_jobs(args: argparse.Namespace, jobs: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """Plan every job, then run them with one client (`--engine`, else discovery, else embedded),
+    a progress bar each, printing the written paths: (plans, outputs).
 
     Every job is planned first (names, regions, output folders and their free space), so a
     session never fails halfway on something that could be known before the first job.
@@ -200,13 +220,6 @@ def run_jobs(args: argparse.Namespace, jobs: Sequence[Any]) -> int:
 
     for out_dir in dict.fromkeys(job.out_dir for job in jobs):
         check_out_dir(out_dir)  # a fast "no" before an engine starts; the space is checked once the plan is known
-    dawproject = getattr(args, "dawproject", None)
-    asked = getattr(args, "overwrite", None)  # None (`run` without --overwrite): the session's setting
-    overwrite = all(job.overwrite for job in jobs) if asked is None else bool(asked)
-    if dawproject:
-        from stemlink.plugin_host.dawproject import check_dawproject_path
-
-        dawproject = check_dawproject_path(dawproject, overwrite=overwrite)  # a fast "no" before an engine starts
     outputs = []
     with warnings_as_lines(), connect(args.engine, timeout=args.timeout, **curve_options(args)) as client:
         plans = plan_jobs(client.hello(), jobs)
@@ -223,13 +236,7 @@ def run_jobs(args: argparse.Namespace, jobs: Sequence[Any]) -> int:
                 print(f"{key}: {value:.4f}", file=sys.stderr)
             for warning in outputs[-1].warnings:
                 print(f"warning: {warning}", file=sys.stderr)
-    if dawproject:
-        from stemlink.plugin_host.dawproject import write_dawproject
-
-        print(write_dawproject(dawproject, stem_clips(plans, outputs), overwrite=overwrite))
-    if getattr(args, "play", False) and outputs:
-        _play(outputs[-1])
-    return 0
+    return plans, outputs
 
 
 def stem_clips(plans: Sequence[Any], outputs: Sequence[Any]) -> list[Any]:
