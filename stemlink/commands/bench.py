@@ -1,4 +1,5 @@
-"""`stemlink bench [--quick] [--out bench/]`: separation, coherence, speed, bridge and scale in one run.
+"""`stemlink bench [--quick] [--out bench/]`: separation, coherence, speed, bridge, scale and the
+Ardour round trip (daw) in one run.
 
 Writes OUT/results.json, OUT/*.png and BENCHMARKS.md (next to OUT unless --markdown). Separation and
 coherence read a corpus's test split: `--data DIR` (must exist), else the checkout's data/corpus44,
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-SECTIONS = ("scale", "separation", "coherence", "speed", "bridge")
+SECTIONS = ("scale", "separation", "coherence", "speed", "bridge", "daw")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

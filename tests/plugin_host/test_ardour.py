@@ -23,8 +23,8 @@ from stemlink.cli import main
 from stemlink.lab.export.echo import build_echo_export
 from stemlink.lab.nn.echo import ECHO_STEMS
 from stemlink.plugin_host.daw.ardour.guard import SessionBusy, SessionGuard
-from stemlink.plugin_host.daw.ardour.session import StemTrack, add_stem_tracks, read_session, write_session
-from tests.plugin_host.ardour_tools import EXPORT, LUA, MISSING, create_session, export, list_regions, mute_regions
+from stemlink.plugin_host.daw.ardour.headless import EXPORT, LUA, MISSING, export, list_regions, mute_regions, session_with_region
+from stemlink.plugin_host.daw.ardour.session import read_session
 
 pytestmark = pytest.mark.skipif(LUA is None or EXPORT is None, reason=MISSING)
 
@@ -49,17 +49,9 @@ def env(echo, tmp_path, monkeypatch):
 
 def build_session(folder, rate=48000, source_rate=44100, position=POSITION, offset=OFFSET, length=LENGTH, name="song"):
     """An Ardour-created session with one stereo track "mix" holding region "mix.1"."""
-    path = create_session(folder / name, name, rate)
-    session = read_session(path)
-    session.audio_dir.mkdir(parents=True, exist_ok=True)
     x = (0.1 * np.random.default_rng(1).standard_normal((2, offset + length + 1000))).astype(np.float32)
     x[1] *= -0.5
-    source = session.audio_dir / "src.wav"
-    with AudioFile(str(source), "w", source_rate, 2, bit_depth=32) as f:
-        f.write(x)
-    add_stem_tracks(session, [StemTrack("mix", source, 2, length, position, "mix.1", start=offset, file_frames=x.shape[1])])
-    write_session(session, path)
-    return path, source
+    return session_with_region(folder, name, rate, x, source_rate, position=position, offset=offset, length=length)
 
 
 def digest(path):

@@ -379,6 +379,28 @@ def _md_scale(sec: dict[str, Any], results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _md_daw(sec: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    if "skipped" in sec:
+        return ["## Ardour round trip", "", f"Skipped: {sec['skipped']}", ""]
+    r = sec["region"]
+    lines = [
+        "## Ardour round trip",
+        "",
+        f"`{sec['command']}` on a {r['seconds']:g} s region of the demo song in a {r['rate']} Hz Ardour session "
+        f"(timeline sample {r['position']}, {r['offset']} samples into its source; `stemlink/apps/bench/ardour_roundtrip.py`). "
+        f"Wall {_fmt(sec['wall_s'])} s ({_fmt(sec['wall_per_audio_second'])} s per audio second, cold start included). "
+        f"Ardour reloads {len(sec['tracks'])} new tracks, placed exactly: {sec['placed_exactly']}. "
+        f"`ardour7-export` null test, original region minus the stems' render: {_fmt(sec['null_residual_db'], '.1f')} dB, "
+        f"lag {sec['lag']}, lengths equal: {sec['lengths_equal']}.",
+        "",
+    ]
+    lines += _table(["stem", "SI-SDR (dB)", "SI-SDRi (dB)"], [[k, _fmt(v["si_sdr"]), _fmt(v["si_sdri"])] for k, v in sec["stems"].items()])
+    return lines + [
+        f"Mean SI-SDRi over the whole region: {_fmt(sec['mean_si_sdri'])} dB (one {r['seconds']:g} s excerpt, not the protocol's windows).",
+        "",
+    ]
+
+
 # results section -> its Markdown renderer, in the order they appear in BENCHMARKS.md
 SECTIONS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {
     "separation": _md_separation,
@@ -386,6 +408,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {
     "speed": _md_speed,
     "bridge": _md_bridge,
     "scale": _md_scale,
+    "daw": _md_daw,
 }
 
 

@@ -116,7 +116,7 @@ class BenchConfig:
     seed: int = 0
     # scale runs first, on a machine not yet warmed by the model sections (its children read
     # their own peak, VmHWM, so the order does not change the memory numbers).
-    sections: tuple[str, ...] = ("scale", "separation", "coherence", "speed", "bridge")
+    sections: tuple[str, ...] = ("scale", "separation", "coherence", "speed", "bridge", "daw")
     separation_windows: int = 48
     separation_steps: int | None = None  # None: the sampler's own (preset, or model defaults with --quick)
     separation_batch: int = 8
@@ -171,6 +171,7 @@ class BenchConfig:
             "speed": (self.speed_seconds / 10) * ((self.speed_steps or calls) / 50) * 1.0 + 0.2,
             "bridge": self.bridge_runs * 0.01 + 0.1,
             "scale": sum(self.scale_seconds) * 0.03 / 60 + 0.05 * len(self.scale_seconds),
+            "daw": 0.5,
         }
         return round(sum(per_section[s] for s in self.sections) + 0.2, 1)
 
@@ -619,6 +620,7 @@ def run_bench(config: BenchConfig, *, log: Log = print) -> dict[str, Any]:
         "speed": bench_speed,
         "bridge": bench_bridge_section,
         "scale": bench_scale_section,
+        "daw": bench_daw_section,
     }
     for name in sorted(config.sections, key=BenchConfig.sections.index):
         log(f"[{name}]")
@@ -646,6 +648,12 @@ def bench_bridge_section(registry: Any, config: BenchConfig, log: Log) -> dict[s
     result = bench_bridge(config.bridge_runs)
     log(format_report(result))
     return result
+
+
+def bench_daw_section(registry: Any, config: BenchConfig, log: Log) -> dict[str, Any]:
+    from stemlink.apps.bench.ardour_roundtrip import bench_ardour
+
+    return bench_ardour(config.speed_seconds, exports=config.exports, log=log)
 
 
 def bench_scale_section(registry: Any, config: BenchConfig, log: Log) -> dict[str, Any]:

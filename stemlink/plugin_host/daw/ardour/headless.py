@@ -1,5 +1,7 @@
-"""Driving Ardour 7 headless for the tests: `ardour7-lua` (create, inspect, mute, save) and
-`ardour7-export` (render the session's master bus to a float WAV). Each call is one process."""
+"""Ardour 7 without its GUI, for the tests and the bench: `ardour7-lua` (create a session, list
+its regions as Ardour loads them, mute regions, save) and `ardour7-export` (render the master
+bus over the session range to a float WAV). Each call is one process (Dummy backend, ~2-3 s).
+A tool that is missing or fails raises `ArdourToolError` with the tool's log."""
 
 from __future__ import annotations
 
@@ -12,17 +14,25 @@ from pedalboard.io import AudioFile
 
 LUA = shutil.which("ardour7-lua")
 EXPORT = shutil.which("ardour7-export")
+
+
+class ArdourToolError(RuntimeError):
+    """`ardour7-lua` / `ardour7-export` is missing, failed or printed an error."""
+
+
 MISSING = (
     "Ardour 7's headless tools (ardour7-lua, ardour7-export; Debian package ardour) are not installed: `bash setup.sh test` installs them"
 )
 
 
 def lua(script: str, timeout: float = 120) -> str:
-    """Run a Lua script in `ardour7-lua` (Dummy backend); its stdout, or AssertionError with the log."""
-    assert LUA is not None, MISSING
+    """Run a Lua script in `ardour7-lua` (Dummy backend); its stdout."""
+    if LUA is None:
+        raise ArdourToolError(MISSING)
     done = subprocess.run([LUA], input=script, capture_output=True, text=True, timeout=timeout)
     out = done.stdout + done.stderr
-    assert done.returncode == 0 and "Error" not in out and "error:" not in out, out[-3000:]
+    if done.returncode != 0 or "Error" in out or "error:" in out:
+        raise ArdourToolError(f"ardour7-lua failed (exit {done.returncode}):\n{out[-3000:]}")
     return done.stdout
 
 
@@ -65,7 +75,8 @@ def mute_regions(session: Path, tracks: list[str]) -> None:
 
 def export(session: Path, out: Path, timeout: float = 180) -> tuple[np.ndarray, int]:
     """Render the session (master bus, session range) with `ardour7-export`: ((C, N) float64, rate)."""
-    assert EXPORT is not None, MISSING
+    if EXPORT is None:
+        raise ArdourToolError(MISSING)
     for _ in range(3):  # ardour7-export 7.3 now and then aborts at the start with heap corruption (glibc
         # "free(): invalid next size"), on sessions it renders fine on the next call: retry a crash, never a failure
         done = subprocess.run(
@@ -73,6 +84,28 @@ def export(session: Path, out: Path, timeout: float = 180) -> tuple[np.ndarray, 
         )
         if done.returncode >= 0:
             break
-    assert done.returncode == 0 and out.is_file(), (done.stdout + done.stderr)[-3000:]
+    if done.returncode != 0 or not out.is_file():
+        raise ArdourToolError(f"ardour7-export failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
     with AudioFile(str(out)) as f:
         return f.read(f.frames).astype(np.float64), int(f.samplerate)
+
+
+def session_with_region(
+    folder: Path, name: str, rate: int, source: np.ndarray, source_rate: int, *, position: int, offset: int, length: int
+) -> tuple[Path, Path]:
+    """A session created by Ardour (`folder/name/name.ardour`) with one track "mix" holding region
+    "mix.1": `length` samples of `source` ((C, N) float32, written as a float WAV at
+    `source_rate` into the session's audiofiles) from `offset`, at timeline `position`.
+    Returns (session file, source file)."""
+    from stemlink.plugin_host.daw.ardour.session import StemTrack, add_stem_tracks, read_session, write_session
+
+    path = create_session(folder / name, name, rate)
+    session = read_session(path)
+    session.audio_dir.mkdir(parents=True, exist_ok=True)
+    file = session.audio_dir / "src.wav"
+    with AudioFile(str(file), "w", source_rate, source.shape[0], bit_depth=32) as f:
+        f.write(np.ascontiguousarray(source, dtype=np.float32))
+    track = StemTrack("mix", file, source.shape[0], length, position, "mix.1", start=offset, file_frames=source.shape[1])
+    add_stem_tracks(session, [track])
+    write_session(session, path)
+    return path, file
