@@ -2,8 +2,9 @@
 default separator, Ardour's own tools to check the result.
 
 A 44.1 kHz session is created with `ardour7-lua`; its track "mix" holds a region of the shipped
-demo song's mix (`exports/demo-song/`: an arrangement rendered with another seed than the training corpus, same renderer and soundfont): `seconds` long, 2 s into the
-file, at timeline sample 44,100 + 17. Then `stemlink daw ardour SESSION --regions mix.1` runs as
+demo song's mix (`exports/demo-song/`: an arrangement rendered with another seed than the
+training corpus, same renderer and soundfont): `seconds` long, 2 s into the file, at timeline
+sample 44,100 + 17. Then `stemlink daw ardour SESSION --regions mix.1` runs as
 a user would run it (a fresh process: engine start, model load, separation, session rewrite),
 timed by wall clock. Ardour reloads the session (new tracks, positions, lengths) and
 `ardour7-export` renders it twice: the original region alone and the stems alone (the original
