@@ -2,7 +2,7 @@
 new track per returned stem, in the same session file.
 
     session = read_session("song/song.ardour")
-    regions = choose_regions(session, names=["mix.1"])          # or selected=True / every=True
+    regions = choose_regions(session, names=["mix.1"])          # or every=True
     result = roundtrip(args, session, regions, preset)          # args: the engine options
 
 Order of work, so that a failure leaves the session as it was:
@@ -55,32 +55,21 @@ class RoundTrip:
     backup: Path | None  # the session file as it was (None for --stems-only)
 
 
-def selected_ids(session: ArdourSession) -> list[str]:
-    """Ids of the regions in the editor selection Ardour saved with the session (`<Selection>`)."""
-    node = session.root.find("Selection")
-    return [] if node is None else [n.get("id", "") for n in node.iter("Region") if n.get("id")]
+def choose_regions(session: ArdourSession, *, names: Sequence[str] = (), every: bool = False) -> list[ArdourRegion]:
+    """Exactly one way of choosing: names/ids, or every audio region.
 
-
-def choose_regions(session: ArdourSession, *, names: Sequence[str] = (), selected: bool = False, every: bool = False) -> list[ArdourRegion]:
-    """Exactly one way of choosing: names/ids, the saved selection, or every audio region."""
-    if sum(map(bool, (names, selected, every))) != 1:
+    (The editor's region selection is not in the session file: Ardour 7.3 saves `<Selection/>`
+    empty with regions selected, checked in the GUI. Inside Ardour the Lua script sends the
+    selected regions' ids.)"""
+    if bool(names) == bool(every):
         raise InvalidInput(
-            f"choose the regions: --regions NAME|ID..., --selected or --all; the session has {describe(session.regions)}",
+            f"choose the regions: --regions NAME|ID... or --all; the session has {describe(session.regions)}",
             field="regions",
         )
     if every:
         if not session.regions:
             raise InvalidInput(f"{session.path} has no audio regions on its tracks", field="regions")
         return list(session.regions)
-    if selected:
-        ids = [i for i in selected_ids(session) if any(r.id == i for r in session.regions)]
-        if not ids:
-            raise InvalidInput(
-                f"no audio region is selected in {session.path} (Ardour saves the selection with the session): "
-                f"select regions and save, or name them with --regions; the session has {describe(session.regions)}",
-                field="regions",
-            )
-        return select_regions(session, ids)
     return select_regions(session, names)
 
 

@@ -11,7 +11,7 @@ session file. Needs the `stemlink` command (README: "Ardour").]]
 
 function action_params ()
 	return {
-		["command"] = { title = "stemlink command (path or name on PATH)", default = "stemlink" },
+		["command"] = { title = "stemlink command (a shell command: path, or name on PATH)", default = "stemlink" },
 		["task"]    = { title = "Task: separate or accompany", default = "separate" },
 		["options"] = { title = "More options, e.g. --model NAME --stems bass,drums --context-stems bass,drums", default = "", optional = true },
 	}
@@ -49,12 +49,14 @@ function factory (params) return function ()
 
 	-- stemlink reads the regions (sources, offsets, positions, gain) from the session file
 	Session:save_state ("", false, false, false, false, false)
-	local session_file = Session:path () .. Session:snap_name () .. ".ardour"
+	local session_file = ARDOUR.LuaAPI.build_filename (Session:path (), Session:snap_name () .. ".ardour")
 
-	local work = os.tmpname ()
-	os.remove (work)
-	local manifest, errors = work .. ".tsv", work .. ".err"
-	local args = { quote (command), "daw ardour", quote (session_file), "--task", quote (task), "--stems-only", quote (work), "--regions" }
+	-- the stems are written under the session folder (with their provenance .json sidecars,
+	-- which stay there); Ardour copies each WAV into the session on import, the copy is removed
+	local work = ARDOUR.LuaAPI.build_filename (Session:path (), "stemlink", os.date ("!%Y%m%dT%H%M%S"))
+	local tmp = os.tmpname ()
+	local manifest, errors = tmp .. ".tsv", tmp .. ".err"
+	local args = { command, "daw ardour", quote (session_file), "--task", quote (task), "--stems-only", quote (work), "--regions" }
 	for _, id in ipairs (ids) do table.insert (args, quote (id)) end
 	local cmd = table.concat (args, " ") .. " " .. options .. " > " .. quote (manifest) .. " 2> " .. quote (errors)
 	print ("stemlink: " .. cmd)
@@ -78,6 +80,7 @@ function factory (params) return function ()
 				end
 				imported = imported + 1
 				table.insert (names, name)
+				os.remove (file)
 			end
 		end
 		f:close ()
@@ -94,4 +97,5 @@ function factory (params) return function ()
 	end
 	os.remove (manifest)
 	os.remove (errors)
+	os.remove (tmp)
 end end
