@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(fluidsynth fluid-soundfont-gm libportaudio2 dpf-source mma ardour xvfb xauth)
+APT_PACKAGES=(fluidsynth fluid-soundfont-gm libportaudio2 dpf-source mma ardour xvfb xauth jackd2)
 VENV="${STEMLINK_VENV:-.venv}"
 TORCH_PINS=(torch==2.14.1 torchvision==0.29.1 torchaudio==2.11.0)
 

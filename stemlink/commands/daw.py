@@ -1,4 +1,4 @@
-"""`stemlink daw ardour SESSION.ardour --regions NAME|ID...|--all --task separate|accompany`: stems of
+"""`stemlink daw ardour SESSION.ardour --regions NAME|ID...|--selected|--all --task separate|accompany`: stems of
 a saved Ardour session's regions, written back into it as new tracks
 (stemlink/plugin_host/daw/ardour/roundtrip.py)."""
 
@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ardour.add_argument("session", help="the session file, e.g. song/song.ardour")
     pick = ardour.add_argument_group("which regions (exactly one)")
     pick.add_argument("--regions", nargs="+", default=[], metavar="NAME|ID", help="regions by name or id")
+    pick.add_argument("--selected", action="store_true", help="the regions selected in Ardour when the session was last saved there")
     pick.add_argument("--all", action="store_true", dest="every", help="every audio region on every track")
     ardour.add_argument("--list", action="store_true", help="list the session's audio regions and exit")
     ardour.add_argument("--task", choices=TASKS, default="separate", help="default: separate")
@@ -57,7 +58,7 @@ def run_ardour(args: argparse.Namespace) -> int:
         for r in session.regions:
             print(f"{r.id}\t{r.name}\t{r.track}\tposition {r.position}\tlength {r.length}\tstart {r.start}\t{r.channels} ch")
         return 0
-    regions = choose_regions(session, names=args.regions, every=args.every)
+    regions = choose_regions(session, names=args.regions, selected=args.selected, every=args.every)
     extra = {"context_stems": split_names(args.context_stems)} if args.task == "accompany" else {}
     preset = preset_from_args(args, args.task, stems=split_names(args.stems), **extra)
     out = Path(args.stems_only) if args.stems_only else None

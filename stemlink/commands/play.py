@@ -22,5 +22,5 @@ def run(args: argparse.Namespace) -> int:
 
     with warnings_as_lines():
         audio, rate, _ = read_region(Region.from_times(Path(args.file), start=args.start, end=args.end))
-    play(audio, rate)
+        play(audio, rate)
     return 0

@@ -8,6 +8,8 @@ are already written.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from stemlink.errors import MissingDependency
@@ -30,14 +32,38 @@ def output_device() -> object:
         ) from exc
 
 
-def play(audio: np.ndarray, sample_rate: int, *, blocking: bool = True) -> None:
-    """Play (C, N) float32 audio on the default output device."""
-    output_device()
+def device_rate(sample_rate: int, channels: int) -> int:
+    """`sample_rate` if the default output device takes it, else the device's own rate (a JACK
+    server, for one, runs at one rate and PortAudio does not convert)."""
     import sounddevice as sd
 
     try:
-        sd.play(np.ascontiguousarray(np.asarray(audio, dtype=np.float32).T), int(sample_rate))
+        sd.check_output_settings(samplerate=sample_rate, channels=channels)
+        return sample_rate
+    except (sd.PortAudioError, ValueError):
+        return int(round(sd.query_devices(kind="output")["default_samplerate"]))
+
+
+def play(audio: np.ndarray, sample_rate: int, *, blocking: bool = True) -> int:
+    """Play (C, N) float32 audio on the default output device, from its first sample; at the
+    device's rate when it does not take `sample_rate` (converted with `stemlink.audio.resample`,
+    a warning says so). Returns the rate played at."""
+    output_device()
+    import sounddevice as sd
+
+    audio = np.asarray(audio, dtype=np.float32)
+    rate = device_rate(int(sample_rate), audio.shape[0])
+    if rate != sample_rate:
+        from stemlink.audio.resample import resample_array
+
+        warnings.warn(
+            f"--play: the output device runs at {rate} Hz; playing the {sample_rate} Hz audio converted to {rate} Hz", stacklevel=2
+        )
+        audio = resample_array(audio, int(sample_rate), rate)
+    try:
+        sd.play(np.ascontiguousarray(audio.T), rate)
         if blocking:
             sd.wait()
     except sd.PortAudioError as exc:
         raise MissingDependency(f"audio playback failed: {exc}") from exc
+    return rate

@@ -259,7 +259,8 @@ def _play(output: Any) -> None:
 
     mix = np.sum(list(output.audio.values()), axis=0)
     try:
-        play(mix, output.sample_rate)
+        with warnings_as_lines():
+            play(mix, output.sample_rate)
     except MissingDependency as exc:
         print(f"warning: --play skipped: {exc.message}", file=sys.stderr)
 

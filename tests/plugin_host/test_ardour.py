@@ -150,6 +150,8 @@ def test_refusals_leave_the_session_alone(env, capsys):
     assert "'mix.1' (id" in capsys.readouterr().err
     assert main(["daw", "ardour", str(session), "--regions", "nope", "--model", "echo"]) == 2
     assert "no audio region named" in capsys.readouterr().err
+    assert main(["daw", "ardour", str(session), "--selected", "--model", "echo"]) == 2  # Ardour saved no selection
+    assert "no audio region was selected" in capsys.readouterr().err
 
     pending = session.with_suffix(".pending")
     pending.write_text("")

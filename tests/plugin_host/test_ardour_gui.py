@@ -86,3 +86,32 @@ def test_the_lua_script_in_the_gui_imports_stems_that_null_against_the_region(tm
     lags = range(-32, 33)
     best = max(lags, key=lambda k: float(np.sum(before[:, span] * np.roll(after, k, axis=1)[:, span])))
     assert best == 0
+
+
+def test_selected_reads_the_selection_ardour_saved(tmp_path, monkeypatch):
+    """Select a region in the GUI and save as a user does (Session > Save: the `Common/Save`
+    action); after Ardour is gone, `stemlink daw ardour --selected` separates that region."""
+    from stemlink.cli import main
+    from stemlink.plugin_host.daw.ardour.roundtrip import selected_ids
+    from stemlink.plugin_host.daw.ardour.session import read_session
+
+    exports = build_echo_export(tmp_path / "exports", sample_rate=16000, window=8192, delay=3, formats=("torchscript",))
+    x = (0.1 * np.random.default_rng(3).standard_normal((2, OFFSET + LENGTH + 1000))).astype(np.float32)
+    session, _ = session_with_region(tmp_path, "song", 48000, x, 44100, position=POSITION, offset=OFFSET, length=LENGTH)
+    select = """
+    local sl = ArdourUI.SelectionList ()
+    for t in Session:get_tracks ():iter () do
+      for r in t:to_track ():playlist ():region_list ():iter () do sl:push_back (Editor:regionview_from_region (r)) end
+    end
+    Editor:set_selection (sl, ArdourUI.SelectionOp.Set)
+    Editor:access_action ("Common", "Save")
+    """
+    run_in_gui(session, select, log=tmp_path / "hook.log")
+    assert "ok true nil" in (tmp_path / "hook.log").read_text()
+    saved = read_session(session)
+    assert len(saved.regions) == 1 and selected_ids(saved) == [saved.regions[0].id]
+
+    monkeypatch.setenv("STEMLINK_EXPORTS", str(exports))
+    monkeypatch.delenv("STEMLINK_ENGINE", raising=False)
+    assert main(["daw", "ardour", str(session), "--selected", "--model", "echo", "--stems", "bass"]) == 0
+    assert [row[0] for row in list_regions(session)] == ["mix", "mix.1 - bass"]

@@ -2,7 +2,7 @@
 new track per returned stem, in the same session file.
 
     session = read_session("song/song.ardour")
-    regions = choose_regions(session, names=["mix.1"])          # or every=True
+    regions = choose_regions(session, names=["mix.1"])          # or selected=True / every=True
     result = roundtrip(args, session, regions, preset)          # args: the engine options
 
 Order of work, so that a failure leaves the session as it was:
@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree as ET
 
 from stemlink.errors import InvalidInput
 from stemlink.plugin_host.daw.ardour.guard import SessionGuard
@@ -55,21 +56,39 @@ class RoundTrip:
     backup: Path | None  # the session file as it was (None for --stems-only)
 
 
-def choose_regions(session: ArdourSession, *, names: Sequence[str] = (), every: bool = False) -> list[ArdourRegion]:
-    """Exactly one way of choosing: names/ids, or every audio region.
+def selected_ids(session: ArdourSession) -> list[str]:
+    """Ids of the regions selected in Ardour's editor when the session was last saved from the
+    GUI (Session > Save writes them to the session folder's `instant.xml`:
+    `<Editor><Selection><Regions><Region id=.../>`; the session file's own `<Selection>` holds
+    only tracks and controls, and a Lua `Session:save_state` writes neither)."""
+    path = session.folder / "instant.xml"
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return []
+    return [n.get("id", "") for n in root.iterfind("Editor/Selection/Regions/Region") if n.get("id")]
 
-    (The editor's region selection is not in the session file: Ardour 7.3 saves `<Selection/>`
-    empty with regions selected, checked in the GUI. Inside Ardour the Lua script sends the
-    selected regions' ids.)"""
-    if bool(names) == bool(every):
+
+def choose_regions(session: ArdourSession, *, names: Sequence[str] = (), selected: bool = False, every: bool = False) -> list[ArdourRegion]:
+    """Exactly one way of choosing: names/ids, the editor selection saved with the session, or every audio region."""
+    if sum(map(bool, (names, selected, every))) != 1:
         raise InvalidInput(
-            f"choose the regions: --regions NAME|ID... or --all; the session has {describe(session.regions)}",
+            f"choose the regions: --regions NAME|ID..., --selected or --all; the session has {describe(session.regions)}",
             field="regions",
         )
     if every:
         if not session.regions:
             raise InvalidInput(f"{session.path} has no audio regions on its tracks", field="regions")
         return list(session.regions)
+    if selected:
+        ids = [i for i in selected_ids(session) if any(r.id == i for r in session.regions)]
+        if not ids:
+            raise InvalidInput(
+                f"no audio region was selected when {session.path.name} was last saved in Ardour (select regions, "
+                f"Session > Save, close), or name them with --regions; the session has {describe(session.regions)}",
+                field="regions",
+            )
+        return select_regions(session, ids)
     return select_regions(session, names)
 
 
