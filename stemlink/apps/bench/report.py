@@ -386,19 +386,32 @@ def _md_daw(sec: dict[str, Any], results: dict[str, Any]) -> list[str]:
     lines = [
         "## Ardour round trip",
         "",
-        f"`{sec['command']}` on a {r['seconds']:g} s region of the demo song in a {r['rate']} Hz Ardour session "
-        f"(timeline sample {r['position']}, {r['offset']} samples into its source; `stemlink/apps/bench/ardour_roundtrip.py`). "
-        f"Wall {_fmt(sec['wall_s'])} s ({_fmt(sec['wall_per_audio_second'])} s per audio second, cold start included). "
-        f"Ardour reloads {len(sec['tracks'])} new tracks, placed exactly: {sec['placed_exactly']}. "
-        f"`ardour7-export` null test, original region minus the stems' render: {_fmt(sec['null_residual_db'], '.1f')} dB, "
-        f"lag {sec['lag']}, lengths equal: {sec['lengths_equal']}.",
+        f"{sec['command']}: a {r['seconds']:g} s region of the demo song ({r['source_rate']} Hz source, {r['offset']} samples "
+        "in) at timeline sample rate + 17 (`stemlink/apps/bench/ardour_roundtrip.py`). Wall: the job (session read, engine "
+        "start, separation, session write; for the GUI case also Ardour's start and the import); reload: `ardour7-lua` "
+        "loading the result. Null: `ardour7-export` of the original region minus that of the stems alone.",
         "",
     ]
-    lines += _table(["stem", "SI-SDR (dB)", "SI-SDRi (dB)"], [[k, _fmt(v["si_sdr"]), _fmt(v["si_sdri"])] for k, v in sec["stems"].items()])
-    return lines + [
-        f"Mean SI-SDRi over the whole region: {_fmt(sec['mean_si_sdri'])} dB (one {r['seconds']:g} s excerpt, not the protocol's windows).",
-        "",
-    ]
+    lines += _table(
+        ["case", "wall (s)", "reload (s)", "tracks placed exactly", "null (dB)", "lag", "mean SI-SDRi (dB)"],
+        [
+            [
+                c["case"],
+                _fmt(c["wall_s"]),
+                _fmt(c["reload_s"]),
+                f"{len(c['tracks'])}: {c['placed_exactly']}",
+                _fmt(c["null_residual_db"], ".1f"),
+                str(c["lag"]),
+                _fmt(c["mean_si_sdri"]) if c["mean_si_sdri"] is not None else MISSING,
+            ]
+            for c in sec["cases"]
+        ],
+    )
+    for c in sec["cases"]:
+        if c["stems"]:
+            per = ", ".join(f"{k} {_fmt(v['si_sdri'])}" for k, v in c["stems"].items())
+            lines.append(f"- {c['case']}: SI-SDRi per stem {per} dB (one excerpt, not the protocol's windows).")
+    return lines + [""]
 
 
 # results section -> its Markdown renderer, in the order they appear in BENCHMARKS.md

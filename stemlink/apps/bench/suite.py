@@ -171,7 +171,7 @@ class BenchConfig:
             "speed": (self.speed_seconds / 10) * ((self.speed_steps or calls) / 50) * 1.0 + 0.2,
             "bridge": self.bridge_runs * 0.01 + 0.1,
             "scale": sum(self.scale_seconds) * 0.03 / 60 + 0.05 * len(self.scale_seconds),
-            "daw": 0.5,
+            "daw": 1.5,  # three Ardour round trips (CLI at 44.1 and 48 kHz, the Lua script in the GUI)
         }
         return round(sum(per_section[s] for s in self.sections) + 0.2, 1)
 
