@@ -56,9 +56,13 @@ def run_ardour(args: argparse.Namespace) -> int:
     session = read_session(args.session)
     if args.list:
         for r in session.regions:
-            print(f"{r.id}\t{r.name}\t{r.track}\tposition {r.position}\tlength {r.length}\tstart {r.start}\t{r.channels} ch")
+            state = f"unreadable: {r.problem}" if r.problem else f"{r.channels} ch"
+            print(f"{r.id}\t{r.name}\t{r.track}\tposition {r.position}\tlength {r.length}\tstart {r.start}\t{state}")
         return 0
-    regions = choose_regions(session, names=args.regions, selected=args.selected, every=args.every)
+    from stemlink.plugin_host.cli import warnings_as_lines
+
+    with warnings_as_lines():
+        regions = choose_regions(session, names=args.regions, selected=args.selected, every=args.every)
     extra = {"context_stems": split_names(args.context_stems)} if args.task == "accompany" else {}
     preset = preset_from_args(args, args.task, stems=split_names(args.stems), **extra)
     out = Path(args.stems_only) if args.stems_only else None

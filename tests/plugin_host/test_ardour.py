@@ -24,7 +24,7 @@ from stemlink.lab.export.echo import build_echo_export
 from stemlink.lab.nn.echo import ECHO_STEMS
 from stemlink.plugin_host.daw.ardour.guard import SessionBusy, SessionGuard
 from stemlink.plugin_host.daw.ardour.headless import EXPORT, LUA, MISSING, export, list_regions, mute_regions, session_with_region
-from stemlink.plugin_host.daw.ardour.session import read_session
+from stemlink.plugin_host.daw.ardour.session import StemTrack, add_stem_tracks, read_session, write_session
 
 pytestmark = pytest.mark.skipif(LUA is None or EXPORT is None, reason=MISSING)
 
@@ -172,6 +172,25 @@ def test_refusals_leave_the_session_alone(env, capsys):
     future.write_text(original.decode().replace('version="7002"', 'version="9001"'))
     assert main(["daw", "ardour", str(future), "--all", "--model", "echo"]) == 2
     assert "version 9001 is unknown" in capsys.readouterr().err
+
+
+def test_a_region_with_a_missing_file_stops_only_a_job_that_chooses_it(env, capsys):
+    session, _ = build_session(env)
+    s = read_session(session)
+    lost = s.audio_dir / "lost.wav"
+    with AudioFile(str(lost), "w", 48000, 1, bit_depth=32) as f:
+        f.write(np.zeros((1, 48000), np.float32))
+    add_stem_tracks(s, [StemTrack("other", lost, 1, 48000, 0, "lost.1")])
+    write_session(s, session)
+    lost.unlink()
+
+    assert main(["daw", "ardour", str(session), "--list"]) == 0
+    assert "unreadable" in capsys.readouterr().out
+    assert main(["daw", "ardour", str(session), "--regions", "lost.1", "--model", "echo"]) == 2
+    assert "'lost.wav' not found" in capsys.readouterr().err
+    assert main(["daw", "ardour", str(session), "--all", "--model", "echo", "--stems", "bass"]) == 0
+    assert "warning: skipped: region 'lost.1'" in capsys.readouterr().err
+    assert [row[0] for row in list_regions(session) if row[0] != "other"] == ["mix", "mix.1 - bass"]
 
 
 def test_a_session_saved_during_the_job_is_not_overwritten(env):

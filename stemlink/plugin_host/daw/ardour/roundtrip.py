@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,9 +78,13 @@ def choose_regions(session: ArdourSession, *, names: Sequence[str] = (), selecte
             field="regions",
         )
     if every:
-        if not session.regions:
-            raise InvalidInput(f"{session.path} has no audio regions on its tracks", field="regions")
-        return list(session.regions)
+        usable = [r for r in session.regions if not r.problem]
+        for r in session.regions:
+            if r.problem:
+                warnings.warn(f"skipped: {r.problem}", stacklevel=2)
+        if not usable:
+            raise InvalidInput(f"{session.path} has no audio regions stemlink can read on its tracks", field="regions")
+        return usable
     if selected:
         ids = [i for i in selected_ids(session) if any(r.id == i for r in session.regions)]
         if not ids:

@@ -17,7 +17,9 @@ Times are Ardour's superclock (`a<ticks>`, 282,240,000 ticks per second; `length
 with its position after `@`), converted to samples at the session rate exactly as Ardour does
 (`superclock * rate // 282240000`: an integer for every common rate). A region glued to musical
 time (`b<beats>`) is refused: stemlink would need the tempo map to place it. Compound regions
-(playlist sources), MIDI and non-audio sources are refused by name.
+(playlist sources), MIDI and non-audio sources are refused by name. A region stemlink cannot
+read (one of those, or a missing source file) is kept with its reason in `problem`: it is an
+error only when chosen, so one missing file does not lock the rest of a session away.
 
 What is written (`add_stem_tracks`): for each new track, a `Route` built from the template of an
 Ardour 7.3 audio track (`route_template.py`: the same processors, controls and automation lists
@@ -72,6 +74,7 @@ class ArdourRegion:
     length: int
     gain: float  # the region's `scale-amplitude`
     sources: tuple[SourceChannel, ...]
+    problem: str | None = None  # why stemlink cannot read this region (missing file, compound...); None: it can
 
     @property
     def channels(self) -> int:
@@ -226,12 +229,15 @@ def _regions(session: ArdourSession) -> list[ArdourRegion]:
             distance, position = parse_length(node.get("length"), f"{what}: length")
             start = parse_time(node.get("start"), f"{what}: start")
             n = _int(node, "channels", what) if node.get("channels") else 1
-            chans = []
-            for c in range(n):
-                sid = node.get(f"source-{c}")
-                if sid not in sources:
-                    raise SessionFormatError(f"{what}: source-{c} {sid!r} is not in <Sources>", field="session")
-                chans.append(_source_channel(session, sources[sid], dirs, what))
+            chans, problem = [], None
+            try:  # a region stemlink cannot read stops a job only when it is chosen
+                for c in range(n):
+                    sid = node.get(f"source-{c}")
+                    if sid not in sources:
+                        raise SessionFormatError(f"{what}: source-{c} {sid!r} is not in <Sources>", field="session")
+                    chans.append(_source_channel(session, sources[sid], dirs, what))
+            except SessionFormatError as exc:
+                chans, problem = [], exc.message
             regions.append(
                 ArdourRegion(
                     id=node.get("id", ""),
@@ -243,6 +249,7 @@ def _regions(session: ArdourSession) -> list[ArdourRegion]:
                     length=samples(distance, session.sample_rate),
                     gain=float(node.get("scale-amplitude", "1") or 1),
                     sources=tuple(chans),
+                    problem=problem,
                 )
             )
     return regions
@@ -261,6 +268,8 @@ def select_regions(session: ArdourSession, wanted: Sequence[str]) -> list[Ardour
                 f"region name {key!r} is ambiguous ({', '.join(f'id {r.id} on {r.track!r}' for r in match)}): give its id",
                 field="regions",
             )
+        if match[0].problem:
+            raise SessionFormatError(match[0].problem, field="regions")
         if match[0] not in chosen:
             chosen.append(match[0])
     return chosen
