@@ -111,6 +111,7 @@ class STFTCodec(nn.Module):
     def __init__(self, config: STFTCodecConfig):
         super().__init__()
         self.config = c = config
+        self.window: torch.Tensor
         self.register_buffer("window", torch.hann_window(c.n_fft, periodic=True), persistent=False)
         features = 3 * c.channels * c.bins  # compressed magnitude, cos and sin of the phase
         self.enc_in = nn.Conv1d(features, c.dim, 1)
