@@ -2,7 +2,7 @@
 space of the Diff-A-Riff family (issue 14, part 1), in the role Music2Latent2 has in the paper.
 
     codec = STFTCodec(STFTCodecConfig())
-    z = codec.encode(audio)          # (B, 2, T) at 44.1 kHz -> (B, latent_dim, T / (hop * prod(strides)))
+    z = codec.encode(audio)          # (B, 2, T) at 44.1 kHz -> (B, latent_dim, codec.latent_frames(T))
     audio = codec.decode(z, T)       # -> (B, 2, T), exactly T samples
 
 Why the STFT domain: a waveform autoencoder (diffusers' `AutoencoderOobleck`) runs its convolutions
@@ -17,7 +17,7 @@ compresses 2 x 44,100 samples/s to 64 x 10.8 values/s (128x, Music2Latent2's rat
 - Decoder: latent -> transposed Conv1d per stride -> ConvNeXt blocks -> Conv1d to
   (log magnitude, phase) per channel and bin -> complex STFT -> iSTFT, trimmed to T.
 
-The STFT is periodic Hann, centred (zero padding); inputs are padded to a whole number of
+The STFT is the project's (`stemlink/engine/spectral.py`: periodic Hann, centred, zero padding); inputs are padded to a whole number of
 latent frames and the output is trimmed back, so any length works.
 """
 
@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from stemlink.engine import spectral
 from stemlink.errors import InvalidInput
 
 
@@ -111,8 +112,6 @@ class STFTCodec(nn.Module):
     def __init__(self, config: STFTCodecConfig):
         super().__init__()
         self.config = c = config
-        self.window: torch.Tensor
-        self.register_buffer("window", torch.hann_window(c.n_fft, periodic=True), persistent=False)
         features = 3 * c.channels * c.bins  # compressed magnitude, cos and sin of the phase
         self.enc_in = nn.Conv1d(features, c.dim, 1)
         self.enc_blocks = nn.Sequential(*[ConvNeXt1d(c.dim) for _ in range(c.blocks)])
@@ -129,29 +128,32 @@ class STFTCodec(nn.Module):
     # --- STFT helpers ------------------------------------------------------------------------
 
     def padded_length(self, frames: int) -> int:
-        """Samples covering `frames`, rounded up to whole latent frames (STFT frames = samples / hop)."""
+        """What `frames` samples are padded to before encoding: whole latent frames, with at least
+        n_fft / 2 zeros at the end, so the frames the codec drops (a centred STFT's last one)
+        only ever overlap padding and the first `frames` samples are fully represented."""
         unit = self.config.samples_per_latent
-        return max(unit, -(-frames // unit) * unit)
+        return -(-(frames + self.config.n_fft // 2) // unit) * unit
+
+    def latent_frames(self, frames: int) -> int:
+        return self.padded_length(frames) // self.config.samples_per_latent
 
     def stft(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, C, T) -> complex (B, C, F, T / hop); T a multiple of samples_per_latent."""
         c = self.config
         b, ch, t = audio.shape
-        spec = torch.stft(audio.reshape(b * ch, t), c.n_fft, c.hop, window=self.window, center=True, return_complex=True)
-        return spec[..., : t // c.hop].reshape(b, ch, c.bins, -1)
+        return spectral.stft(audio.reshape(b * ch, t), c.n_fft, c.hop)[..., : t // c.hop].reshape(b, ch, c.bins, -1)
 
     def istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
         c = self.config
         b, ch, f, n = spec.shape
-        pad = torch.zeros(b, ch, f, 1, dtype=spec.dtype, device=spec.device)  # the frame center=True adds at the end
-        full = torch.cat((spec, pad), dim=-1).reshape(b * ch, f, n + 1)
-        audio = torch.istft(full, c.n_fft, c.hop, window=self.window, center=True, length=n * c.hop)
+        pad = torch.zeros(b, ch, f, 1, dtype=spec.dtype, device=spec.device)  # the last frame a centred STFT has
+        audio = spectral.istft(torch.cat((spec, pad), dim=-1).reshape(b * ch, f, n + 1), c.n_fft, c.hop, n * c.hop)
         return audio.reshape(b, ch, -1)[..., :length]
 
     # --- the codec ---------------------------------------------------------------------------
 
     def encode(self, audio: torch.Tensor) -> torch.Tensor:
-        """(B, C, T) -> latent (B, latent_dim, ceil(T / samples_per_latent)), in [-1, 1]."""
+        """(B, C, T) -> latent (B, latent_dim, latent_frames(T)), in [-1, 1]."""
         c = self.config
         if audio.dim() != 3 or audio.shape[1] != c.channels:
             raise InvalidInput(f"expected audio (B, {c.channels}, T), got {tuple(audio.shape)}", field="audio")
