@@ -25,14 +25,18 @@ MISSING = (
 )
 
 
+DONE = "stemlink-lua-script-done"
+
+
 def lua(script: str, timeout: float = 120) -> str:
-    """Run a Lua script in `ardour7-lua` (Dummy backend); its stdout."""
+    """Run a Lua script in `ardour7-lua` (Dummy backend); its stdout. Success is the script
+    reaching its end (a marker printed last): Ardour's own log lines, such as an `[ERROR]` for
+    one of its MIDI patch files that now and then fails to parse, do not count."""
     if LUA is None:
         raise ArdourToolError(MISSING)
-    done = subprocess.run([LUA], input=script, capture_output=True, text=True, timeout=timeout)
-    out = done.stdout + done.stderr
-    if done.returncode != 0 or "Error" in out or "error:" in out:
-        raise ArdourToolError(f"ardour7-lua failed (exit {done.returncode}):\n{out[-3000:]}")
+    done = subprocess.run([LUA], input=script + f'\nprint("{DONE}")\n', capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0 or DONE not in done.stdout:
+        raise ArdourToolError(f"ardour7-lua failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
     return done.stdout
 
 

@@ -40,6 +40,7 @@ from stemlink.plugin_host.daw.ardour.session import (
     StemTrack,
     add_stem_tracks,
     describe,
+    read_session,
     select_regions,
     write_session,
 )
@@ -118,6 +119,17 @@ def stem_tracks(regions: Sequence[ArdourRegion], outputs: Sequence) -> list[Stem
     return tracks
 
 
+def _reread(session: ArdourSession, regions: Sequence[ArdourRegion]) -> tuple[ArdourSession, list[ArdourRegion]]:
+    current = read_session(session.path)
+    by_id = {r.id: r for r in current.regions}
+    missing = [r.name for r in regions if r.id not in by_id]
+    if missing:
+        raise InvalidInput(
+            f"region(s) {', '.join(map(repr, missing))} left {session.path.name} while stemlink started; run it again", field="regions"
+        )
+    return current, [by_id[r.id] for r in regions]
+
+
 def roundtrip(
     args: argparse.Namespace, session: ArdourSession, regions: Sequence[ArdourRegion], preset: Preset, *, stems_only: Path | None = None
 ) -> RoundTrip:
@@ -129,6 +141,7 @@ def roundtrip(
             _, outputs = execute_jobs(args, region_jobs(session, regions, preset, stems_only, Path(tmp)))
         return RoundTrip(stem_tracks(regions, outputs), [], None)
     with SessionGuard(session.path) as guard:
+        session, regions = _reread(session, regions)  # the file as the guard saw it, not as it was before the lock
         session.audio_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="stemlink-ardour-") as tmp:
             _, outputs = execute_jobs(args, region_jobs(session, regions, preset, session.audio_dir, Path(tmp)))
