@@ -18,23 +18,25 @@ Cores (`core`), the bake-off of issue 12 (one `layer` = one pass over time + one
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from stemlink.errors import InvalidInput
+from stemlink.lab.nn.config_dict import ConfigDict
 
 CORES = ("lstm", "transformer", "conv")
 
 
 @dataclass(frozen=True)
-class BandSplitConfig:
+class BandSplitConfig(ConfigDict):
     """Everything that defines one band-split separator. `window` is the engine's window and the
     training crop (samples at `sample_rate`)."""
+
+    LABEL: ClassVar[str] = "band-split"
 
     stems: tuple[str, ...] = ("bass", "drums", "guitar", "piano")
     sample_rate: int = 44100
@@ -64,17 +66,6 @@ class BandSplitConfig:
     @property
     def bins(self) -> int:
         return self.n_fft // 2 + 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> BandSplitConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InvalidInput(f"unknown band-split config keys {unknown}; allowed: {sorted(known)}", field="config")
-        return cls(**dict(values))
 
 
 def band_edges(n_fft: int, sample_rate: int, bands: int) -> list[int]:

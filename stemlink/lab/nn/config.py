@@ -6,23 +6,25 @@ Training presets (`presets/train/msdm-*.toml`, section `[model]`) and the manife
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 from stemlink.errors import InvalidInput
+from stemlink.lab.nn.config_dict import ConfigDict
 
 if TYPE_CHECKING:  # the networks import torch; the config stays importable without it
     from stemlink.lab.nn.edm import EDMDenoiser
 
 
 @dataclass(frozen=True)
-class MSDMConfig:
+class MSDMConfig(ConfigDict):
     """Network and diffusion constants of one MSDM model.
 
     `stems`: source names, one U-Net channel each, in order. `sample_rate`, `window`: the
     model's rate and training window (samples; a multiple of prod(factors)).
     """
+
+    LABEL: ClassVar[str] = "MSDM"
 
     stems: tuple[str, ...] = ("bass", "drums", "guitar", "piano")
     sample_rate: int = 8000
@@ -56,19 +58,6 @@ class MSDMConfig:
         for f in self.factors:
             out *= f
         return out
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> MSDMConfig:
-        """Build from a preset/manifest mapping; unknown keys are an error naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InvalidInput(f"unknown MSDM config keys {unknown}; allowed: {sorted(known)}", field="config")
-        return cls(**dict(values))
 
 
 def build_denoiser(config: MSDMConfig) -> EDMDenoiser:

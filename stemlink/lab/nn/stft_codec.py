@@ -24,20 +24,22 @@ latent frames and the output is trimmed back, so any length works.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from stemlink.engine import spectral
 from stemlink.errors import InvalidInput
+from stemlink.lab.nn.config_dict import ConfigDict
 
 
 @dataclass(frozen=True)
-class STFTCodecConfig:
+class STFTCodecConfig(ConfigDict):
     """Everything that defines one codec. `strides`: latent frames per STFT frame, multiplied."""
+
+    LABEL: ClassVar[str] = "STFT codec"
 
     sample_rate: int = 44100
     channels: int = 2
@@ -78,17 +80,6 @@ class STFTCodecConfig:
     def compression(self) -> float:
         """Audio values per latent value."""
         return self.channels * self.samples_per_latent / self.latent_dim
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> STFTCodecConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InvalidInput(f"unknown STFT codec config keys {unknown}; allowed: {sorted(known)}", field="config")
-        return cls(**dict(values))
 
 
 class ConvNeXt1d(nn.Module):
