@@ -34,13 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write the stems to DIR and print a manifest (POSITION, LENGTH, TRACK, FILE per line) instead of editing "
         "the session: what the Lua script inside Ardour uses",
     )
-    from stemlink.plugin_host.cli import add_engine_args
+    from stemlink.plugin_host.cli import add_engine_args, add_preset_args
 
-    ardour.add_argument("--preset", help="task preset name (presets/NAME.toml) or path")
-    ardour.add_argument("--model", help="model name (default: the preset's, else the engine's default for the task)")
-    ardour.add_argument("--seed", type=int, help="random seed")
-    ardour.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="model/sampler parameter (repeatable)")
-    ardour.add_argument("--format", choices=("float32", "pcm24"), help="WAV sample format (default float32)")
+    add_preset_args(ardour)
     add_engine_args(ardour)
     ardour.set_defaults(run=run_ardour)
 

@@ -49,16 +49,21 @@ def curve_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"curve": getattr(args, "curve", None), "client_name": getattr(args, "client_name", None)}
 
 
-def add_job_args(parser: argparse.ArgumentParser) -> None:
-    """Preset, model, seed, params, output and playback options (every job command)."""
+def add_preset_args(parser: argparse.ArgumentParser) -> None:
+    """Preset, model, seed, params and sample format: what `preset_from_args` reads."""
     parser.add_argument("--preset", help="task preset name (presets/NAME.toml) or path")
     parser.add_argument("--model", help="model name (default: the preset's, else the engine's default for the task)")
     parser.add_argument("--seed", type=int, help="random seed (same request + seed -> same audio)")
     parser.add_argument(
         "--param", action="append", default=[], metavar="KEY=VALUE", help="model/sampler parameter, e.g. steps=30 (repeatable)"
     )
-    parser.add_argument("--out", default="stems", help="output folder (default: ./stems)")
     parser.add_argument("--format", choices=("float32", "pcm24"), help="WAV sample format (default float32)")
+
+
+def add_job_args(parser: argparse.ArgumentParser) -> None:
+    """Preset, model, seed, params, output and playback options (every job command)."""
+    add_preset_args(parser)
+    parser.add_argument("--out", default="stems", help="output folder (default: ./stems)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: refuse)")
     parser.add_argument("--play", action="store_true", help="audition the result through the default audio device")
     add_dawproject_arg(parser)
