@@ -44,10 +44,10 @@ def device_rate(sample_rate: int, channels: int) -> int:
         return int(round(sd.query_devices(kind="output")["default_samplerate"]))
 
 
-def play(audio: np.ndarray, sample_rate: int, *, blocking: bool = True) -> int:
+def play(audio: np.ndarray, sample_rate: int, *, blocking: bool = True) -> None:
     """Play (C, N) float32 audio on the default output device, from its first sample; at the
     device's rate when it does not take `sample_rate` (converted with `stemlink.audio.resample`,
-    a warning says so). Returns the rate played at."""
+    a warning says so)."""
     output_device()
     import sounddevice as sd
 
@@ -66,4 +66,3 @@ def play(audio: np.ndarray, sample_rate: int, *, blocking: bool = True) -> int:
             sd.wait()
     except sd.PortAudioError as exc:
         raise MissingDependency(f"audio playback failed: {exc}") from exc
-    return rate

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 from pedalboard.io import AudioFile
 
+from stemlink.apps.bench.quiet_separation import si_sdr
+
 DEMO = Path(__file__).resolve().parents[3] / "exports" / "demo-song"
 RATE = 44100
 OFFSET = 2 * RATE
@@ -35,12 +37,6 @@ def _read(path: Path, rate: int = RATE) -> np.ndarray:
     with AudioFile(str(path)) as f:
         assert int(f.samplerate) == rate, f"{path}: {f.samplerate} Hz"
         return f.read(f.frames).astype(np.float64)
-
-
-def _si_sdr(est: np.ndarray, ref: np.ndarray) -> float:
-    est, ref = est.ravel(), ref.ravel()
-    target = np.dot(est, ref) / np.dot(ref, ref) * ref
-    return float(10 * np.log10(np.sum(target**2) / np.sum((est - target) ** 2)))
 
 
 def _lag(a: np.ndarray, b: np.ndarray, span: int = 64) -> int:
@@ -117,7 +113,7 @@ def _case(
     quality = {}
     for stem, est in stems.items():
         ref = truth[stem][:, OFFSET : OFFSET + length]
-        sdr, base = _si_sdr(est, ref), _si_sdr(region_mix, ref)
+        sdr, base = si_sdr(est.ravel(), ref.ravel()), si_sdr(region_mix.ravel(), ref.ravel())
         quality[stem] = {"si_sdr": round(sdr, 2), "si_sdri": round(sdr - base, 2)}
     return {
         "case": name,
