@@ -7,6 +7,7 @@
     stemlink eval accompaniment --model msdm-small --data data/corpus --windows 12 --best-of 1,4
     stemlink eval curve RUN [RUN...] --data data/mma-ood44 --windows 80 --out FILE --plot PNG
     stemlink eval refine --separator bandsplit-small --prior msdm-small --data data/mma-ood44 --steps 1,2,4
+    stemlink eval codec --codec stft-codec [--checkpoint RUN/last.pt] --data data/mma-ood44 --split train,valid,test
 
 Every run prints one line per configuration and appends JSON records to --out.
 """
@@ -88,6 +89,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ref.add_argument("--seed", type=int, default=0)
     ref.add_argument("--out", default=None)
     ref.set_defaults(run=_refine)
+
+    cod = kinds.add_parser("codec", help="audio codec reconstruction vs identity and mel + Griffin-Lim on held-out stereo audio")
+    cod.add_argument("--codec", action="append", default=[], help="exported codec name (NAME.encoder/NAME.decoder); repeatable")
+    cod.add_argument("--checkpoint", action="append", default=[], help="codec training checkpoint or snapshot; repeatable")
+    cod.add_argument("--exports", default=None)
+    cod.add_argument("--format", default=None, choices=("onnx", "torchscript"))
+    cod.add_argument("--data", required=True)
+    cod.add_argument("--split", default="test")
+    cod.add_argument("--windows", type=int, default=20, help="windows (each gives its mix and one stem)")
+    cod.add_argument("--seconds", type=float, default=5.0)
+    cod.add_argument("--no-baselines", action="store_true", help="skip identity and mel + Griffin-Lim")
+    cod.add_argument("--threads", type=int, default=1)
+    cod.add_argument("--out", default=None)
+    cod.set_defaults(run=_codec)
 
 
 def _registry(args: argparse.Namespace):
@@ -290,3 +305,39 @@ def _refine(args: argparse.Namespace) -> int:
             record["max_sum_error"] = float((out.sum(1) - mix).abs().max())
             _emit(args, record)
     return 0
+
+
+def _codec(args: argparse.Namespace) -> int:
+    import torch
+
+    from stemlink.engine.models.codec import CodecModel
+    from stemlink.errors import InvalidInput
+    from stemlink.lab.eval.codec import Codec, codec_items, identity_round_trip, mel_griffin_lim, score_codec
+    from stemlink.lab.export.codec import load_codec
+
+    torch.set_num_threads(args.threads)
+    rate = 44100
+    systems: list[tuple[str, Codec, float]] = []
+    if not args.no_baselines:
+        systems += [("identity", identity_round_trip(), 2 * rate), ("mel-griffinlim", mel_griffin_lim(rate), 2 * 128 * rate / 512)]
+    if args.codec:
+        registry = _registry(args)
+    for name in args.codec:
+        enc, dec = registry.get(f"{name}.encoder", args.format), registry.get(f"{name}.decoder", args.format)
+        if not isinstance(enc, CodecModel) or not isinstance(dec, CodecModel):
+            raise InvalidInput(f"{name!r} is not a codec in the exports manifest", field="codec")
+        systems.append((name, partial(_round_trip, enc, dec), enc.latent_dim * enc.geometry.latent_rate))
+    for path in args.checkpoint:
+        net, config, state = load_codec(path)
+        systems.append((f"{path}@{state['step']}", net, config.latent_dim * config.latent_rate))
+    if len(systems) == 0:
+        raise InvalidInput("nothing to measure: pass --codec NAME and/or --checkpoint FILE", field="codec")
+    items = codec_items(args.data, args.split, seconds=args.seconds, limit=args.windows, sample_rate=rate)
+    for system, codec, values in systems:
+        scores = score_codec(system, codec, items, rate, values)
+        _emit(args, {"kind": "codec", "data": args.data, "split": args.split, "seconds": args.seconds, **scores.record()})
+    return 0
+
+
+def _round_trip(encoder, decoder, audio):
+    return decoder.decode(encoder.encode(audio), audio.shape[-1])

@@ -1,5 +1,5 @@
-"""`stemlink export msdm|cocola|bandsplit --checkpoint RUN/last.pt [--name N] [--out exports]`: export a
-trained checkpoint (MSDM: its EMA denoiser; COCOLA: encoder + front end + W; band-split: its EMA mask network) to ONNX and
+"""`stemlink export msdm|cocola|bandsplit|codec --checkpoint RUN/last.pt [--name N] [--out exports]`: export a
+trained checkpoint (MSDM: its EMA denoiser; COCOLA: encoder + front end + W; band-split: its EMA mask network; codec: its EMA encoder and decoder) to ONNX and
 TorchScript, check parity against torch, register it in the exports manifest."""
 
 from __future__ import annotations
@@ -43,6 +43,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bsp.add_argument("--card", default=None, help="model card file name inside the exports folder")
     bsp.add_argument("--default-for", default="", help="comma-separated tasks this model becomes the default for")
     bsp.set_defaults(run=_run_bandsplit)
+
+    cod = families.add_parser("codec", help="export an STFT codec checkpoint (NAME.encoder and NAME.decoder)")
+    cod.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. runs/codec-cpu/last.pt or a curve snapshot)")
+    cod.add_argument("--name", default="stft-codec")
+    cod.add_argument("--version", default="1")
+    cod.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
+    cod.add_argument("--formats", default="torchscript", help="torchscript (default, exports/ size budget), onnx, or both")
+    cod.add_argument("--card", default=None, help="model card file name inside the exports folder")
+    cod.set_defaults(run=_run_codec)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -95,9 +104,30 @@ def _run_bandsplit(args: argparse.Namespace) -> int:
         card=args.card,
         default_for=tuple(t for t in args.default_for.split(",") if t),
     )
+    _print_result(result)
+    return 0
+
+
+def _run_codec(args: argparse.Namespace) -> int:
+    from stemlink.lab.export.codec import export_codec
+    from stemlink.paths import exports_dir
+
+    results = export_codec(
+        args.checkpoint,
+        args.out or exports_dir(),
+        name=args.name,
+        version=args.version,
+        formats=tuple(f for f in args.formats.split(",") if f),
+        card=args.card,
+    )
+    for result in results.values():
+        _print_result(result)
+    return 0
+
+
+def _print_result(result) -> None:
     for spec in result.specs:
         print(
             f"{spec.name} {spec.format} {spec.file} sha256 {spec.sha256[:12]} "
             f"{result.sizes_mb[spec.format]:.1f} MB parity max|diff| {result.parity[spec.format]:.2e}"
         )
-    return 0

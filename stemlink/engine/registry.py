@@ -47,6 +47,7 @@ from stemlink.errors import ModelLoadError, UnknownModel, UnknownTask
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
+COMPONENT_FAMILIES = frozenset({"codec"})  # families whose entries have no tasks: other models load them by name
 CHECKPOINT = "checkpoint"  # user models only: a torch checkpoint the family class loads (`load_checkpoint`)
 FILE_FORMATS = (*NETWORK_FORMATS, CHECKPOINT)
 FORMAT_PREFERENCE = ("onnx", "torchscript", CHECKPOINT)
@@ -100,7 +101,8 @@ def spec_from_dict(entry: Any, where: str = MANIFEST, *, user: bool = False) -> 
         if not isinstance(entry.get(key), str) or not entry.get(key):
             raise bad(key, "a non-empty string")
     tasks = entry.get("tasks")
-    if not isinstance(tasks, list) or not tasks or any(t not in TASKS for t in tasks):
+    component = entry.get("family") in COMPONENT_FAMILIES  # a part of other models, served by no task itself
+    if not isinstance(tasks, list) or not (tasks or component) or any(t not in TASKS for t in tasks):
         raise bad("tasks", f"a non-empty list of {', '.join(TASKS)}")
     formats = FILE_FORMATS if user else NETWORK_FORMATS
     if entry.get("format") not in formats:

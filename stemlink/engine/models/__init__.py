@@ -16,6 +16,7 @@ FAMILIES = {
     "msdm": "stemlink.engine.models.msdm:MSDMModel",
     "cocola": "stemlink.engine.models.cocola:CocolaModel",
     "bandsplit": "stemlink.engine.models.bandsplit:BandSplitModel",
+    "codec": "stemlink.engine.models.codec:CodecModel",
     # user-supplied separators (`stemlink models add --family ...`, stemlink/engine/user_models.py)
     "demucs": "stemlink.engine.models.demucs:DemucsModel",
     "mdx-onnx": "stemlink.engine.models.mdx_onnx:MdxOnnxModel",

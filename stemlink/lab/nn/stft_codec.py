@@ -17,8 +17,9 @@ compresses 2 x 44,100 samples/s to 64 x 10.8 values/s (128x, Music2Latent2's rat
 - Decoder: latent -> transposed Conv1d per stride -> ConvNeXt blocks -> Conv1d to
   (log magnitude, phase) per channel and bin -> complex STFT -> iSTFT, trimmed to T.
 
-The STFT is the project's (`stemlink/engine/spectral.py`: periodic Hann, centred, zero padding); inputs are padded to a whole number of
-latent frames and the output is trimmed back, so any length works.
+The signal side (features, padding, log magnitude/phase -> iSTFT) is `stemlink.engine.codec_geometry`,
+shared with serving; the encoder and decoder networks are exported separately. Inputs are padded
+to a whole number of latent frames and the output is trimmed back, so any length works.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from stemlink.engine import spectral
+from stemlink.engine.codec_geometry import CodecGeometry
 from stemlink.errors import InvalidInput
 from stemlink.lab.nn.config_dict import ConfigDict
 
@@ -61,20 +62,24 @@ class STFTCodecConfig(ConfigDict):
             raise InvalidInput("channels, latent_dim >= 1 and dim >= 8 are required", field="config")
 
     @property
-    def bins(self) -> int:
-        return self.n_fft // 2 + 1
-
-    @property
     def frames_per_latent(self) -> int:
         return math.prod(self.strides)
 
     @property
+    def geometry(self) -> CodecGeometry:
+        return CodecGeometry(self.sample_rate, self.channels, self.n_fft, self.hop, self.frames_per_latent, self.magnitude_power)
+
+    @property
+    def bins(self) -> int:
+        return self.geometry.bins
+
+    @property
     def samples_per_latent(self) -> int:
-        return self.hop * self.frames_per_latent
+        return self.geometry.samples_per_latent
 
     @property
     def latent_rate(self) -> float:
-        return self.sample_rate / self.samples_per_latent
+        return self.geometry.latent_rate
 
     @property
     def compression(self) -> float:
@@ -99,80 +104,70 @@ class ConvNeXt1d(nn.Module):
         return x + (self.scale * y).transpose(1, 2)
 
 
-class STFTCodec(nn.Module):
+class CodecEncoder(nn.Module):
+    """Features (B, 3 * C * F, N) -> latent (B, latent_dim, N / frames_per_latent) in [-1, 1]."""
+
     def __init__(self, config: STFTCodecConfig):
         super().__init__()
-        self.config = c = config
-        features = 3 * c.channels * c.bins  # compressed magnitude, cos and sin of the phase
-        self.enc_in = nn.Conv1d(features, c.dim, 1)
-        self.enc_blocks = nn.Sequential(*[ConvNeXt1d(c.dim) for _ in range(c.blocks)])
-        self.down = nn.ModuleList(nn.Conv1d(c.dim, c.dim, 2 * s, stride=s, padding=s // 2) if s > 1 else nn.Identity() for s in c.strides)
-        self.enc_out = nn.Conv1d(c.dim, c.latent_dim, 1)
-        self.dec_in = nn.Conv1d(c.latent_dim, c.dim, 1)
-        self.up = nn.ModuleList(
-            nn.ConvTranspose1d(c.dim, c.dim, 2 * s, stride=s, padding=s // 2) if s > 1 else nn.Identity() for s in reversed(c.strides)
+        c = config
+        self.inp = nn.Conv1d(3 * c.channels * c.bins, c.dim, 1)
+        self.blocks = nn.Sequential(*[ConvNeXt1d(c.dim) for _ in range(c.blocks)])
+        self.down = nn.Sequential(
+            *[nn.Conv1d(c.dim, c.dim, 2 * s, stride=s, padding=s // 2) if s > 1 else nn.Identity() for s in c.strides]
         )
-        self.dec_blocks = nn.Sequential(*[ConvNeXt1d(c.dim) for _ in range(c.blocks)])
-        self.norm = nn.LayerNorm(c.dim)
-        self.head = nn.Conv1d(c.dim, 2 * c.channels * c.bins, 1)  # log magnitude, phase
+        self.out = nn.Conv1d(c.dim, c.latent_dim, 1)
 
-    # --- STFT helpers ------------------------------------------------------------------------
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.out(self.down(self.blocks(self.inp(features)))))
+
+
+class CodecDecoder(nn.Module):
+    """Latent (B, latent_dim, L) -> head (B, 2 * C * F, L * frames_per_latent): log magnitude, phase."""
+
+    def __init__(self, config: STFTCodecConfig):
+        super().__init__()
+        c = config
+        self.frames_per_latent = c.frames_per_latent
+        self.inp = nn.Conv1d(c.latent_dim, c.dim, 1)
+        self.up = nn.Sequential(
+            *[nn.ConvTranspose1d(c.dim, c.dim, 2 * s, stride=s, padding=s // 2) if s > 1 else nn.Identity() for s in reversed(c.strides)]
+        )
+        self.blocks = nn.Sequential(*[ConvNeXt1d(c.dim) for _ in range(c.blocks)])
+        self.norm = nn.LayerNorm(c.dim)
+        self.head = nn.Conv1d(c.dim, 2 * c.channels * c.bins, 1)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.up(self.inp(latent)))
+        return self.head(self.norm(x.transpose(1, 2)).transpose(1, 2))
+
+
+class STFTCodec(nn.Module):
+    """Encoder and decoder networks with the signal side (`CodecGeometry`) around them."""
+
+    def __init__(self, config: STFTCodecConfig):
+        super().__init__()
+        self.config = config
+        self.geometry = config.geometry
+        self.encoder = CodecEncoder(config)
+        self.decoder = CodecDecoder(config)
 
     def padded_length(self, frames: int) -> int:
-        """What `frames` samples are padded to before encoding: whole latent frames, with at least
-        n_fft / 2 zeros at the end, so the frames the codec drops (a centred STFT's last one)
-        only ever overlap padding and the first `frames` samples are fully represented."""
-        unit = self.config.samples_per_latent
-        return -(-(frames + self.config.n_fft // 2) // unit) * unit
+        return self.geometry.padded_length(frames)
 
     def latent_frames(self, frames: int) -> int:
-        return self.padded_length(frames) // self.config.samples_per_latent
-
-    def stft(self, audio: torch.Tensor) -> torch.Tensor:
-        """(B, C, T) -> complex (B, C, F, T / hop); T a multiple of samples_per_latent."""
-        c = self.config
-        b, ch, t = audio.shape
-        return spectral.stft(audio.reshape(b * ch, t), c.n_fft, c.hop)[..., : t // c.hop].reshape(b, ch, c.bins, -1)
-
-    def istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
-        c = self.config
-        b, ch, f, n = spec.shape
-        pad = torch.zeros(b, ch, f, 1, dtype=spec.dtype, device=spec.device)  # the last frame a centred STFT has
-        audio = spectral.istft(torch.cat((spec, pad), dim=-1).reshape(b * ch, f, n + 1), c.n_fft, c.hop, n * c.hop)
-        return audio.reshape(b, ch, -1)[..., :length]
-
-    # --- the codec ---------------------------------------------------------------------------
+        return self.geometry.latent_frames(frames)
 
     def encode(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, C, T) -> latent (B, latent_dim, latent_frames(T)), in [-1, 1]."""
-        c = self.config
-        if audio.dim() != 3 or audio.shape[1] != c.channels:
-            raise InvalidInput(f"expected audio (B, {c.channels}, T), got {tuple(audio.shape)}", field="audio")
-        t = audio.shape[-1]
-        audio = nn.functional.pad(audio, (0, self.padded_length(t) - t))
-        spec = self.stft(audio)
-        mag = spec.abs()
-        phase = spec / mag.clamp_min(1e-8)
-        feats = torch.cat((mag.clamp_min(1e-8) ** c.magnitude_power, phase.real, phase.imag), dim=1)
-        x = self.enc_blocks(self.enc_in(feats.flatten(1, 2)))
-        for down in self.down:
-            x = down(x)
-        return torch.tanh(self.enc_out(x))
+        return self.encoder(self.geometry.features(audio))
+
+    def decode_spectrum(self, latent: torch.Tensor) -> torch.Tensor:
+        """latent (B, latent_dim, L) -> complex STFT (B, C, F, L * frames_per_latent)."""
+        return self.geometry.spectrum(self.decoder(latent))
 
     def decode(self, latent: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """latent (B, latent_dim, L) -> (B, C, length) audio (default: L * samples_per_latent)."""
-        c = self.config
-        n = latent.shape[-1] * c.frames_per_latent
-        x = self.dec_in(latent)
-        for up in self.up:
-            x = up(x)
-        x = self.dec_blocks(x[..., :n])
-        x = self.head(self.norm(x.transpose(1, 2)).transpose(1, 2))
-        b = x.shape[0]
-        x = x.reshape(b, 2, c.channels, c.bins, n)
-        magnitude = torch.exp(x[:, 0].clamp(max=6.0))
-        spec = torch.polar(magnitude, x[:, 1])
-        return self.istft(spec, n * c.hop if length is None else int(length))
+        return self.geometry.synthesize(self.decoder(latent), length)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(audio), audio.shape[-1])

@@ -16,7 +16,7 @@ import argparse
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from stemlink.lab.nn.config import MSDMConfig, build_denoiser
 from stemlink.lab.nn.edm import EDMDenoiser
 from stemlink.lab.train.loop import EMA, Budget, JsonlLog, agreed_stop, cleanup_distributed, init_distributed, warmup_lr
 from stemlink.lab.train.msdm_data import AugmentConfig, DataConfig, augment, batches
-from stemlink.lab.train.presets import read_train_preset, typed_table
+from stemlink.lab.train.presets import preset_to_dict, read_train_preset, typed_table
 
 FAMILY = "msdm"
 PRESET_TABLES = {"model", "train", "data", "augment"}
@@ -58,13 +58,7 @@ class MSDMPreset:
     augment: AugmentConfig
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "model": self.model.to_dict(),
-            "train": asdict(self.train),
-            "data": asdict(self.data),
-            "augment": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.augment).items()},
-        }
+        return preset_to_dict(self)
 
 
 def preset_from_dict(name: str, values: Mapping[str, Any]) -> MSDMPreset:

@@ -88,7 +88,9 @@ def _synthetic_batches(batch: int, stems: int, length: int, sample_rate: int, se
         yield synthetic_stems(batch, stems, length, sample_rate, g)
 
 
-def corpus_windows(cfg: DataConfig, split: str, root: str, stems: tuple[str, ...], length: int, sample_rate: int, seed: int) -> StemWindows:
+def corpus_windows(
+    cfg: DataConfig, split: str, root: str, stems: tuple[str, ...], length: int, sample_rate: int, seed: int, *, mono: bool = True
+) -> StemWindows:
     """The corpus's `StemWindows` for one split, as `cfg` describes them (every family's training windows)."""
     from stemlink.lab.data import StemWindows, open_corpus
 
@@ -100,6 +102,7 @@ def corpus_windows(cfg: DataConfig, split: str, root: str, stems: tuple[str, ...
         length=length,
         max_overlap=cfg.max_overlap,
         silence_rule=cfg.silence_rule,
+        mono=mono,
         seed=seed,
     )
 

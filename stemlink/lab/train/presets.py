@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +56,17 @@ def typed_table(cls: type, values: Mapping[str, Any], where: str) -> Any:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
     except (TypeError, ValueError) as exc:
         raise PresetError(f"{where} is invalid: {exc}", field=where) from exc
+
+
+def preset_to_dict(preset: Any) -> dict[str, Any]:
+    """A family's preset dataclass (name + one config per table) -> the plain mapping stored in
+    checkpoints: ConfigDicts through their `to_dict`, other dataclasses as dicts (tuples as lists)."""
+    out: dict[str, Any] = {}
+    for f in fields(preset):
+        value = getattr(preset, f.name)
+        if hasattr(value, "to_dict"):
+            value = value.to_dict()
+        elif is_dataclass(value) and not isinstance(value, type):
+            value = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(value).items()}
+        out[f.name] = value
+    return out
