@@ -2,7 +2,8 @@
 the codec trains on the same figures its evaluation reports.
 
     multires_stft_distance(est, ref)   mean over resolutions of spectral convergence + log-magnitude L1
-                                       (Parallel WaveGAN / auraloss convention; 0 = identical)
+                                       (Parallel WaveGAN / auraloss convention; 0 = identical), the log
+                                       floored 80 dB below each item's loudest bin so inaudible bins do not dominate
     mel_distance(est, ref, sr)         L1 of log10 mel power (128 HTK mels, 2048/512): the listening-oriented figure
     compressed_spectrum_distance(est, ref, n_fft, hop)
                                        L1 of the power-law compressed complex STFT: magnitude and phase together
@@ -20,6 +21,7 @@ from stemlink.lab.nn.mel import mel_filterbank
 
 RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
 EPS = 1e-7
+FLOOR = 1e-4  # log-magnitude floor relative to the item's loudest bin (-80 dB)
 
 
 def _spec(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
@@ -31,7 +33,8 @@ def multires_stft_distance(est: torch.Tensor, ref: torch.Tensor, resolutions: Se
     for n_fft, hop in resolutions:
         e, r = _spec(est, n_fft, hop).abs(), _spec(ref, n_fft, hop).abs()
         convergence = torch.linalg.vector_norm(r - e, dim=(-2, -1)) / torch.linalg.vector_norm(r, dim=(-2, -1)).clamp_min(1e-5)
-        log_mag = (torch.log(e + EPS) - torch.log(r + EPS)).abs().mean(dim=(-2, -1))
+        floor = r.amax(dim=(-2, -1), keepdim=True) * FLOOR + EPS  # bins 80 dB below the loudest are inaudible
+        log_mag = (torch.log(e + floor) - torch.log(r + floor)).abs().mean(dim=(-2, -1))
         total = total + convergence.mean() + log_mag.mean()
     return total / len(resolutions)
 
