@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from stemlink.lab.nn.noise_embedding import NoiseEmbedding
+
 
 def _groups(channels: int, wanted: int = 8) -> int:
     g = min(wanted, channels)
@@ -31,22 +33,6 @@ def _zero_init(conv: nn.Conv1d) -> None:
     nn.init.zeros_(conv.weight)
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)
-
-
-class NoiseEmbedding(nn.Module):
-    """c_noise (B,) -> (B, dim): sinusoidal features followed by an MLP."""
-
-    freqs: torch.Tensor  # (features // 2,) buffer
-
-    def __init__(self, dim: int, features: int = 64, max_freq: float = 1000.0):
-        super().__init__()
-        freqs = torch.exp(torch.linspace(0.0, math.log(max_freq), features // 2))
-        self.register_buffer("freqs", freqs, persistent=False)
-        self.mlp = nn.Sequential(nn.Linear(features, dim), nn.SiLU(), nn.Linear(dim, dim))
-
-    def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
-        angles = c_noise.float()[:, None] * self.freqs[None, :]
-        return self.mlp(torch.cat([angles.sin(), angles.cos()], dim=1))
 
 
 class ResBlock(nn.Module):

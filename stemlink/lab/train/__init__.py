@@ -1,4 +1,4 @@
-"""Training loops, one module per model family (`msdm`, `cocola`, `bandsplit`, `codec`), sharing `loop` utilities,
+"""Training loops, one module per model family (`msdm`, `cocola`, `bandsplit`, `codec`, `dit`), sharing `loop` utilities,
 the training-preset reader (`presets`) and the checkpoint loader (`stemlink.lab.checkpoints`).
 
 Each family module exposes `add_arguments(parser)` and `main(args) -> int`, used by
@@ -10,4 +10,5 @@ FAMILIES = {
     "cocola": "stemlink.lab.train.cocola",
     "bandsplit": "stemlink.lab.train.bandsplit",
     "codec": "stemlink.lab.train.codec",
+    "dit": "stemlink.lab.train.dit",
 }

@@ -1,4 +1,4 @@
-"""The optimisation loop the regression-style families share (`bandsplit`, `codec`): AdamW with
+"""The optimisation loop the newer families share (`bandsplit`, `codec`, `dit`): AdamW with
 linear warm-up, gradient clipping, EMA, resume, a JSONL log, `curve/` EMA snapshots and a
 self-describing `last.pt`.
 
@@ -27,7 +27,14 @@ from torch import nn
 from stemlink.lab.checkpoints import load_checkpoint, save_checkpoint, warm_start
 from stemlink.lab.train.loop import EMA, Budget, JsonlLog, agreed_stop, cleanup_distributed, init_distributed, warmup_lr
 
-LossFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+Batch = Any  # a tensor, or a tuple of tensors (moved to the device as a whole)
+LossFn = Callable[[nn.Module, Batch], torch.Tensor]
+
+
+def to_device(batch: Batch, device: torch.device | str) -> Batch:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    return type(batch)(to_device(b, device) for b in batch)
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ class _LossStep(nn.Module):
         super().__init__()
         self.net, self.loss_fn = net, loss_fn
 
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+    def forward(self, batch: Batch) -> torch.Tensor:
         return self.loss_fn(self.net, batch)
 
 
@@ -102,7 +109,7 @@ class Run:
             self.say(f"resumed from {self.ckpt_path} at step {self.step} ({self.wall_before / 60:.1f} min)")
         return self.net
 
-    def fit(self, loss_fn: LossFn, train_iter: Iterator[torch.Tensor], valid: Sequence[torch.Tensor], *, describe: str) -> nn.Module:
+    def fit(self, loss_fn: LossFn, train_iter: Iterator[Batch], valid: Sequence[Batch], *, describe: str) -> nn.Module:
         tcfg, dist, net, ema, opt = self.tcfg, self.dist, self.net, self.ema, self.opt
         stepper: nn.Module = _LossStep(net, loss_fn)
         if dist.world_size > 1:
@@ -120,7 +127,7 @@ class Run:
         @torch.no_grad()
         def valid_loss() -> float:
             ema.module.eval()
-            return sum(float(loss_fn(ema.module, v.to(dist.device))) for v in valid) / max(len(valid), 1)
+            return sum(float(loss_fn(ema.module, to_device(v, dist.device))) for v in valid) / max(len(valid), 1)
 
         def common() -> dict[str, Any]:
             return dict(family=self.family, config=dict(self.config), step=self.step, wall_time=wall(), cpu_time=cpu(), init=self.init_note)
@@ -147,7 +154,7 @@ class Run:
         last_ckpt = last_snap = t_log = time.monotonic()
         losses: list[float] = []
         while not agreed_stop(budget.done(self.step), dist.world_size):
-            x = next(train_iter).to(dist.device)
+            x = to_device(next(train_iter), dist.device)
             lr = warmup_lr(self.step, tcfg.lr, tcfg.warmup_steps)
             for group in opt.param_groups:
                 group["lr"] = lr

@@ -1,0 +1,160 @@
+"""Latent DiT (issue 14 part 2) on debug configs: the network's contract (zero output when fresh,
+conditions that can be dropped, any length), the latent cache (contexts are encodings of the
+other stems' sum, levels per frame), EDM training that resumes, and guided sampling."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stemlink.engine.sampling import karras_sigmas, sample_generate
+from stemlink.engine.sampling.guidance import guided
+from stemlink.errors import InvalidInput
+from stemlink.lab.checkpoints import load_checkpoint
+from stemlink.lab.nn.latent_dit import LatentDiT, LatentDiTConfig, build_latent_denoiser
+from stemlink.lab.train.dit_data import LatentCache, PairConfig, dit_batches
+from stemlink.paths import presets_dir
+from tests.lab.data.corpus_builders import make_stemlink, tone
+
+RATE = 8000
+
+
+def _inputs(cfg: LatentDiTConfig, b: int = 2, n: int = 12, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, cfg.latent_dim, n, generator=g)
+    ctx = torch.randn(b, cfg.latent_dim, n, generator=g)
+    emb = torch.randn(b, cfg.embed_dim, generator=g)
+    return x, torch.zeros(b), ctx, emb, torch.ones(b), torch.ones(b)
+
+
+def _perturb(net: torch.nn.Module) -> None:
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+
+
+def test_fresh_dit_outputs_zero_and_trained_one_sees_every_condition():
+    cfg = LatentDiTConfig(latent_dim=4, dim=16, depth=2, heads=2, embed_dim=3, noise_features=8)
+    net = LatentDiT(cfg)
+    x, c_noise, ctx, emb, on, _ = _inputs(cfg)
+    assert net(x, c_noise, ctx, emb, on, on).abs().max() == 0  # AdaLN-Zero: the fresh model is the identity of EDM's skip
+    _perturb(net)
+    base = net(x, c_noise, ctx, emb, on, on)
+    assert base.shape == x.shape
+    off = torch.zeros(2)
+    assert not torch.allclose(base, net(x, c_noise, ctx * 2, emb, on, on))  # context is read
+    assert torch.allclose(net(x, c_noise, ctx, emb, off, on), net(x, c_noise, ctx * 2, emb, off, on))  # ... unless dropped
+    assert not torch.allclose(base, net(x, c_noise, ctx, emb * 2, on, on))  # embedding is read
+    assert torch.allclose(net(x, c_noise, ctx, emb, on, off), net(x, c_noise, ctx, emb * 2, on, off))
+    assert not torch.allclose(base, net(x, c_noise + 1, ctx, emb, on, on))  # noise level is read
+    # any length: depthwise conv positions, no fixed window
+    x7, _, ctx7, *_ = _inputs(cfg, n=7)
+    assert net(x7, c_noise, ctx7, emb, on, on).shape == (2, 4, 7)
+
+
+def test_dit_config_errors_name_the_field():
+    with pytest.raises(InvalidInput, match="divisible by heads"):
+        LatentDiTConfig(dim=30, heads=4)
+    with pytest.raises(InvalidInput, match="qkv_kernel"):
+        LatentDiTConfig(qkv_kernel=2)
+
+
+def test_guided_denoiser_is_the_cfg_combination():
+    cfg = LatentDiTConfig(latent_dim=4, dim=16, depth=1, heads=2, embed_dim=0, noise_features=8)
+    den = build_latent_denoiser(cfg)
+    _perturb(den)
+    x, _, ctx, emb, on, _ = _inputs(cfg)
+    off = torch.zeros(2)
+    sigma = torch.full((2,), 0.7)
+    cond, uncond = (ctx, emb, on, off), (ctx, emb, off, off)
+    d_c, d_u = den(x, sigma, *cond), den(x, sigma, *uncond)
+    want = d_u + 3.0 * (d_c - d_u)
+    assert torch.allclose(guided(den, cond, uncond, 3.0)(x, sigma), want, atol=1e-5)
+    assert torch.allclose(guided(den, cond, uncond, 1.0)(x, sigma), d_c)
+    sigmas = karras_sigmas(4, cfg.sigma_min, cfg.sigma_max)
+    out = sample_generate(guided(den, cond, uncond, 2.0), torch.randn(2, 4, 12) * sigmas[0], sigmas, generator=torch.Generator())
+    assert out.shape == (2, 4, 12) and out.abs().max() <= cfg.clamp
+
+
+def _tiny_corpus(root: Path) -> Path:
+    plan, splits = {}, {}
+    for n in range(3):
+        tid = f"t{n}"
+        plan[tid] = {
+            "bass": tone(2.0, 55.0 * (n + 1)),
+            "piano": tone(2.0, 440.0 + 30 * n),
+            "drums": np.random.default_rng(n).normal(0, 0.1, (2, int(2.0 * RATE))).astype(np.float32),
+        }
+        splits[tid] = "valid" if n == 2 else "train"
+    plan["t1"]["piano"][:, : RATE // 2] = 0  # half a second of silence in one stem
+    return make_stemlink(root, plan, splits)
+
+
+@pytest.fixture(scope="module")
+def codec_exports(tmp_path_factory) -> Path:
+    from stemlink.lab.export.codec import export_codec
+    from stemlink.lab.train.codec import train as train_codec
+
+    tmp = tmp_path_factory.mktemp("dit")
+    run = tmp / "codec"
+    args = dict(preset="codec-debug", data=None, resume=False, init=None, max_minutes=None, device="cpu", seed=0, threads=1)
+    train_codec(argparse.Namespace(out=str(run), max_steps=2, **args))
+    export_codec(run / "last.pt", tmp / "exports", name="codec-debug")
+    return tmp / "exports"
+
+
+def _encoder(exports: Path):
+    from stemlink.lab.train.dit import LatentSource, open_encoder
+
+    return open_encoder(LatentSource(codec="codec-debug", exports=str(exports)), 8)
+
+
+def test_latent_cache_holds_encodings_of_each_stem_and_of_the_rest(tmp_path, codec_exports):
+    from stemlink.lab.data import open_corpus
+    from stemlink.lab.data.cache import ensure_cached
+
+    root = _tiny_corpus(tmp_path / "corpus")
+    encoder, encoder_id = _encoder(codec_exports)
+    spl = encoder.geometry.samples_per_latent
+    cache = LatentCache.build(root, "train", encoder.encode, encoder_id, sample_rate=RATE, samples_per_latent=spl, extra_contexts=1)
+    assert len(cache.tracks) == 2 and cache.latent_dim == 8
+    track = cache.tracks[0]
+    k = len(track.classes)
+    assert track.classes == ("bass", "drums", "piano")
+    assert track.stems.shape[:2] == (3, 8) and track.contexts.shape[1:] == track.stems.shape[1:]
+    assert track.level_db.shape == (k + len(track.owner), track.stems.shape[-1])
+    assert sorted(set(track.owner.tolist())) == [0, 1, 2]
+    audio = np.load(ensure_cached(open_corpus(root), open_corpus(root).tracks("train"), RATE, mono=False)[0].audio_path)
+    first_of_piano = int(np.flatnonzero(track.owner == 2)[0])  # the full rest of the mix: bass + drums
+    want = encoder.encode(torch.from_numpy(audio[[0, 1]].sum(0, keepdims=True)).float())[0].numpy()
+    np.testing.assert_allclose(track.contexts[first_of_piano].astype(np.float32), want, atol=2e-3)
+    silent = cache.tracks[1].level_db[2, :8]  # t1's piano is silent for its first half second
+    assert (silent < -100).all() and (cache.tracks[1].level_db[2, -8:] > -30).all()
+    again = LatentCache.build(root, "train", encoder.encode, encoder_id, sample_rate=RATE, samples_per_latent=spl, extra_contexts=1)
+    np.testing.assert_array_equal(again.tracks[0].contexts, track.contexts)  # read back, not re-encoded differently
+    target, context, embedding = next(dit_batches(cache, PairConfig(frames=16), batch=3, seed=0))
+    assert target.shape == (3, 8, 16) and context.shape == (3, 8, 16) and embedding.shape == (3, 0)
+    with pytest.raises(InvalidInput, match="no 16-frame window"):
+        next(dit_batches(cache, PairConfig(frames=16, audible_db=10.0), batch=1, seed=0))
+
+
+def test_dit_trains_resumes_and_names_a_missing_codec(tmp_path, codec_exports):
+    from stemlink.lab.train.dit import train as train_dit
+
+    root = _tiny_corpus(tmp_path / "corpus")
+    text = (presets_dir() / "train" / "dit-debug.toml").read_text()
+    preset = tmp_path / "dit-test.toml"
+    preset.write_text(text.replace('codec = "codec-debug"', f'codec = "codec-debug"\nexports = "{codec_exports}"'))
+    args = dict(preset=str(preset), data=str(root), init=None, max_minutes=None, device="cpu", seed=0, threads=1)
+    train_dit(argparse.Namespace(out=str(tmp_path / "run"), resume=False, max_steps=3, **args))
+    train_dit(argparse.Namespace(out=str(tmp_path / "run"), resume=True, max_steps=5, **args))
+    state = load_checkpoint(tmp_path / "run" / "last.pt", family="dit")
+    assert state["step"] == 5 and np.isfinite(state["metrics"]["valid_loss_ema"])
+    missing = tmp_path / "dit-missing.toml"
+    missing.write_text(text.replace('codec = "codec-debug"', f'codec = "nope"\nexports = "{codec_exports}"'))
+    with pytest.raises(InvalidInput, match="codec 'nope' is not in"):
+        train_dit(argparse.Namespace(out=str(tmp_path / "run2"), resume=False, max_steps=1, **{**args, "preset": str(missing)}))
