@@ -76,6 +76,31 @@ class MidSource:
         return self.source.read(start, n).mean(axis=0, keepdims=True, dtype=np.float32)
 
 
+class StereoSource:
+    """A source folded to stereo (2, n): left = mean of the even channels, right = mean of the odd
+    ones; a mono source feeds both (the stereo generative downmix; `unfold_stereo` is its inverse)."""
+
+    def __init__(self, source: AudioSource):
+        self.source = source
+        self.sample_rate = source.sample_rate
+        self.channels = 2
+        self.frames = source.frames
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        x = self.source.read(start, n)
+        if x.shape[0] == 1:
+            return np.repeat(x, 2, axis=0)
+        return np.stack([x[0::2].mean(axis=0, dtype=np.float32), x[1::2].mean(axis=0, dtype=np.float32)])
+
+
+def unfold_stereo(x: np.ndarray, channels: int) -> np.ndarray:
+    """(..., 2, n) stereo -> (..., channels, n): mono gets the mean, otherwise even channels get the
+    left and odd channels the right (the inverse of `StereoSource`'s fold)."""
+    if channels == 1:
+        return x.mean(axis=-2, keepdims=True, dtype=np.float32)
+    return x[..., [c % 2 for c in range(channels)], :]
+
+
 class FileSource:
     """A region `[offset, offset + frames)` of an audio file as an `AudioSource` (zeros outside).
 

@@ -46,7 +46,8 @@ Stereo and multichannel policy:
   (-80 dBFS) is not run at all: its stems are zero and the mixture consistency hands the
   mix to them, so digital silence in gives exact zeros out.
 - accompany / generate: run once on the mid channel (mean of all channels) and return
-  identical channels (dual mono), so a generated part is one coherent performance.
+  identical channels (dual mono), so a generated part is one coherent performance; a
+  stereo-pair model (below) runs once on the stereo fold instead and its part stays stereo.
   `generate` has no input: it runs the generator for every window and crossfades them, so a
   region longer than one window is a chain of independent performances joined by crossfades
   (continuation across windows needs a model that can condition on the previous window).
@@ -63,7 +64,10 @@ Everything else is as for mono models, one pair per lane: windows, resampling, b
 (`config.batch` pairs per call), crossfades, seeds (the pair's index as the channel),
 mixture consistency (stems sum to the input exactly) and the level rule (one gain per pair,
 from the RMS and peak of both channels, so the stereo image is kept). accompany / generate
-with such a model: the mid channel duplicated to both inputs, the two outputs averaged.
+with such a model (a stereo generator such as the Diff-A-Riff family): one lane, fed the host
+region folded to stereo (`StereoSource`: left = mean of the even channels, right = mean of the
+odd ones, mono on both), and its stereo output unfolded back (`unfold_stereo`: mono hosts get
+the mean, even channels the left, odd channels the right).
 
 Determinism: each model call gets a `torch.Generator` seeded from (seed, index of the call's
 first window, its channel). The grouping of windows into calls depends only on the region
@@ -80,7 +84,7 @@ from typing import Any, TypedDict
 import numpy as np
 import torch
 
-from stemlink.audio.files import AudioSource, MidSource
+from stemlink.audio.files import AudioSource, MidSource, StereoSource, unfold_stereo
 from stemlink.audio.resample import DEFAULT_FILTER, FilterSpec, input_span, out_frames, resample_span
 from stemlink.engine.models.base import EngineModel, ProgressCallback
 from stemlink.engine.residual import MODES as RESIDUAL_MODES
@@ -258,10 +262,11 @@ def stream(
     """
     model_frames = out_frames(frames, sample_rate, model_rate)
     plan = WindowPlan.build(model_frames, window, delay, config.overlap)
-    fed = channels if per_channel else 1
+    fed = channels if per_channel else (2 if pairs else 1)
     groups = channel_pairs(fed) if pairs else []
     lanes = len(groups) if pairs else fed
-    feed = None if source is None else (source if per_channel else MidSource(source))
+    downmix = StereoSource if pairs else MidSource
+    feed = None if source is None else (source if per_channel else downmix(source))
     items = [(k, c) for k in range(plan.count) for c in range(lanes)]
     calls = [items[i : i + config.batch] for i in range(0, len(items), config.batch)]
     progress = _Progress(callback, len(calls))
@@ -290,7 +295,7 @@ def stream(
         last = call is calls[-1]
         final = plan.end if last else plan.start(k_last + (1 if c_last == lanes - 1 else 0))
         for block in _emit(acc, plan, emitted, final, last, frames, sample_rate, model_rate, config):
-            yield _finish(block, source, emitted, stems, channels, split, fed if pairs else 0)
+            yield _finish(block, source, emitted, stems, channels, split, fed if pairs else 0, unfold=pairs and not per_channel)
             emitted += block.shape[-1]
     assert emitted == frames, (emitted, frames)
 
@@ -327,13 +332,23 @@ def _emit(
 
 
 def _finish(
-    block: np.ndarray, source: AudioSource | None, start: int, stems: int, channels: int, split: ResidualSplit | None, fed: int = 0
+    block: np.ndarray,
+    source: AudioSource | None,
+    start: int,
+    stems: int,
+    channels: int,
+    split: ResidualSplit | None,
+    fed: int = 0,
+    *,
+    unfold: bool = False,
 ) -> np.ndarray:
-    """(S*lanes, n) -> (S, channels, n): stereo pairs back to `fed` channels (if `fed`), dual-mono
-    broadcast and mixture consistency."""
+    """(S*lanes, n) -> (S, channels, n): stereo pairs back to `fed` channels (if `fed`), a stereo
+    part unfolded to the host channels (if `unfold`), dual-mono broadcast and mixture consistency."""
     n = block.shape[-1]
     out = block.reshape(stems, -1, n)
-    if fed and out.shape[1] != fed:  # an odd last channel was duplicated into a pair: the mean of its two outputs
+    if unfold:
+        out = unfold_stereo(out, channels)
+    elif fed and out.shape[1] != fed:  # an odd last channel was duplicated into a pair: the mean of its two outputs
         out = np.concatenate([out[:, : fed - 1], out[:, fed - 1 :].mean(axis=1, keepdims=True, dtype=np.float32)], axis=1)
     if out.shape[1] != channels:
         out = np.repeat(out, channels, axis=1)

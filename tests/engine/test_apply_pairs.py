@@ -78,6 +78,38 @@ def test_pairs_across_rates_keep_length_and_mixture_consistency():
     np.testing.assert_allclose(out.sum(axis=0), mix, atol=1e-5)
 
 
-def test_generate_with_a_pair_model_is_dual_mono_of_the_mean():
-    out = collect(generate_stream(CrossTalk(), 5000, 44100, channels=2))
-    np.testing.assert_allclose(out, 0.0, atol=1e-6)  # (+0.5 and -0.5) averaged: the mid of the pair
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_generate_with_a_pair_model_keeps_its_stereo_image(channels):
+    out = collect(generate_stream(CrossTalk(), 5000, 44100, channels=channels))
+    assert out.shape == (2, channels, 5000)
+    if channels == 1:
+        np.testing.assert_allclose(out, 0.0, atol=1e-6)  # +0.5 and -0.5: a mono host gets the mean
+    else:
+        np.testing.assert_allclose(out[0, 0::2], 0.5, atol=1e-6)  # left on the even channels
+        np.testing.assert_allclose(out[0, 1::2], -0.5, atol=1e-6)  # right on the odd ones
+
+
+class StereoEcho(CrossTalk):
+    """accompany returns its stereo context, swapped: L <- R, R <- L (so pairs must arrive in order)."""
+
+    def __init__(self):
+        super().__init__()
+        self.spec = type(self.spec)(**{**self.spec.__dict__, "tasks": ("accompany",)})
+
+    def accompany(self, context, *, context_stems, params, generator, callback):
+        self.shapes.append(tuple(context.shape))
+        return torch.stack([context.flip(1), torch.zeros_like(context)], dim=1)
+
+
+def test_accompany_with_a_pair_model_reads_the_stereo_fold_and_keeps_stereo():
+    from stemlink.engine.apply import accompany_stream
+
+    model = StereoEcho()
+    mix = tones(2, 9001)
+    out = collect(accompany_stream(model, ArraySource(mix, 44100), context_stems=("rest",)))
+    assert out.shape == (2, 2, 9001) and all(s[1] == 2 for s in model.shapes)
+    np.testing.assert_allclose(out[0], mix[::-1], atol=1e-5)
+    six = tones(6, 9001)  # 5.1: left = mean of channels 0, 2, 4; right = mean of 1, 3, 5
+    out6 = collect(accompany_stream(StereoEcho(), ArraySource(six, 44100), context_stems=("rest",)))
+    np.testing.assert_allclose(out6[0, 0], six[1::2].mean(0), atol=1e-5)
+    np.testing.assert_allclose(out6[0, 3], six[0::2].mean(0), atol=1e-5)
