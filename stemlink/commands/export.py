@@ -1,6 +1,7 @@
-"""`stemlink export msdm|cocola|bandsplit|codec --checkpoint RUN/last.pt [--name N] [--out exports]`: export a
-trained checkpoint (MSDM: its EMA denoiser; COCOLA: encoder + front end + W; band-split: its EMA mask network; codec: its EMA encoder and decoder) to ONNX and
-TorchScript, check parity against torch, register it in the exports manifest."""
+"""`stemlink export msdm|cocola|bandsplit|codec|riff --checkpoint RUN/last.pt [--name N] [--out exports]`:
+export a trained checkpoint to ONNX and/or TorchScript, check parity against torch, register it in
+the exports manifest. What is exported: MSDM its EMA denoiser; COCOLA encoder + front end + W;
+band-split its EMA mask network; codec its EMA encoder and decoder; riff its EMA latent DiT denoiser."""
 
 from __future__ import annotations
 
@@ -52,6 +53,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cod.add_argument("--formats", default="torchscript", help="torchscript (default, exports/ size budget), onnx, or both")
     cod.add_argument("--card", default=None, help="model card file name inside the exports folder")
     cod.set_defaults(run=_run_codec)
+
+    rif = families.add_parser("riff", help="export a latent DiT checkpoint (family riff; its codec must be in the same exports folder)")
+    rif.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. runs/dit-cpu/last.pt or a curve snapshot)")
+    rif.add_argument("--name", default="riff-small")
+    rif.add_argument("--version", default="1")
+    rif.add_argument("--frames", type=int, default=215, help="latent frames per window (215 = 10 s at 21.5 Hz)")
+    rif.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
+    rif.add_argument("--formats", default="onnx,torchscript")
+    rif.add_argument("--card", default=None, help="model card file name inside the exports folder")
+    rif.add_argument("--default-for", default="", help="comma-separated tasks this model becomes the default for")
+    rif.set_defaults(run=_run_riff)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -122,6 +134,24 @@ def _run_codec(args: argparse.Namespace) -> int:
     )
     for result in results.values():
         _print_result(result)
+    return 0
+
+
+def _run_riff(args: argparse.Namespace) -> int:
+    from stemlink.lab.export.riff import export_riff
+    from stemlink.paths import exports_dir
+
+    result = export_riff(
+        args.checkpoint,
+        args.out or exports_dir(),
+        name=args.name,
+        version=args.version,
+        frames=args.frames,
+        formats=tuple(f for f in args.formats.split(",") if f),
+        card=args.card,
+        default_for=tuple(t for t in args.default_for.split(",") if t),
+    )
+    _print_result(result)
     return 0
 
 

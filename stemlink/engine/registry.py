@@ -214,6 +214,8 @@ def write_manifest_file(path: Path, data: Mapping[str, Any]) -> Path:
 
 
 ModelFactory = Callable[[ModelSpec, Network], EngineModel]  # a family class: cls(spec, network) -> model
+# ... of a family built on other entries (`config.components`): cls(spec, network, {role: loaded model})
+ComponentFactory = Callable[[ModelSpec, Network, Mapping[str, EngineModel]], EngineModel]
 # A family's checkpoint loader (user models of format "checkpoint"): cls.load_checkpoint(path, spec, device, threads) -> network
 CheckpointLoader = Callable[[Path, ModelSpec, str | None, int | None], Network]
 
@@ -265,7 +267,7 @@ class ModelRegistry:
             self.user_manifest = Path(user_models) if user_models is not False else None
         self.device = device
         self.threads = threads
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered when a model loads its components
         self._cache: dict[tuple[str, str], EngineModel] = {}
         self.reload()
 
@@ -422,14 +424,36 @@ class ModelRegistry:
                 f"{label}: sha256 mismatch (manifest {spec.sha256[:12]}..., file {actual[:12]}...): corrupt or replaced file",
                 field="sha256",
             )
-        return load_model(spec, path, device=self.device, threads=self.threads, label=label)
+        components = self._components(spec, label)
+        return load_model(spec, path, device=self.device, threads=self.threads, label=label, components=components)
+
+    def _components(self, spec: ModelSpec, label: str) -> dict[str, EngineModel]:
+        """The other entries a model is built on (`config.components`: {role: entry name}), loaded."""
+        wanted = spec.config.get("components") or {}
+        if not isinstance(wanted, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in wanted.items()):
+            raise ModelLoadError(f"{label}: config.components must map roles to entry names, got {wanted!r}", field="config.components")
+        out = {}
+        for role, name in wanted.items():
+            if not self.has(name):
+                raise ModelLoadError(f"{label}: needs {role} {name!r}, which is not in the manifest", field="config.components")
+            out[role] = self.get(name)
+        return out
 
 
-def load_model(spec: ModelSpec, path: Path, *, device: str | None = None, threads: int | None = None, label: str = "") -> EngineModel:
+def load_model(
+    spec: ModelSpec,
+    path: Path,
+    *,
+    device: str | None = None,
+    threads: int | None = None,
+    label: str = "",
+    components: Mapping[str, EngineModel] | None = None,
+) -> EngineModel:
     """Build `spec`'s family model from the (already checked) file at `path`.
 
     onnx / torchscript files load through `load_network`; "checkpoint" files through the family
-    class's `load_checkpoint(path, spec, device, threads)`. Errors are `ModelLoadError`s prefixed
+    class's `load_checkpoint(path, spec, device, threads)`. A family built on other entries gets them
+    loaded as `components` (`ModelRegistry._components`). Errors are `ModelLoadError`s prefixed
     with `label` (a missing optional package stays a `MissingDependency`)."""
     label = label or f"model {spec.name!r} ({spec.format}, file {str(path)!r})"
     cls = family_class(spec.family)
@@ -444,6 +468,6 @@ def load_model(spec: ModelSpec, path: Path, *, device: str | None = None, thread
     except ModelLoadError as exc:
         raise ModelLoadError(f"{label}: {exc.message}", field=exc.field) from exc
     try:
-        return cls(spec, network)
+        return cast(ComponentFactory, cls)(spec, network, components) if components else cls(spec, network)
     except (TypeError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"{label}: family {spec.family!r} rejected the entry: {exc}", field="config") from exc

@@ -158,3 +158,49 @@ def test_dit_trains_resumes_and_names_a_missing_codec(tmp_path, codec_exports):
     missing.write_text(text.replace('codec = "codec-debug"', f'codec = "nope"\nexports = "{codec_exports}"'))
     with pytest.raises(InvalidInput, match="codec 'nope' is not in"):
         train_dit(argparse.Namespace(out=str(tmp_path / "run2"), resume=False, max_steps=1, **{**args, "preset": str(missing)}))
+
+
+def test_riff_export_serves_stereo_parts_of_exact_length(tmp_path, codec_exports):
+    import json
+    import shutil
+
+    from stemlink.contract import TaskRequest
+    from stemlink.engine.registry import ModelRegistry
+    from stemlink.engine.tasks import run_task
+    from stemlink.errors import ModelLoadError
+    from stemlink.lab.export.riff import export_riff
+    from stemlink.lab.train.dit import train as train_dit
+
+    exports = tmp_path / "exports"
+    shutil.copytree(codec_exports, exports)
+    root = _tiny_corpus(tmp_path / "corpus")
+    text = (presets_dir() / "train" / "dit-debug.toml").read_text()
+    preset = tmp_path / "dit-test.toml"
+    preset.write_text(text.replace('codec = "codec-debug"', f'codec = "codec-debug"\nexports = "{exports}"'))
+    args = dict(preset=str(preset), data=str(root), init=None, max_minutes=None, device="cpu", seed=0, threads=1, resume=False)
+    train_dit(argparse.Namespace(out=str(tmp_path / "run"), max_steps=2, **args))
+    result = export_riff(tmp_path / "run" / "last.pt", exports, name="riff-test", frames=16)
+    assert set(result.parity) == {"onnx", "torchscript"} and max(result.parity.values()) <= 1e-3
+    registry = ModelRegistry(exports, device="cpu", threads=1)
+    rng = np.random.default_rng(0)
+    context = (0.1 * rng.standard_normal((2, 62_401))).astype(np.float32)  # 1.3 s at 48 kHz: three 0.5 s windows at 8 kHz
+    for fmt in ("onnx", "torchscript"):
+        model = registry.get("riff-test", fmt)
+        out = run_task(model, TaskRequest("accompany", 48000, {"context": context}, params={"steps": 3, "guidance": 2.5}, seed=1))
+        part = out.stems["part"]
+        assert part.shape == (2, 62_401) and np.isfinite(part).all()
+        assert not np.allclose(part[0], part[1])  # a stereo part, not dual mono
+        mono = run_task(model, TaskRequest("accompany", 48000, {"context": context[:1]}, params={"steps": 3}, seed=1))
+        assert mono.stems["part"].shape == (1, 62_401)
+        gen = run_task(model, TaskRequest("generate", 44100, {}, params={"steps": 2}, frames=5000, channels=2))
+        assert gen.stems["part"].shape == (2, 5000)
+    with pytest.raises(InvalidInput, match="params.guidance"):
+        registry.get("riff-test").parse_params("accompany", {"guidance": -1})
+    # a codec whose encoder changed is a new latent space: the DiT entry is refused
+    manifest = json.loads((exports / "manifest.json").read_text())
+    for entry in manifest["models"]:
+        if entry["name"] == "riff-test":
+            entry["config"]["codec_sha256"] = "0" * 64
+    (exports / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match="trained on codec encoder 000000000000"):
+        ModelRegistry(exports, device="cpu", threads=1).get("riff-test")

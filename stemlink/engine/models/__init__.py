@@ -17,6 +17,7 @@ FAMILIES = {
     "cocola": "stemlink.engine.models.cocola:CocolaModel",
     "bandsplit": "stemlink.engine.models.bandsplit:BandSplitModel",
     "codec": "stemlink.engine.models.codec:CodecModel",
+    "riff": "stemlink.engine.models.riff:RiffModel",
     # user-supplied separators (`stemlink models add --family ...`, stemlink/engine/user_models.py)
     "demucs": "stemlink.engine.models.demucs:DemucsModel",
     "mdx-onnx": "stemlink.engine.models.mdx_onnx:MdxOnnxModel",

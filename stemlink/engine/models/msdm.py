@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from stemlink.contract import MAX_STEPS
 from stemlink.engine.models.base import Accompanist, EngineModel, Generator, ModelSpec, ProgressCallback, Separator
+from stemlink.engine.params import Rule, parse_typed
 from stemlink.engine.sampling import karras_sigmas, sample_dirac, sample_gaussian, sample_generate, sample_inpaint
 from stemlink.errors import InvalidInput
 
@@ -56,7 +57,7 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+_RULES: dict[str, Rule] = {
     "steps": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_STEPS, f"an integer in 1..{MAX_STEPS}"),
     "s_churn": (lambda v: _is_number(v) and 0 <= v <= 1000, "a number in 0..1000"),
     "corrector_steps": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10, "an integer in 0..10"),
@@ -72,17 +73,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 def parse_msdm_params(values: Mapping[str, Any], *, model: str = "msdm") -> MSDMParams:
     """Validate a mapping into `MSDMParams`; errors name the field, the value and what is allowed."""
-    allowed = [f.name for f in fields(MSDMParams)]
-    for key, value in values.items():
-        if key not in _RULES:
-            raise InvalidInput(f"model {model!r}: unknown parameter {key!r}; allowed: {', '.join(allowed)}", field=f"params.{key}")
-        check, what = _RULES[key]
-        if not check(value):
-            raise InvalidInput(f"model {model!r}: params.{key} must be {what}, got {value!r}", field=f"params.{key}")
-    typed: dict[str, Any] = {
-        k: (float(v) if isinstance(MSDMParams.__dataclass_fields__[k].default, float) else v) for k, v in values.items()
-    }
-    params = MSDMParams(**typed)
+    params = parse_typed(MSDMParams, _RULES, values, model=model)
     if params.sigma_min >= params.sigma_max:
         raise InvalidInput(
             f"model {model!r}: params.sigma_min ({params.sigma_min}) must be below sigma_max ({params.sigma_max})", field="params.sigma_min"

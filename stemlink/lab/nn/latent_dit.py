@@ -57,6 +57,8 @@ class LatentDiTConfig(ConfigDict):
     p_mean: float = -1.2
     p_std: float = 1.2
     clamp: float = 1.0
+    codec: str = ""  # the codec pair whose latents this models (manifest name), set by training
+    codec_sha256: str = ""  # ... and its encoder file's sha256: serving refuses another codec
 
     def __post_init__(self) -> None:
         if self.dim % self.heads or self.dim < 8:

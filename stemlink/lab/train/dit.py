@@ -16,7 +16,7 @@ new DiT.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,27 @@ def open_encoder(source: LatentSource, latent_dim: int):
     return encoder, encoder.spec.sha256[:12]
 
 
+def _check_same_codec(path: str | Path | None, cfg: LatentDiTConfig) -> None:
+    """A DiT continues only on the latents it was trained on."""
+    if path is None or not Path(path).is_file():
+        return
+    from stemlink.engine.registry import read_manifest
+    from stemlink.lab.checkpoints import load_checkpoint
+
+    path = Path(path)
+    if path.suffix in (".onnx", ".pt") and (path.parent / "manifest.json").is_file():  # a shipped export: its manifest entry
+        entries = [m for m in read_manifest(path.parent).get("models", []) if m.get("file") == path.name]
+        was = entries[0].get("config", {}).get("codec_sha256", "") if entries else ""
+    else:
+        was = load_checkpoint(path, family=FAMILY).get("config", {}).get("codec_sha256", "")
+    if was and was != cfg.codec_sha256:
+        raise InvalidInput(
+            f"{path} was trained on the latents of codec encoder {was[:12]}, but {cfg.codec!r} is now {cfg.codec_sha256[:12]}: "
+            "start a new run (a new codec means a new latent space)",
+            field="codec",
+        )
+
+
 def dit_loss(denoiser: EDMDenoiser, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], objective: DiTObjective) -> torch.Tensor:
     target, context, embedding = batch
     b = target.shape[0]
@@ -120,9 +141,13 @@ def main(args: argparse.Namespace) -> int:
 
 def train(args: argparse.Namespace) -> nn.Module:
     preset = load_dit_preset(args.preset)
-    cfg, tcfg = preset.model, preset.train
-    run = Run(FAMILY, Path(args.out or Path("runs") / preset.name), preset=preset.to_dict(), config=cfg.to_dict(), train=tcfg, args=args)
-    encoder, encoder_id = open_encoder(preset.latents, cfg.latent_dim)
+    tcfg = preset.train
+    encoder, encoder_id = open_encoder(preset.latents, preset.model.latent_dim)
+    cfg = replace(preset.model, codec=preset.latents.codec, codec_sha256=encoder.spec.sha256)
+    out = Path(args.out or Path("runs") / preset.name)
+    _check_same_codec(out / "last.pt" if args.resume else None, cfg)
+    _check_same_codec(getattr(args, "init", None), cfg)
+    run = Run(FAMILY, out, preset=preset.to_dict(), config=cfg.to_dict(), train=tcfg, args=args)
     root = args.data or preset.data.root
     geometry = encoder.geometry
 

@@ -1,0 +1,144 @@
+"""The Diff-A-Riff family (issue 14): a latent DiT over a stereo codec's latents, served for
+`accompany` and `generate` in true stereo.
+
+A manifest entry of family "riff" is the exported EDM denoiser of the DiT,
+
+    network(x (B, D, L), sigma (B,), context (B, D, L), embedding (B, E), has_context (B,), has_embedding (B,)) -> (B, D, L)
+
+and names its codec pair in `config.components` ({"encoder": "NAME.encoder", "decoder": "NAME.decoder"});
+the registry loads them first. `config.codec_sha256` pins the encoder the DiT was trained on: an
+entry whose codec file changed is refused, since a new codec is a new latent space.
+
+One window (the apply layer owns windows, crossfades, rates and channels; this model is a
+stereo-pair model, so it gets the region folded to stereo and its part stays stereo):
+  accompany: context (B, 2, W) -> encoder -> context latents -> EDM sampling of the part's latents
+             with classifier-free guidance (scale `guidance`; the unconditional branch drops the
+             context) -> decoder -> (B, 1, 2, W): the one stem "part".
+  generate:  the same without a context.
+The audio embedding (CLAP-style conditioning, issue 14 part 3) is not wired yet: every call
+drops it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from stemlink.contract import MAX_STEPS
+from stemlink.engine.models.base import Accompanist, EngineModel, Generator, ModelSpec, ProgressCallback
+from stemlink.engine.models.codec import CodecModel
+from stemlink.engine.params import Rule, parse_typed
+from stemlink.engine.sampling import karras_sigmas, sample_generate
+from stemlink.engine.sampling.guidance import guided
+from stemlink.errors import InvalidInput
+
+RIFF_TASKS = ("accompany", "generate")
+STEMS = ("part",)
+
+
+@dataclass(frozen=True)
+class RiffParams:
+    """EDM sampler settings; `sigma_min` / `sigma_max` default to the DiT's own (manifest config)."""
+
+    steps: int = 30
+    guidance: float = 2.0
+    sigma_min: float = 0.0  # 0 = the model's
+    sigma_max: float = 0.0  # 0 = the model's
+    rho: float = 7.0
+    s_churn: float = 0.0
+    heun: bool = False
+
+
+def _number(lo: float, hi: float) -> Rule:
+    return (
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi,
+        f"a number in {lo}..{hi}",
+    )
+
+
+RULES: dict[str, Rule] = {
+    "steps": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_STEPS, f"an integer in 1..{MAX_STEPS}"),
+    "guidance": _number(0, 20),
+    "sigma_min": _number(0, 10),
+    "sigma_max": _number(0, 1000),
+    "rho": _number(0.1, 100),
+    "s_churn": _number(0, 1000),
+    "heun": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+class RiffModel(EngineModel, Accompanist, Generator):
+    samples = True
+    channels = 2  # a stereo-pair model for the apply layer
+
+    def __init__(self, spec: ModelSpec, network: Callable[..., torch.Tensor], components: Mapping[str, EngineModel]):
+        super().__init__(spec)
+        encoder, decoder = components.get("encoder"), components.get("decoder")
+        if not isinstance(encoder, CodecModel) or not isinstance(decoder, CodecModel):
+            raise ValueError("a riff entry needs config.components with a codec 'encoder' and 'decoder'")
+        if encoder.part != "encoder" or decoder.part != "decoder":
+            raise ValueError(f"components are a codec {encoder.part} and {decoder.part}, expected the encoder and the decoder")
+        pinned = str(spec.config.get("codec_sha256", ""))
+        if pinned and encoder.spec.sha256 != pinned:
+            raise ValueError(
+                f"the DiT was trained on codec encoder {pinned[:12]}..., but {encoder.name!r} is {encoder.spec.sha256[:12]}...; "
+                "export a DiT trained on this codec"
+            )
+        self.latent_dim = int(spec.config["latent_dim"])
+        if encoder.latent_dim != self.latent_dim or decoder.latent_dim != self.latent_dim:
+            raise ValueError(f"codec latents have {encoder.latent_dim} channels, the DiT {self.latent_dim}")
+        if encoder.geometry.sample_rate != spec.sample_rate or encoder.geometry.channels != 2:
+            raise ValueError(f"the codec must be stereo at the entry's {spec.sample_rate} Hz")
+        self.network, self.encoder, self.decoder = network, encoder, decoder
+        self.embed_dim = int(spec.config.get("embed_dim", 0))
+        self.sigma_range = (float(spec.config["sigma_min"]), float(spec.config["sigma_max"]))
+
+    def parse_params(self, task: str, params: Mapping[str, Any]) -> RiffParams:
+        if task not in self.tasks:
+            raise InvalidInput(f"model {self.name!r} does not serve task {task!r}; tasks: {', '.join(self.tasks)}", field="task")
+        p = parse_typed(RiffParams, RULES, {**dict(self.spec.defaults), **dict(params or {})}, model=self.name)
+        lo, hi = p.sigma_min or self.sigma_range[0], p.sigma_max or self.sigma_range[1]
+        if lo >= hi:
+            raise InvalidInput(f"model {self.name!r}: params.sigma_min ({lo}) must be below sigma_max ({hi})", field="params.sigma_min")
+        return RiffParams(p.steps, p.guidance, lo, hi, p.rho, p.s_churn, p.heun)
+
+    def _params(self, task: str, params: Any) -> RiffParams:
+        return params if isinstance(params, RiffParams) else self.parse_params(task, params or {})
+
+    def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, *cond: torch.Tensor) -> torch.Tensor:
+        return self.network(x.float().contiguous(), sigma.float().contiguous(), *(c.float().contiguous() for c in cond))
+
+    def _part(
+        self, context: torch.Tensor | None, batch: int, frames: int, p: RiffParams, generator: torch.Generator, callback
+    ) -> torch.Tensor:
+        """Latents of `batch` parts for `frames` samples -> (B, 1, 2, frames) audio."""
+        length = self.encoder.geometry.latent_frames(frames)
+        if context is None:
+            ctx = torch.zeros(batch, self.latent_dim, length)
+            has_context = torch.zeros(batch)
+        else:
+            ctx = self.encoder.encode(context.float())
+            has_context = torch.ones(batch)
+        embedding = torch.zeros(batch, self.embed_dim)
+        none = torch.zeros(batch)
+        denoiser = guided(
+            self._denoise, (ctx, embedding, has_context, none), (ctx, embedding, none, none), p.guidance if context is not None else 1.0
+        )
+        sigmas = karras_sigmas(p.steps, p.sigma_min, p.sigma_max, p.rho)
+        x = torch.randn(batch, self.latent_dim, length, generator=generator) * sigmas[0]
+        latents = sample_generate(denoiser, x, sigmas, generator=generator, callback=callback, s_churn=p.s_churn, heun=p.heun)
+        return self.decoder.decode(latents, frames).unsqueeze(1)
+
+    def accompany(self, context, *, context_stems, params, generator, callback) -> torch.Tensor:
+        """(B, 2, W) context at the model rate -> (B, 1, 2, W): the stereo part."""
+        if context.dim() != 3 or context.shape[1] != 2:
+            raise InvalidInput(f"context must be (B, 2, T) stereo at {self.sample_rate} Hz, got {tuple(context.shape)}", field="context")
+        return self._part(context, context.shape[0], context.shape[-1], self._params("accompany", params), generator, callback)
+
+    def generate(self, batch: int, *, params: Any, generator: torch.Generator, callback: ProgressCallback) -> torch.Tensor:
+        """-> (B, 1, 2, window): a stereo part with no context."""
+        return self._part(None, batch, self.window, self._params("generate", params), generator, callback)
