@@ -51,6 +51,9 @@ Stereo and multichannel policy:
   `generate` has no input: it runs the generator for every window and crossfades them, so a
   region longer than one window is a chain of independent performances joined by crossfades
   (continuation across windows needs a model that can condition on the previous window).
+  A model with `continues = True` (the riff family) is run window after window and given its own
+  output of the previous window over the overlap (`previous=`), so it continues one performance
+  and the crossfade joins two renderings of the same audio.
 - score: both inputs are downmixed to mono, cut into non-overlapping windows, embedded, and
   the per-window similarities averaged.
 
@@ -95,8 +98,8 @@ SILENCE_PEAK = 1e-4  # -80 dBFS: a separation window whose input peak is lower i
 SEPARATION_RMS = 0.1  # -20 dBFS: quieter separation windows are raised to this RMS for the model (0 = off)
 MAX_GAIN = 1e4  # +80 dB at most
 # batch (B, W) float32 model-rate windows ((B, 2, W) for stereo-pair models; None for generate),
-# batch size, generator -> (B, S, W) ((B, S, 2, W))
-WindowFn = Callable[[np.ndarray | None, int, torch.Generator, ProgressCallback], torch.Tensor]
+# batch size, generator[, previous= for continuing models: see `stream`] -> (B, S, W) ((B, S, 2, W))
+WindowFn = Callable[..., torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,19 @@ def model_channels(model: Any) -> int:
     return int(channels)
 
 
+def model_continues(model: Any) -> bool:
+    """`model.continues`: its accompany/generate take `previous=` (see `stream`) and run window after window."""
+    return bool(getattr(model, "continues", False))
+
+
+def _previous(more: dict[str, Any]) -> dict[str, Any]:
+    """The `previous=` keyword for a continuing model's call, as a tensor (absent for other models)."""
+    if "previous" not in more:
+        return {}
+    prev = more["previous"]
+    return {"previous": None if prev is None else torch.from_numpy(prev)}
+
+
 def seed_for(seed: int, window: int, channel: int = 0) -> int:
     """A 63-bit seed derived from the request seed, a window index and a channel."""
     state = np.random.SeedSequence([int(seed) & (2**64 - 1), window, channel]).generate_state(2, dtype=np.uint32)
@@ -249,6 +265,7 @@ def stream(
     per_channel: bool,
     pairs: bool = False,
     consistency: bool = False,
+    continues: bool = False,
     seed: int = 0,
     callback: ProgressCallback | None = None,
     config: ApplyConfig = ApplyConfig(),
@@ -259,6 +276,9 @@ def stream(
     its mid; `None` for generation. The yielded blocks sum to exactly `frames` samples.
     With `consistency` (separation), the stems of every block sum to the source's block.
     `pairs`: the model takes stereo pairs (`channel_pairs` of the fed channels, one lane each).
+    `continues`: windows run one after another (all lanes of a window per call), and `fn` gets
+    `previous=` the model's own output of the previous window over this window's first `overlap`
+    samples ((b, stems, [2,] overlap); None for the first window), so it can continue it.
     """
     model_frames = out_frames(frames, sample_rate, model_rate)
     plan = WindowPlan.build(model_frames, window, delay, config.overlap)
@@ -268,7 +288,11 @@ def stream(
     downmix = StereoSource if pairs else MidSource
     feed = None if source is None else (source if per_channel else downmix(source))
     items = [(k, c) for k in range(plan.count) for c in range(lanes)]
-    calls = [items[i : i + config.batch] for i in range(0, len(items), config.batch)]
+    if continues:
+        calls = [items[i : i + lanes] for i in range(0, len(items), lanes)]
+    else:
+        calls = [items[i : i + config.batch] for i in range(0, len(items), config.batch)]
+    previous: np.ndarray | None = None
     progress = _Progress(callback, len(calls))
     acc = _Accumulator(stems, 2 * lanes if pairs else lanes)
     shape = (stems, 2, window) if pairs else (stems, window)
@@ -284,10 +308,16 @@ def stream(
             batch = np.stack([windows[k][list(groups[c])] if pairs else windows[k][c] for k, c in call])
         generator = torch.Generator().manual_seed(seed_for(seed, k0, c0))
         with torch.inference_mode():
-            made = fn(batch, len(call), generator, progress.step)
+            made = (
+                fn(batch, len(call), generator, progress.step, previous=previous)
+                if continues
+                else fn(batch, len(call), generator, progress.step)
+            )
         out = np.asarray(made.detach().cpu().numpy() if isinstance(made, torch.Tensor) else made, dtype=np.float32)
         if out.shape != (len(call), *shape):
             raise StemlinkError(f"model returned shape {out.shape}, expected {(len(call), *shape)}")
+        if continues and plan.overlap:
+            previous = out[..., delay + plan.hop : delay + plan.hop + plan.overlap].copy()
         for (k, c), y in zip(call, out, strict=True):
             acc.add(plan.start(k), slice(2 * c, 2 * c + 2) if pairs else c, y[..., delay:] * plan.weights(k))
         progress.finish_call()
@@ -419,9 +449,14 @@ def accompany_stream(
     """Accompanist on the mid of a context source -> blocks (len(model.stems), C, n), dual mono."""
     _check_region(source)
 
-    def fn(batch, b, generator, step):
+    def fn(batch, b, generator, step, **more):
         return model.accompany(
-            torch.from_numpy(batch), context_stems=tuple(context_stems), params=params, generator=generator, callback=step
+            torch.from_numpy(batch),
+            context_stems=tuple(context_stems),
+            params=params,
+            generator=generator,
+            callback=step,
+            **_previous(more),
         )
 
     return stream(
@@ -431,6 +466,7 @@ def accompany_stream(
         sample_rate=source.sample_rate,
         channels=source.channels,
         per_channel=False,
+        continues=model_continues(model),
         seed=seed,
         callback=callback,
         config=config,
@@ -451,8 +487,8 @@ def generate_stream(
 ) -> Iterator[np.ndarray]:
     """Generator -> `frames` host-rate samples as blocks (len(model.stems), channels, n), dual mono."""
 
-    def fn(batch, b, generator, step):
-        return model.generate(b, params=params, generator=generator, callback=step)
+    def fn(batch, b, generator, step, **more):
+        return model.generate(b, params=params, generator=generator, callback=step, **_previous(more))
 
     return stream(
         fn,
@@ -461,6 +497,7 @@ def generate_stream(
         sample_rate=sample_rate,
         channels=channels,
         per_channel=False,
+        continues=model_continues(model),
         seed=seed,
         callback=callback,
         config=config,

@@ -113,3 +113,32 @@ def test_accompany_with_a_pair_model_reads_the_stereo_fold_and_keeps_stereo():
     out6 = collect(accompany_stream(StereoEcho(), ArraySource(six, 44100), context_stems=("rest",)))
     np.testing.assert_allclose(out6[0, 0], six[1::2].mean(0), atol=1e-5)
     np.testing.assert_allclose(out6[0, 3], six[0::2].mean(0), atol=1e-5)
+
+
+class Ramp(CrossTalk):
+    """A continuing stereo generator: each window is a ramp that starts where `previous` (its own
+    last output over this window's first samples) starts, or at 0; right = -left."""
+
+    continues = True
+
+    def __init__(self, window: int = 4096):
+        super().__init__(window=window)
+        self.previous: list[tuple[int, ...] | None] = []
+
+    def generate(self, batch, *, params, generator, callback, previous=None):
+        self.previous.append(None if previous is None else tuple(previous.shape))
+        start = torch.zeros(batch) if previous is None else previous[:, 0, 0, 0]
+        left = start[:, None] + torch.arange(self.window, dtype=torch.float32)[None] / self.window
+        return torch.stack([torch.stack([left, -left], 1), torch.zeros(batch, 2, self.window)], 1)
+
+
+def test_a_continuing_model_runs_window_after_window_and_joins_without_seams():
+    model = Ramp()
+    frames = 20_000
+    out = collect(generate_stream(model, frames, 44100, channels=2, config=ApplyConfig(batch=8)))
+    overlap = round(0.25 * 4096)
+    assert model.previous[0] is None and all(p == (1, 2, 2, overlap) for p in model.previous[1:])
+    assert len(model.previous) > 4  # one window per call, although batch 8 would fit them all
+    want = np.arange(frames, dtype=np.float32) / 4096  # one ramp across every window boundary
+    np.testing.assert_allclose(out[0, 0], want, atol=1e-4)
+    np.testing.assert_allclose(out[0, 1], -want, atol=1e-4)

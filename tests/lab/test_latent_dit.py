@@ -196,6 +196,21 @@ def test_riff_export_serves_stereo_parts_of_exact_length(tmp_path, codec_exports
         assert gen.stems["part"].shape == (2, 5000)
     with pytest.raises(InvalidInput, match="params.guidance"):
         registry.get("riff-test").parse_params("accompany", {"guidance": -1})
+    # continuation: the latent frames that only see `previous` are kept, whatever the seed
+    model = registry.get("riff-test", "torchscript")
+    g = torch.Generator().manual_seed(3)
+    ctx, prev = 0.1 * torch.randn(1, 2, 4096, generator=g), 0.1 * torch.randn(1, 1, 2, 3072, generator=g)
+    a, b = (
+        model.accompany(
+            ctx, context_stems=(), params={"steps": 3}, generator=torch.Generator().manual_seed(s), callback=None, previous=prev
+        )
+        for s in (1, 2)
+    )
+    assert torch.allclose(a[..., :1536], b[..., :1536], atol=1e-5) and not torch.allclose(a[..., -1024:], b[..., -1024:])
+    # a 60 s region is one continued performance of exact length
+    long = (0.1 * rng.standard_normal((2, 60 * 44100))).astype(np.float32)
+    out = run_task(model, TaskRequest("accompany", 44100, {"context": long}, params={"steps": 2}))
+    assert out.stems["part"].shape == (2, 60 * 44100) and np.isfinite(out.stems["part"]).all()
     # a codec whose encoder changed is a new latent space: the DiT entry is refused
     manifest = json.loads((exports / "manifest.json").read_text())
     for entry in manifest["models"]:

@@ -124,13 +124,15 @@ class Accompanist(ABC):
 
         The returned context stems are the model's reading of the context; callers keep the
         stems they asked for (normally those not in `context_stems`).
+        A model with `continues = True` also takes `previous=`: its own output of the previous
+        window over this window's first samples ((B, S, [2,] n), None for the first window).
         """
 
 
 class Generator(ABC):
     @abstractmethod
     def generate(self, batch: int, *, params: Any, generator: torch.Generator, callback: ProgressCallback) -> torch.Tensor:
-        """-> (B, S, T) a coherent set of stems."""
+        """-> (B, S, T) a coherent set of stems (`previous=` as for `Accompanist.accompany`)."""
 
 
 class Scorer(ABC):

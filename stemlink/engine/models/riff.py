@@ -10,7 +10,9 @@ the registry loads them first. `config.codec_sha256` pins the encoder the DiT wa
 entry whose codec file changed is refused, since a new codec is a new latent space.
 
 One window (the apply layer owns windows, crossfades, rates and channels; this model is a
-stereo-pair model, so it gets the region folded to stereo and its part stays stereo):
+stereo-pair model, so it gets the region folded to stereo and its part stays stereo, and a
+continuing one, so windows run in order and each gets the previous window's part over its
+overlap, whose latent frames it keeps by inpainting: a long region is one performance):
   accompany: context (B, 2, W) -> encoder -> context latents -> EDM sampling of the part's latents
              with classifier-free guidance (scale `guidance`; the unconditional branch drops the
              context) -> decoder -> (B, 1, 2, W): the one stem "part".
@@ -32,7 +34,7 @@ from stemlink.contract import MAX_STEPS
 from stemlink.engine.models.base import Accompanist, EngineModel, Generator, ModelSpec, ProgressCallback
 from stemlink.engine.models.codec import CodecModel
 from stemlink.engine.params import Rule, parse_typed
-from stemlink.engine.sampling import karras_sigmas, sample_generate
+from stemlink.engine.sampling import karras_sigmas, sample_generate, sample_inpaint
 from stemlink.engine.sampling.guidance import guided
 from stemlink.errors import InvalidInput
 
@@ -74,6 +76,7 @@ RULES: dict[str, Rule] = {
 class RiffModel(EngineModel, Accompanist, Generator):
     samples = True
     channels = 2  # a stereo-pair model for the apply layer
+    continues = True  # windows run in order; each continues the previous one's overlap (apply.stream)
 
     def __init__(self, spec: ModelSpec, network: Callable[..., torch.Tensor], components: Mapping[str, EngineModel]):
         super().__init__(spec)
@@ -112,10 +115,31 @@ class RiffModel(EngineModel, Accompanist, Generator):
     def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, *cond: torch.Tensor) -> torch.Tensor:
         return self.network(x.float().contiguous(), sigma.float().contiguous(), *(c.float().contiguous() for c in cond))
 
+    def _known(self, previous: torch.Tensor, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The previous window's part over this window's first samples (B, 1, 2, P) -> (known latents
+        (B, D, L), mask (1, 1, L)): the latent frames that only see those samples are kept."""
+        g = self.encoder.geometry
+        audio = torch.zeros(previous.shape[0], 2, frames)
+        n = min(previous.shape[-1], frames)
+        audio[..., :n] = previous[:, 0, :, :n].float()
+        known = self.encoder.encode(audio)
+        margin = -(-(g.n_fft // 2) // g.samples_per_latent) + 2  # frames whose STFT and convolutions reach past P
+        mask = torch.zeros(1, 1, known.shape[-1], dtype=torch.bool)
+        mask[..., : max(0, n // g.samples_per_latent - margin)] = True
+        return known, mask
+
     def _part(
-        self, context: torch.Tensor | None, batch: int, frames: int, p: RiffParams, generator: torch.Generator, callback
+        self,
+        context: torch.Tensor | None,
+        batch: int,
+        frames: int,
+        p: RiffParams,
+        generator: torch.Generator,
+        callback,
+        previous: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Latents of `batch` parts for `frames` samples -> (B, 1, 2, frames) audio."""
+        """Latents of `batch` parts for `frames` samples -> (B, 1, 2, frames) audio; with `previous`
+        the window's first latent frames are inpainted from it (continuation)."""
         length = self.encoder.geometry.latent_frames(frames)
         if context is None:
             ctx = torch.zeros(batch, self.latent_dim, length)
@@ -130,15 +154,21 @@ class RiffModel(EngineModel, Accompanist, Generator):
         )
         sigmas = karras_sigmas(p.steps, p.sigma_min, p.sigma_max, p.rho)
         x = torch.randn(batch, self.latent_dim, length, generator=generator) * sigmas[0]
-        latents = sample_generate(denoiser, x, sigmas, generator=generator, callback=callback, s_churn=p.s_churn, heun=p.heun)
+        common: dict[str, Any] = dict(generator=generator, callback=callback, s_churn=p.s_churn, heun=p.heun)
+        if previous is None:
+            latents = sample_generate(denoiser, x, sigmas, **common)
+        else:
+            known, mask = self._known(previous, frames)
+            latents = sample_inpaint(denoiser, x, sigmas, known=known, mask=mask, **common)
         return self.decoder.decode(latents, frames).unsqueeze(1)
 
-    def accompany(self, context, *, context_stems, params, generator, callback) -> torch.Tensor:
+    def accompany(self, context, *, context_stems, params, generator, callback, previous=None) -> torch.Tensor:
         """(B, 2, W) context at the model rate -> (B, 1, 2, W): the stereo part."""
         if context.dim() != 3 or context.shape[1] != 2:
             raise InvalidInput(f"context must be (B, 2, T) stereo at {self.sample_rate} Hz, got {tuple(context.shape)}", field="context")
-        return self._part(context, context.shape[0], context.shape[-1], self._params("accompany", params), generator, callback)
+        p = self._params("accompany", params)
+        return self._part(context, context.shape[0], context.shape[-1], p, generator, callback, previous)
 
-    def generate(self, batch: int, *, params: Any, generator: torch.Generator, callback: ProgressCallback) -> torch.Tensor:
+    def generate(self, batch: int, *, params: Any, generator: torch.Generator, callback: ProgressCallback, previous=None) -> torch.Tensor:
         """-> (B, 1, 2, window): a stereo part with no context."""
-        return self._part(None, batch, self.window, self._params("generate", params), generator, callback)
+        return self._part(None, batch, self.window, self._params("generate", params), generator, callback, previous)

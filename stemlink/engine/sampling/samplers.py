@@ -122,22 +122,31 @@ def sample_inpaint(
     sigmas: torch.Tensor,
     *,
     known: torch.Tensor,
-    mask: Sequence[bool],
+    mask: Sequence[bool] | torch.Tensor,
     generator: torch.Generator | None = None,
     callback: Callback = None,
     s_churn: float = 0.0,
     corrector_steps: int = 0,
     heun: bool = False,
 ) -> torch.Tensor:
-    """Partial generation. known: (B, N, T) true values (only stems with mask[n] True are
-    used); returns (B, N, T) whose known stems equal `known` exactly."""
-    keep = torch.as_tensor(list(mask), dtype=torch.bool, device=x.device)
-    if keep.numel() != x.shape[1]:
-        raise ValueError(f"mask has {keep.numel()} entries, x has {x.shape[1]} stems")
+    """Partial generation. known: (B, N, T) true values, used where `mask` is True: a sequence of
+    N booleans (whole stems) or a bool tensor broadcastable to x (any entries, e.g. the first
+    frames of a window that continues the previous one); the result equals `known` there exactly."""
+    if isinstance(mask, torch.Tensor):
+        keep = mask.to(device=x.device, dtype=torch.bool)
+        try:
+            torch.broadcast_shapes(keep.shape, x.shape)
+        except RuntimeError as exc:
+            raise ValueError(f"mask of shape {tuple(keep.shape)} does not broadcast to x {tuple(x.shape)}") from exc
+    else:
+        keep = torch.as_tensor(list(mask), dtype=torch.bool, device=x.device)
+        if keep.numel() != x.shape[1]:
+            raise ValueError(f"mask has {keep.numel()} entries, x has {x.shape[1]} stems")
+        keep = keep[None, :, None]
 
     def project(z: torch.Tensor, sigma: float) -> torch.Tensor:
         noisy = known + _noise(known, generator) * sigma if sigma > 0 else known
-        return torch.where(keep[None, :, None], noisy, z)
+        return torch.where(keep, noisy, z)
 
     return _run(
         x,
