@@ -219,3 +219,69 @@ def test_riff_export_serves_stereo_parts_of_exact_length(tmp_path, codec_exports
     (exports / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelLoadError, match="trained on codec encoder 000000000000"):
         ModelRegistry(exports, device="cpu", threads=1).get("riff-test")
+
+
+def test_consistency_function_is_the_identity_at_sigma_min_and_trains():
+    from stemlink.lab.nn.consistency import ConsistencyDenoiser
+
+    cfg = LatentDiTConfig(latent_dim=4, dim=16, depth=1, heads=2, noise_features=8, parameterization="consistency")
+    f = build_latent_denoiser(cfg)
+    assert isinstance(f, ConsistencyDenoiser)
+    _perturb(f)
+    x, _, ctx, emb, on, _ = _inputs(cfg)
+    cond = (ctx, emb, on, torch.zeros(2))
+    with torch.no_grad():
+        np.testing.assert_allclose(f.denoise(x, torch.full((2,), cfg.sigma_min), *cond, clamp=False), x, atol=1e-6)  # boundary condition
+    assert f.step_size(0.0) == pytest.approx(0.1) and f.step_size(1.0) == pytest.approx(1 / 1280)
+    hi, lo = f.levels(256, 0.3, generator=torch.Generator().manual_seed(0))
+    assert (lo < hi).all() and lo.min() >= cfg.sigma_min * 0.999 and hi.max() <= cfg.sigma_max * 1.001
+    loss = f.loss(x, torch.randn_like(x), 0.5, *cond)
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in f.backbone.parameters() if p.requires_grad)
+
+
+def test_consistency_sampler_returns_an_exact_f_and_holds_known_entries():
+    from stemlink.engine.sampling import sample_consistency
+
+    target = torch.randn(2, 3, 10)
+    calls = []
+
+    def oracle(x, sigma):
+        calls.append(float(sigma[0]))
+        return target
+
+    sigmas = torch.tensor([40.0, 2.5, 0.3, 0.0])
+    out = sample_consistency(oracle, torch.randn(2, 3, 10) * 40, sigmas, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, target) and calls == pytest.approx([40.0, 2.5, 0.3])
+    known, mask = torch.zeros(2, 3, 10), torch.zeros(1, 1, 10, dtype=torch.bool)
+    mask[..., :4] = True
+    held = sample_consistency(oracle, torch.randn(2, 3, 10), sigmas, known=known, mask=mask)
+    assert torch.equal(held[..., :4], known[..., :4]) and torch.equal(held[..., 4:], target[..., 4:])
+
+
+def test_cdit_trains_exports_and_serves_few_step_parts(tmp_path, codec_exports):
+    import shutil
+
+    from stemlink.contract import TaskRequest
+    from stemlink.engine.registry import ModelRegistry
+    from stemlink.engine.tasks import run_task
+    from stemlink.lab.export.riff import export_riff
+    from stemlink.lab.train.dit import train as train_dit
+
+    exports = tmp_path / "exports"
+    shutil.copytree(codec_exports, exports)
+    root = _tiny_corpus(tmp_path / "corpus")
+    text = (presets_dir() / "train" / "dit-debug.toml").read_text()
+    text = text.replace('codec = "codec-debug"', f'codec = "codec-debug"\nexports = "{exports}"')
+    text = text.replace("noise_features = 16", 'noise_features = 16\nparameterization = "consistency"')
+    preset = tmp_path / "cdit-test.toml"
+    preset.write_text(text + "\n[objective]\nschedule_steps = 4\n")
+    args = dict(preset=str(preset), data=str(root), init=None, max_minutes=None, device="cpu", seed=0, threads=1, resume=False)
+    train_dit(argparse.Namespace(out=str(tmp_path / "run"), max_steps=3, **args))
+    export_riff(tmp_path / "run" / "last.pt", exports, name="cdit-test", frames=16, formats=("torchscript",))
+    model = ModelRegistry(exports, device="cpu", threads=1).get("cdit-test")
+    assert model.consistency and model.parse_params("accompany", {}).steps == 5  # the export's defaults
+    context = (0.1 * np.random.default_rng(1).standard_normal((2, 9000))).astype(np.float32)
+    for n in (1, 2):
+        out = run_task(model, TaskRequest("accompany", 8000, {"context": context}, params={"steps": n}))
+        assert out.stems["part"].shape == (2, 9000) and np.isfinite(out.stems["part"]).all()

@@ -9,6 +9,10 @@ and names its codec pair in `config.components` ({"encoder": "NAME.encoder", "de
 the registry loads them first. `config.codec_sha256` pins the encoder the DiT was trained on: an
 entry whose codec file changed is refused, since a new codec is a new latent space.
 
+Two kinds of entry share this class (`config.parameterization`): "edm", sampled with the EDM
+sampler (`steps` 20-40), and "consistency" (C-DiT, part 5), sampled with multistep consistency
+sampling (`steps` 1-5); the manifest's `defaults` carry each kind's steps and guidance.
+
 One window (the apply layer owns windows, crossfades, rates and channels; this model is a
 stereo-pair model, so it gets the region folded to stereo and its part stays stereo, and a
 continuing one, so windows run in order and each gets the previous window's part over its
@@ -34,7 +38,7 @@ from stemlink.contract import MAX_STEPS
 from stemlink.engine.models.base import Accompanist, EngineModel, Generator, ModelSpec, ProgressCallback
 from stemlink.engine.models.codec import CodecModel
 from stemlink.engine.params import Rule, parse_typed
-from stemlink.engine.sampling import karras_sigmas, sample_generate, sample_inpaint
+from stemlink.engine.sampling import karras_sigmas, sample_consistency, sample_generate, sample_inpaint
 from stemlink.engine.sampling.guidance import guided
 from stemlink.errors import InvalidInput
 
@@ -99,6 +103,7 @@ class RiffModel(EngineModel, Accompanist, Generator):
         self.network, self.encoder, self.decoder = network, encoder, decoder
         self.embed_dim = int(spec.config.get("embed_dim", 0))
         self.sigma_range = (float(spec.config["sigma_min"]), float(spec.config["sigma_max"]))
+        self.consistency = spec.config.get("parameterization", "edm") == "consistency"
 
     def parse_params(self, task: str, params: Mapping[str, Any]) -> RiffParams:
         if task not in self.tasks:
@@ -152,14 +157,22 @@ class RiffModel(EngineModel, Accompanist, Generator):
         denoiser = guided(
             self._denoise, (ctx, embedding, has_context, none), (ctx, embedding, none, none), p.guidance if context is not None else 1.0
         )
-        sigmas = karras_sigmas(p.steps, p.sigma_min, p.sigma_max, p.rho)
-        x = torch.randn(batch, self.latent_dim, length, generator=generator) * sigmas[0]
-        common: dict[str, Any] = dict(generator=generator, callback=callback, s_churn=p.s_churn, heun=p.heun)
-        if previous is None:
-            latents = sample_generate(denoiser, x, sigmas, **common)
+        known, mask = self._known(previous, frames) if previous is not None else (None, None)
+        if self.consistency:  # C-DiT: evaluate f at `steps` levels from sigma_max (the final sigma_min one would be the identity)
+            levels = karras_sigmas(p.steps + 1, p.sigma_min, p.sigma_max, p.rho)[: p.steps]
+            sigmas = torch.cat([levels, levels.new_zeros(1)])
+            x = torch.randn(batch, self.latent_dim, length, generator=generator) * sigmas[0]
+            latents = sample_consistency(
+                denoiser, x, sigmas, generator=generator, callback=callback, sigma_min=self.sigma_range[0], known=known, mask=mask
+            )
         else:
-            known, mask = self._known(previous, frames)
-            latents = sample_inpaint(denoiser, x, sigmas, known=known, mask=mask, **common)
+            sigmas = karras_sigmas(p.steps, p.sigma_min, p.sigma_max, p.rho)
+            x = torch.randn(batch, self.latent_dim, length, generator=generator) * sigmas[0]
+            common: dict[str, Any] = dict(generator=generator, callback=callback, s_churn=p.s_churn, heun=p.heun)
+            if known is None or mask is None:
+                latents = sample_generate(denoiser, x, sigmas, **common)
+            else:
+                latents = sample_inpaint(denoiser, x, sigmas, known=known, mask=mask, **common)
         return self.decoder.decode(latents, frames).unsqueeze(1)
 
     def accompany(self, context, *, context_stems, params, generator, callback, previous=None) -> torch.Tensor:

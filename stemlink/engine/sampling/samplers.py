@@ -21,6 +21,8 @@ back up to sigma_i. Samplers differ only in their projection and derivative:
   `subset` = all stems this is MSDM separation; the result sums to the mixture exactly.
   `symmetric=True`: the same constraint without a designated stem (stable with few steps).
 - `sample_gaussian`: Gaussian likelihood N(mixture | sum x_subset, (gamma sigma)^2) for comparison.
+- `sample_consistency`: multistep sampling of a consistency model (the denoiser is f(x, sigma) -> x0),
+  with optional held entries (`known`, `mask`) for continuation.
 """
 
 from __future__ import annotations
@@ -159,6 +161,43 @@ def sample_inpaint(
         corrector_steps=corrector_steps,
         heun=heun,
     )
+
+
+def sample_consistency(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    callback: Callback = None,
+    sigma_min: float = 0.002,
+    known: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Multistep consistency sampling (Song et al. 2023, Algorithm 1): `denoiser` is a consistency
+    function f(x, sigma) -> x0. At each level of `sigmas` but the final 0: re-noise the current
+    estimate to that level (not the first), evaluate f. With `known` and a bool `mask`
+    (broadcastable to x), those entries are held at `known` (noised to each level, exact at the end)."""
+    levels = [float(s) for s in sigmas if float(s) > 0]
+    if not levels:
+        raise ValueError("sigmas need at least one level above 0")
+    keep = None if mask is None else mask.to(device=x.device, dtype=torch.bool)
+    if (known is None) != (keep is None):
+        raise ValueError("known and mask go together")
+
+    def project(z: torch.Tensor, sigma: float) -> torch.Tensor:
+        if keep is None or known is None:
+            return z
+        return torch.where(keep, known + _noise(known, generator) * sigma, z)
+
+    estimate = x
+    for i, sigma in enumerate(levels):
+        z = x if i == 0 else estimate + _noise(estimate, generator) * math.sqrt(max(sigma**2 - sigma_min**2, 0.0))
+        z = project(z, sigma)
+        estimate = denoiser(z, torch.full((x.shape[0],), sigma, dtype=x.dtype, device=x.device))
+        if callback is not None:
+            callback(i + 1, len(levels))
+    return estimate if keep is None or known is None else torch.where(keep, known, estimate)
 
 
 def _subset(subset: Sequence[int] | None, n: int) -> list[int]:

@@ -1,6 +1,6 @@
 """Export a latent DiT (family "riff") for the engine (`stemlink export riff`).
 
-    load_dit(checkpoint) -> (EDMDenoiser(LatentDiT) in eval mode, LatentDiTConfig, checkpoint dict)   EMA weights
+    load_dit(checkpoint) -> (EDM or consistency denoiser over a LatentDiT, eval mode, LatentDiTConfig, checkpoint dict)   EMA weights
     export_riff(checkpoint, exports_dir, name="riff-small", frames=215) -> ExportResult
 
 The graph is the preconditioned denoiser with its conditioning inputs (x, sigma, context,
@@ -23,10 +23,10 @@ from stemlink.engine.registry import ModelRegistry
 from stemlink.errors import InvalidInput
 from stemlink.lab.checkpoints import load_checkpoint
 from stemlink.lab.export.network import ExportResult, OnnxSignature, export_network
-from stemlink.lab.nn.edm import EDMDenoiser
 from stemlink.lab.nn.latent_dit import LatentDiTConfig, build_latent_denoiser
 
 FAMILY = "riff"
+DEFAULTS = {"edm": {"steps": 30, "guidance": 2.0}, "consistency": {"steps": 5, "guidance": 1.0}}  # per parameterization
 INPUTS = ("x", "sigma", "context", "embedding", "has_context", "has_embedding")
 SIGNATURE = OnnxSignature(
     inputs=INPUTS,
@@ -45,7 +45,7 @@ SIGNATURE = OnnxSignature(
 class DenoiserGraph(torch.nn.Module):
     """The denoiser with its six inputs spelled out (the exporters need named positional inputs)."""
 
-    def __init__(self, denoiser: EDMDenoiser):
+    def __init__(self, denoiser: torch.nn.Module):
         super().__init__()
         self.denoiser = denoiser
 
@@ -53,7 +53,7 @@ class DenoiserGraph(torch.nn.Module):
         return self.denoiser(x, sigma, context, embedding, has_context, has_embedding)
 
 
-def load_dit(checkpoint: str | Path, *, ema: bool = True) -> tuple[EDMDenoiser, LatentDiTConfig, dict[str, Any]]:
+def load_dit(checkpoint: str | Path, *, ema: bool = True) -> tuple[torch.nn.Module, LatentDiTConfig, dict[str, Any]]:
     state = load_checkpoint(checkpoint, family="dit")
     config = LatentDiTConfig.from_dict(state["config"])
     model = build_latent_denoiser(config)
@@ -108,6 +108,7 @@ def export_riff(
         stems=STEMS,
         window=frames * samples_per_latent,
         card=card,
+        defaults=dict(DEFAULTS[config.parameterization]),
         config={
             **config.to_dict(),
             "components": {"encoder": encoder_name, "decoder": f"{config.codec}.decoder"},

@@ -33,8 +33,11 @@ from torch.nn import functional as F
 
 from stemlink.errors import InvalidInput
 from stemlink.lab.nn.config_dict import ConfigDict
+from stemlink.lab.nn.consistency import ConsistencyDenoiser
 from stemlink.lab.nn.edm import EDMDenoiser
 from stemlink.lab.nn.noise_embedding import NoiseEmbedding
+
+PARAMETERIZATIONS = ("edm", "consistency")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,10 @@ class LatentDiTConfig(ConfigDict):
     p_mean: float = -1.2
     p_std: float = 1.2
     clamp: float = 1.0
+    parameterization: str = "edm"  # "edm" (EDMDenoiser, many-step sampling) or "consistency" (C-DiT, 1-5 steps)
+    rho: float = 7.0  # Karras schedule exponent (sampling; the consistency step's space)
+    step_start: float = 0.1  # consistency training: step in rho-space, as a fraction of its range, at the start ...
+    step_end: float = 1 / 1280  # ... and at the end of the schedule
     codec: str = ""  # the codec pair whose latents this models (manifest name), set by training
     codec_sha256: str = ""  # ... and its encoder file's sha256: serving refuses another codec
 
@@ -67,6 +74,10 @@ class LatentDiTConfig(ConfigDict):
             raise InvalidInput(f"qkv_kernel must be odd and >= 1, got {self.qkv_kernel}", field="qkv_kernel")
         if self.latent_dim < 1 or self.depth < 1 or self.embed_dim < 0:
             raise InvalidInput("latent_dim, depth >= 1 and embed_dim >= 0 are required", field="config")
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise InvalidInput(
+                f"parameterization must be one of {', '.join(PARAMETERIZATIONS)}, got {self.parameterization!r}", field="parameterization"
+            )
         if not 0 < self.sigma_min < self.sigma_max:
             raise InvalidInput(f"need 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}", field="sigma_min")
 
@@ -146,6 +157,21 @@ class LatentDiT(nn.Module):
         return self.out(_modulate(self.norm(h), shift, scale)).transpose(1, 2)
 
 
-def build_latent_denoiser(config: LatentDiTConfig) -> EDMDenoiser:
-    """LatentDiTConfig -> EDMDenoiser(LatentDiT) with fresh weights."""
-    return EDMDenoiser(LatentDiT(config), sigma_data=config.sigma_data, clamp=config.clamp, p_mean=config.p_mean, p_std=config.p_std)
+def build_latent_denoiser(config: LatentDiTConfig) -> EDMDenoiser | ConsistencyDenoiser:
+    """LatentDiTConfig -> EDMDenoiser(LatentDiT) or ConsistencyDenoiser(LatentDiT), fresh weights;
+    both have the signature `(x, sigma, context, embedding, has_context, has_embedding) -> x0`."""
+    c = config
+    if c.parameterization == "consistency":
+        return ConsistencyDenoiser(
+            LatentDiT(c),
+            sigma_data=c.sigma_data,
+            sigma_min=c.sigma_min,
+            sigma_max=c.sigma_max,
+            clamp=c.clamp,
+            p_mean=c.p_mean,
+            p_std=c.p_std,
+            rho=c.rho,
+            step_start=c.step_start,
+            step_end=c.step_end,
+        )
+    return EDMDenoiser(LatentDiT(c), sigma_data=c.sigma_data, clamp=c.clamp, p_mean=c.p_mean, p_std=c.p_std)

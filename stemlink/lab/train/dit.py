@@ -6,7 +6,9 @@ Preset tables: `[model]` (-> `LatentDiTConfig`), `[train]` (-> `TrainConfig`), `
 corpus), `[pairs]` (-> `PairConfig`), `[objective]` (-> `DiTObjective`). The loop, run folder and
 checkpoints are `stemlink.lab.train.runner`'s.
 
-Loss: EDM's weighted denoising score matching on the target latents, ln(sigma) ~ N(p_mean, p_std^2).
+Loss: EDM's weighted denoising score matching on the target latents, ln(sigma) ~ N(p_mean, p_std^2);
+or, for `[model] parameterization = "consistency"` (C-DiT, part 5), consistency training
+(`stemlink.lab.nn.consistency`) with its step schedule over `[objective] schedule_steps`.
 Classifier-free guidance is learned by dropping the context (with probability `context_dropout`)
 and the embedding (`embedding_dropout`), independently per item. The codec is frozen: its latents
 are cached once per codec (`stemlink.lab.train.dit_data`), so a new codec means a new cache and a
@@ -24,6 +26,7 @@ import torch
 from torch import nn
 
 from stemlink.errors import InvalidInput, PresetError
+from stemlink.lab.nn.consistency import ConsistencyDenoiser
 from stemlink.lab.nn.edm import EDMDenoiser
 from stemlink.lab.nn.latent_dit import LatentDiTConfig, build_latent_denoiser
 from stemlink.lab.train.dit_data import LatentCache, PairConfig, dit_batches
@@ -45,6 +48,7 @@ class LatentSource:
 class DiTObjective:
     context_dropout: float = 0.2
     embedding_dropout: float = 0.2
+    schedule_steps: int = 20000  # consistency models: steps over which the consistency step shrinks
 
     def __post_init__(self) -> None:
         if not (0 <= self.context_dropout <= 1 and 0 <= self.embedding_dropout <= 1):
@@ -120,18 +124,25 @@ def _check_same_codec(path: str | Path | None, cfg: LatentDiTConfig) -> None:
         )
 
 
-def dit_loss(denoiser: EDMDenoiser, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], objective: DiTObjective) -> torch.Tensor:
+def dit_loss(
+    denoiser: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], objective: DiTObjective, progress: float = 0.0
+) -> torch.Tensor:
+    """EDM denoising loss, or the consistency loss at `progress` (0..1) of its step schedule."""
     target, context, embedding = batch
     b = target.shape[0]
     # validation (eval mode) uses fixed noise, so its loss is comparable from checkpoint to checkpoint
     g = None if denoiser.training else torch.Generator(device=target.device).manual_seed(0)
-    sigma = denoiser.sample_sigmas(b, generator=g, device=target.device)
     noise = torch.randn(target.shape, generator=g, device=target.device)
     has_context = (torch.rand(b, generator=g, device=target.device) >= objective.context_dropout).float()
     has_embedding = (torch.rand(b, generator=g, device=target.device) >= objective.embedding_dropout).float()
     if embedding.shape[-1] == 0:
         has_embedding = torch.zeros(b, device=target.device)
-    return denoiser.loss(target, sigma, noise, context, embedding, has_context, has_embedding)
+    cond = (context, embedding, has_context, has_embedding)
+    if isinstance(denoiser, ConsistencyDenoiser):
+        return denoiser.loss(target, noise, progress, *cond, generator=g)
+    assert isinstance(denoiser, EDMDenoiser)
+    sigma = denoiser.sample_sigmas(b, generator=g, device=target.device)
+    return denoiser.loss(target, sigma, noise, *cond)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -170,11 +181,10 @@ def train(args: argparse.Namespace) -> nn.Module:
         valid = [next(valid_iter) for _ in range(tcfg.valid_batches)]
 
     def loss_fn(net: nn.Module, batch: Any) -> torch.Tensor:
-        assert isinstance(net, EDMDenoiser)
-        return dit_loss(net, batch, preset.objective)
+        return dit_loss(net, batch, preset.objective, progress=run.step / max(preset.objective.schedule_steps, 1))
 
     describe = (
-        f"dit preset {preset.name}: {cfg.depth} x {cfg.dim} DiT over {preset.latents.codec} latents "
+        f"dit preset {preset.name}: {cfg.parameterization} {cfg.depth} x {cfg.dim} DiT over {preset.latents.codec} latents "
         f"({cfg.latent_dim} x {geometry.latent_rate:.2f} Hz, codec {encoder_id}), {preset.pairs.frames} frames per item"
     )
     return run.fit(loss_fn, train_iter, valid, describe=describe)
