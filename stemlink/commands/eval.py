@@ -104,6 +104,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cod.add_argument("--out", default=None)
     cod.set_defaults(run=_codec)
 
+    clp = kinds.add_parser("clap", help="CLAP pair retrieval (text -> stem R@1/R@10, zero-shot class accuracy) on unseen tracks")
+    clp.add_argument("--clap", action="append", default=[], help="exported pair name (NAME.audio/NAME.text); repeatable")
+    clp.add_argument("--checkpoint", action="append", default=[], help="clap training checkpoint or snapshot; repeatable")
+    clp.add_argument("--exports", default=None)
+    clp.add_argument("--format", default=None, choices=("onnx", "torchscript"))
+    clp.add_argument("--data", required=True)
+    clp.add_argument("--split", default="test")
+    clp.add_argument("--tracks", type=int, default=None, help="at most this many tracks of the split")
+    clp.add_argument("--threads", type=int, default=1)
+    clp.add_argument("--out", default=None)
+    clp.set_defaults(run=_clap)
+
 
 def _registry(args: argparse.Namespace):
     import torch
@@ -336,6 +348,41 @@ def _codec(args: argparse.Namespace) -> int:
     for system, codec, values in systems:
         scores = score_codec(system, codec, items, rate, values)
         _emit(args, {"kind": "codec", "data": args.data, "split": args.split, "seconds": args.seconds, **scores.record()})
+    return 0
+
+
+def _clap(args: argparse.Namespace) -> int:
+    import torch
+
+    from stemlink.engine.models.clap import ClapEncoderModel
+    from stemlink.errors import InvalidInput
+    from stemlink.lab.eval.clap import clap_items, score_clap
+    from stemlink.lab.export.clap import load_clap
+    from stemlink.lab.nn.text_tokenizer import encode, load_tokenizer_json
+
+    torch.set_num_threads(args.threads)
+    systems = []
+    if args.clap:
+        registry = _registry(args)
+    for name in args.clap:
+        audio, text = registry.get(f"{name}.audio", args.format), registry.get(f"{name}.text", args.format)
+        if not isinstance(audio, ClapEncoderModel) or not isinstance(text, ClapEncoderModel):
+            raise InvalidInput(f"{name!r} is not a CLAP pair in the exports manifest", field="clap")
+        systems.append((name, audio.window, audio.sample_rate, audio.embed_audio, text.embed_text))
+    for path in args.checkpoint:
+        pair, config, state = load_clap(path)
+        tok = load_tokenizer_json(config.tokenizer)
+
+        def tokens_to_text(texts, pair=pair, tok=tok, n=config.max_tokens):
+            return pair.embed_text(*encode(tok, list(texts), n))
+
+        systems.append((f"{path}@{state['step']}", config.window, config.sample_rate, pair.embed_audio, tokens_to_text))
+    if not systems:
+        raise InvalidInput("nothing to measure: pass --clap NAME and/or --checkpoint FILE", field="clap")
+    for system, window, rate, audio_fn, text_fn in systems:
+        items = clap_items(args.data, args.split, window=window, sample_rate=rate, limit=args.tracks)
+        scores = score_clap(audio_fn, text_fn, items)
+        _emit(args, {"kind": "clap", "system": system, "data": args.data, "split": args.split, **scores})
     return 0
 
 

@@ -1,7 +1,8 @@
-"""`stemlink export msdm|cocola|bandsplit|codec|riff --checkpoint RUN/last.pt [--name N] [--out exports]`:
+"""`stemlink export msdm|cocola|bandsplit|codec|clap|riff --checkpoint RUN/last.pt [--name N] [--out exports]`:
 export a trained checkpoint to ONNX and/or TorchScript, check parity against torch, register it in
 the exports manifest. What is exported: MSDM its EMA denoiser; COCOLA encoder + front end + W;
-band-split its EMA mask network; codec its EMA encoder and decoder; riff its EMA latent DiT denoiser."""
+band-split its EMA mask network; codec its EMA encoder and decoder;
+clap its audio and text encoders; riff its EMA latent DiT denoiser."""
 
 from __future__ import annotations
 
@@ -53,6 +54,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cod.add_argument("--formats", default="torchscript", help="torchscript (default, exports/ size budget), onnx, or both")
     cod.add_argument("--card", default=None, help="model card file name inside the exports folder")
     cod.set_defaults(run=_run_codec)
+
+    clp = families.add_parser("clap", help="export a CLAP pair checkpoint (NAME.audio and NAME.text, tokenizer in the text entry)")
+    clp.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. runs/clap-cpu/last.pt or a curve snapshot)")
+    clp.add_argument("--name", default="clap-small")
+    clp.add_argument("--version", default="1")
+    clp.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
+    clp.add_argument("--formats", default="torchscript", help="torchscript (default), onnx, or both")
+    clp.add_argument("--card", default=None, help="model card file name inside the exports folder")
+    clp.set_defaults(run=_run_clap)
 
     rif = families.add_parser("riff", help="export a latent DiT checkpoint (family riff; its codec must be in the same exports folder)")
     rif.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. runs/dit-cpu/last.pt or a curve snapshot)")
@@ -125,6 +135,23 @@ def _run_codec(args: argparse.Namespace) -> int:
     from stemlink.paths import exports_dir
 
     results = export_codec(
+        args.checkpoint,
+        args.out or exports_dir(),
+        name=args.name,
+        version=args.version,
+        formats=tuple(f for f in args.formats.split(",") if f),
+        card=args.card,
+    )
+    for result in results.values():
+        _print_result(result)
+    return 0
+
+
+def _run_clap(args: argparse.Namespace) -> int:
+    from stemlink.lab.export.clap import export_clap
+    from stemlink.paths import exports_dir
+
+    results = export_clap(
         args.checkpoint,
         args.out or exports_dir(),
         name=args.name,

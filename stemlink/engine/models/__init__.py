@@ -18,6 +18,7 @@ FAMILIES = {
     "bandsplit": "stemlink.engine.models.bandsplit:BandSplitModel",
     "codec": "stemlink.engine.models.codec:CodecModel",
     "riff": "stemlink.engine.models.riff:RiffModel",
+    "clap": "stemlink.engine.models.clap:ClapEncoderModel",
     # user-supplied separators (`stemlink models add --family ...`, stemlink/engine/user_models.py)
     "demucs": "stemlink.engine.models.demucs:DemucsModel",
     "mdx-onnx": "stemlink.engine.models.mdx_onnx:MdxOnnxModel",

@@ -8,6 +8,18 @@ windows[0]  # float32 tensor (4, 32768): bass, drums, guitar, piano
 
 from stemlink.lab.data.classes import CLASSES, MSDM_STEMS, map_label
 from stemlink.lab.data.corpus import LAYOUTS, Corpus, Track, open_corpus
-from stemlink.lab.data.windows import StemPrompts, StemWindows, SubmixPairs
+from stemlink.lab.data.windows import SoloStems, StemPrompts, StemWindows, SubmixPairs
 
-__all__ = ["CLASSES", "MSDM_STEMS", "map_label", "LAYOUTS", "Corpus", "Track", "open_corpus", "StemPrompts", "StemWindows", "SubmixPairs"]
+__all__ = [
+    "CLASSES",
+    "MSDM_STEMS",
+    "map_label",
+    "LAYOUTS",
+    "Corpus",
+    "Track",
+    "open_corpus",
+    "SoloStems",
+    "StemPrompts",
+    "StemWindows",
+    "SubmixPairs",
+]

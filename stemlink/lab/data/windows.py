@@ -302,3 +302,34 @@ class StemPrompts(_WindowDataset):
             "output_tags": tags_out,
             "prompt": f"in: {tags_in or 'nothing'}; out: {tags_out}",
         }
+
+
+class SoloStems(_WindowDataset):
+    """Single stems: item i -> (track index, class, audio) for one non-silent class of window i,
+    drawn at random; audio (length,) (mono) or (2, length). `stems=None`: all classes. For
+    encoders that describe one instrument at a time (the CLAP pair)."""
+
+    min_nonsilent = 1
+
+    def __init__(
+        self,
+        corpus: Corpus,
+        split: str,
+        *,
+        stems: tuple[str, ...] | None = None,
+        sample_rate: int = 44100,
+        length: int = 220500,
+        max_overlap: float = 0.5,
+        mono: bool = True,
+        seed: int = 0,
+        jitter: bool = True,
+    ):
+        super().__init__(
+            corpus, split, stems=stems, sample_rate=sample_rate, length=length, max_overlap=max_overlap, mono=mono, seed=seed, jitter=jitter
+        )
+
+    def __getitem__(self, i: int) -> tuple[int, str, torch.Tensor]:
+        _, _, loud = self.window(i)
+        cls = loud[int(self._rng(i).integers(len(loud)))]
+        ti, audio = self._read(i)
+        return ti, cls, self._out(audio[cls])

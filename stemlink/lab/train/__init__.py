@@ -1,4 +1,4 @@
-"""Training loops, one module per model family (`msdm`, `cocola`, `bandsplit`, `codec`, `dit`), sharing `loop` utilities,
+"""Training loops, one module per model family (`msdm`, `cocola`, `bandsplit`, `codec`, `dit`, `clap`), sharing `loop` utilities,
 the training-preset reader (`presets`) and the checkpoint loader (`stemlink.lab.checkpoints`).
 
 Each family module exposes `add_arguments(parser)` and `main(args) -> int`, used by
@@ -11,4 +11,5 @@ FAMILIES = {
     "bandsplit": "stemlink.lab.train.bandsplit",
     "codec": "stemlink.lab.train.codec",
     "dit": "stemlink.lab.train.dit",
+    "clap": "stemlink.lab.train.clap",
 }
