@@ -1,8 +1,8 @@
-"""`stemlink export msdm|cocola|bandsplit|codec|clap|riff --checkpoint RUN/last.pt [--name N] [--out exports]`:
+"""`stemlink export msdm|cocola|bandsplit|codec|clap|bridge|riff --checkpoint RUN/last.pt [--name N] [--out exports]`:
 export a trained checkpoint to ONNX and/or TorchScript, check parity against torch, register it in
 the exports manifest. What is exported: MSDM its EMA denoiser; COCOLA encoder + front end + W;
 band-split its EMA mask network; codec its EMA encoder and decoder;
-clap its audio and text encoders; riff its EMA latent DiT denoiser."""
+clap its audio and text encoders; bridge its EMA denoiser; riff its EMA latent DiT denoiser."""
 
 from __future__ import annotations
 
@@ -63,6 +63,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     clp.add_argument("--formats", default="torchscript", help="torchscript (default), onnx, or both")
     clp.add_argument("--card", default=None, help="model card file name inside the exports folder")
     clp.set_defaults(run=_run_clap)
+
+    brg = families.add_parser("bridge", help="export a CLAP bridge checkpoint (CLAP_beta: text embedding -> audio embedding)")
+    brg.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. runs/bridge-cpu/last.pt)")
+    brg.add_argument("--name", default="clap-bridge")
+    brg.add_argument("--version", default="1")
+    brg.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
+    brg.add_argument("--formats", default="torchscript", help="torchscript (default), onnx, or both")
+    brg.add_argument("--card", default=None, help="model card file name inside the exports folder")
+    brg.set_defaults(run=_run_bridge)
 
     rif = families.add_parser("riff", help="export a latent DiT checkpoint (family riff; its codec must be in the same exports folder)")
     rif.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. runs/dit-cpu/last.pt or a curve snapshot)")
@@ -161,6 +170,17 @@ def _run_clap(args: argparse.Namespace) -> int:
     )
     for result in results.values():
         _print_result(result)
+    return 0
+
+
+def _run_bridge(args: argparse.Namespace) -> int:
+    from stemlink.lab.export.bridge import export_bridge
+    from stemlink.paths import exports_dir
+
+    formats = tuple(f for f in args.formats.split(",") if f)
+    _print_result(
+        export_bridge(args.checkpoint, args.out or exports_dir(), name=args.name, version=args.version, formats=formats, card=args.card)
+    )
     return 0
 
 

@@ -47,7 +47,7 @@ from stemlink.errors import ModelLoadError, UnknownModel, UnknownTask
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
-COMPONENT_FAMILIES = frozenset({"codec", "clap"})  # families whose entries have no tasks: other models load them by name
+COMPONENT_FAMILIES = frozenset({"codec", "clap", "bridge"})  # families whose entries have no tasks: other models load them by name
 CHECKPOINT = "checkpoint"  # user models only: a torch checkpoint the family class loads (`load_checkpoint`)
 FILE_FORMATS = (*NETWORK_FORMATS, CHECKPOINT)
 FORMAT_PREFERENCE = ("onnx", "torchscript", CHECKPOINT)

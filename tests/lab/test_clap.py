@@ -84,3 +84,30 @@ def test_retrieval_scores_on_a_tiny_corpus_of_unseen_tracks(tmp_path):
     assert scores["items"] == 5 and scores["chance_r1"] == pytest.approx(0.2) and scores["class_chance"] == pytest.approx(0.5)
     assert all(0.0 <= scores[k] <= 1.0 for k in ("text_to_audio_r1", "text_to_audio_r10", "class_accuracy", "instrument_accuracy"))
     assert scores["text_to_audio_r10"] == 1.0  # 5 items: the right one is always in the top 10
+
+
+def test_bridge_trains_on_pairs_of_an_exported_clap_and_samples_unit_embeddings(tmp_path):
+    from stemlink.engine.registry import ModelRegistry
+    from stemlink.lab.export.bridge import export_bridge
+    from stemlink.lab.export.clap import export_clap
+    from stemlink.lab.train.bridge import train as train_bridge
+    from stemlink.lab.train.clap import train
+    from stemlink.paths import presets_dir
+
+    train(_args(tmp_path / "clap", max_steps=2))
+    export_clap(tmp_path / "clap" / "last.pt", tmp_path / "exports", name="clap-debug")
+    text = (presets_dir() / "train" / "bridge-debug.toml").read_text()
+    preset = tmp_path / "bridge-test.toml"
+    preset.write_text(text.replace('name = "clap-debug"', f'name = "clap-debug"\nexports = "{tmp_path / "exports"}"'))
+    args = _args(tmp_path / "bridge", preset=str(preset), max_steps=3)
+    train_bridge(args)
+    assert list((tmp_path / "bridge").glob("pairs-*.pt"))  # the pairs are made once per CLAP pair
+    train_bridge(_args(tmp_path / "bridge", preset=str(preset), max_steps=4, resume=True))
+    result = export_bridge(tmp_path / "bridge" / "last.pt", tmp_path / "exports", name="bridge-test", formats=("onnx", "torchscript"))
+    assert max(result.parity.values()) <= 1e-4
+    registry = ModelRegistry(tmp_path / "exports", device="cpu", threads=1)
+    bridge, clap_text = registry.get("bridge-test", "onnx"), registry.get("clap-debug.text")
+    out = bridge.sample(clap_text.embed_text(["low sine tone", "noise burst"]), steps=4, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (2, 16) and torch.allclose(out.norm(dim=-1), torch.ones(2), atol=1e-5)
+    free = bridge.sample(None, batch=3, steps=4)
+    assert free.shape == (3, 16)

@@ -19,6 +19,7 @@ FAMILIES = {
     "codec": "stemlink.engine.models.codec:CodecModel",
     "riff": "stemlink.engine.models.riff:RiffModel",
     "clap": "stemlink.engine.models.clap:ClapEncoderModel",
+    "bridge": "stemlink.engine.models.bridge:BridgeModel",
     # user-supplied separators (`stemlink models add --family ...`, stemlink/engine/user_models.py)
     "demucs": "stemlink.engine.models.demucs:DemucsModel",
     "mdx-onnx": "stemlink.engine.models.mdx_onnx:MdxOnnxModel",

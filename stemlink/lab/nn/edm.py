@@ -4,7 +4,7 @@
     c_skip = sd^2 / (sigma^2 + sd^2)     c_out = sigma sd / sqrt(sigma^2 + sd^2)
     c_in = 1 / sqrt(sigma^2 + sd^2)      c_noise = ln(sigma) / 4
 
-x: (B, N, T) stems (or latents), sigma: (B,) -> D: (B, N, T), clamped to [-clamp, clamp] at
+x: (B, N, T) stems (or latents, or (B, D) vectors), sigma: (B,) -> D: (B, N, T), clamped to [-clamp, clamp] at
 inference. Conditioning inputs (`*cond`: a context, an embedding, ...) go to the backbone as
 they are, unscaled: `backbone(c_in x, c_noise, *cond)`.
 Training draws ln(sigma) ~ N(p_mean, p_std^2) and weights the squared error by
@@ -31,7 +31,7 @@ class EDMDenoiser(nn.Module):
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, *cond: torch.Tensor, clamp: bool = True) -> torch.Tensor:
         """(B, N, T), (B,), conditioning -> (B, N, T) estimate of the clean stems."""
         sd2 = self.sigma_data**2
-        s = sigma.to(x.dtype).reshape(-1, 1, 1)
+        s = sigma.to(x.dtype).reshape(-1, *[1] * (x.dim() - 1))
         c_skip = sd2 / (s**2 + sd2)
         c_out = s * self.sigma_data / (s**2 + sd2).sqrt()
         c_in = 1.0 / (s**2 + sd2).sqrt()
@@ -54,7 +54,7 @@ class EDMDenoiser(nn.Module):
 
         x0: (B, N, T) clean stems, sigma: (B,) noise levels, noise: (B, N, T) unit Gaussian.
         """
-        s = sigma.reshape(-1, 1, 1)
+        s = sigma.reshape(-1, *[1] * (x0.dim() - 1))
         denoised = self.denoise(x0 + s * noise, sigma, *cond, clamp=False)
         weight = (s**2 + self.sigma_data**2) / (s * self.sigma_data) ** 2
         return (weight * (denoised - x0) ** 2).mean()

@@ -43,6 +43,8 @@ class DescribedStems:
             self.items = SoloStems(open_corpus(root), split, sample_rate=sample_rate, length=window, seed=seed)
         self.epoch = 0
         self.drawn = 0
+        self._last: tuple[dict[str, str], str | None] = ({}, None)
+        self._last_name = ""
 
     def _level(self, x: np.ndarray) -> np.ndarray:
         rms = math.sqrt(float(np.mean(np.square(x, dtype=np.float64))))
@@ -56,17 +58,23 @@ class DescribedStems:
 
     def item(self) -> tuple[np.ndarray, str]:
         if self.synthetic:
-            x, text = self._synthetic()
-            return self._level(x).astype(np.float32), text
+            x, self._last_name = self._synthetic()
+            return self._level(x).astype(np.float32), self._last_name
         ti, cls, audio = self.items[int(self.rng.integers(len(self.items)))]
         self.drawn += 1
         if self.drawn >= len(self.items):  # a new window grid every epoch
             self.epoch, self.drawn = self.epoch + 1, 0
             self.items.set_epoch(self.epoch)
         x = audio.numpy()
-        facts = stem_facts(self.items.tracks[ti], cls)
-        text = describe(facts, self.rng, brightness=brightness_word(x, self.sample_rate), full=self.rng.random() < self.cfg.full_share)
-        return self._level(x).astype(np.float32), text
+        self._last = (stem_facts(self.items.tracks[ti], cls), brightness_word(x, self.sample_rate))
+        return self._level(x).astype(np.float32), self.describe_again()
+
+    def describe_again(self) -> str:
+        """Another random description of the last item drawn."""
+        if self.synthetic:
+            return self._last_name
+        facts, brightness = self._last
+        return describe(facts, self.rng, brightness=brightness, full=self.rng.random() < self.cfg.full_share)
 
     def batch(self, size: int) -> tuple[torch.Tensor, list[str]]:
         pairs = [self.item() for _ in range(size)]
