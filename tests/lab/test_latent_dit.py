@@ -285,3 +285,51 @@ def test_cdit_trains_exports_and_serves_few_step_parts(tmp_path, codec_exports):
     for n in (1, 2):
         out = run_task(model, TaskRequest("accompany", 8000, {"context": context}, params={"steps": n}))
         assert out.stems["part"].shape == (2, 9000) and np.isfinite(out.stems["part"]).all()
+
+
+def test_conditioning_embedding_comes_from_another_segment_of_the_target_stem():
+    from stemlink.lab.train.dit_data import LatentTrack, _embedding
+
+    segments = np.array([[0, 10], [5, 15], [10, 20], [15, 25]])
+    emb = np.arange(2 * 4 * 3, dtype=np.float16).reshape(2, 4, 3)
+    audible = np.array([[True, True, True, True], [False, True, False, False]])
+    track = LatentTrack("t", ("a", "b"), np.zeros((2, 1, 25)), np.zeros((0, 1, 25)), np.zeros(0), np.zeros((2, 25)), emb, segments, audible)
+    rng = np.random.default_rng(0)
+    picks = {tuple(_embedding(track, 0, slice(0, 10), rng)) for _ in range(40)}
+    assert picks == {tuple(emb[0, 2].astype(np.float32)), tuple(emb[0, 3].astype(np.float32))}  # only segments clear of frames 0..9
+    assert tuple(_embedding(track, 1, slice(0, 12), rng)) == tuple(emb[1, 1].astype(np.float32))  # the only audible one, overlapping
+
+
+def test_dit_with_clap_conditioning_trains_and_serves(tmp_path, codec_exports):
+    import shutil
+
+    from stemlink.contract import TaskRequest
+    from stemlink.engine.registry import ModelRegistry
+    from stemlink.engine.tasks import run_task
+    from stemlink.lab.export.clap import export_clap
+    from stemlink.lab.export.riff import export_riff
+    from stemlink.lab.train.clap import train as train_clap
+    from stemlink.lab.train.dit import train as train_dit
+
+    exports = tmp_path / "exports"
+    shutil.copytree(codec_exports, exports)
+    clap_args = dict(preset="clap-debug", data=None, resume=False, init=None, max_minutes=None, device="cpu", seed=0, threads=1)
+    train_clap(argparse.Namespace(out=str(tmp_path / "clap"), max_steps=2, **clap_args))
+    export_clap(tmp_path / "clap" / "last.pt", exports, name="clap-debug")
+    root = _tiny_corpus(tmp_path / "corpus")
+    text = (presets_dir() / "train" / "dit-debug.toml").read_text()
+    preset = tmp_path / "dit-clap.toml"
+    preset.write_text(text.replace('codec = "codec-debug"', f'codec = "codec-debug"\nclap = "clap-debug"\nexports = "{exports}"'))
+    args = dict(preset=str(preset), data=str(root), init=None, max_minutes=None, device="cpu", seed=0, threads=1, resume=False)
+    train_dit(argparse.Namespace(out=str(tmp_path / "run"), max_steps=2, **args))
+    state = load_checkpoint(tmp_path / "run" / "last.pt", family="dit")
+    assert state["config"]["embed_dim"] == 16 and state["config"]["clap"] == "clap-debug"
+    caches = list((root / ".cache").glob("clap-*-train-*/*.npz"))
+    assert len(caches) == 2
+    with np.load(caches[0]) as f:
+        assert f["embeddings"].shape[0] == 3 and f["embeddings"].shape[-1] == 16 and f["segments"].shape == (f["embeddings"].shape[1], 2)
+    export_riff(tmp_path / "run" / "last.pt", exports, name="riff-clap", frames=16, formats=("torchscript",))
+    model = ModelRegistry(exports, device="cpu", threads=1).get("riff-clap")
+    context = (0.1 * np.random.default_rng(2).standard_normal((2, 6000))).astype(np.float32)
+    out = run_task(model, TaskRequest("accompany", 8000, {"context": context}, params={"steps": 2}))
+    assert out.stems["part"].shape == (2, 6000)

@@ -66,6 +66,8 @@ class LatentDiTConfig(ConfigDict):
     step_end: float = 1 / 1280  # ... and at the end of the schedule
     codec: str = ""  # the codec pair whose latents this models (manifest name), set by training
     codec_sha256: str = ""  # ... and its encoder file's sha256: serving refuses another codec
+    clap: str = ""  # the CLAP pair whose audio embeddings condition it ("" = none), set by training
+    clap_sha256: str = ""  # ... its audio encoder file's sha256
 
     def __post_init__(self) -> None:
         if self.dim % self.heads or self.dim < 8:

@@ -29,7 +29,7 @@ from stemlink.errors import InvalidInput, PresetError
 from stemlink.lab.nn.consistency import ConsistencyDenoiser
 from stemlink.lab.nn.edm import EDMDenoiser
 from stemlink.lab.nn.latent_dit import LatentDiTConfig, build_latent_denoiser
-from stemlink.lab.train.dit_data import LatentCache, PairConfig, dit_batches
+from stemlink.lab.train.dit_data import EmbedSource, LatentCache, PairConfig, dit_batches
 from stemlink.lab.train.msdm_data import DataConfig
 from stemlink.lab.train.presets import preset_to_dict, read_train_preset, typed_table
 from stemlink.lab.train.runner import Run, TrainConfig
@@ -41,7 +41,8 @@ PRESET_TABLES = ("model", "train", "data", "latents", "pairs", "objective")
 @dataclass(frozen=True)
 class LatentSource:
     codec: str = "stft-codec"  # manifest name of the codec pair (NAME.encoder is used)
-    exports: str = ""  # exports folder holding it ("" = the project's exports/)
+    clap: str = ""  # manifest name of the CLAP pair whose audio embeddings condition the DiT ("" = none)
+    exports: str = ""  # exports folder holding them ("" = the project's exports/)
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,18 @@ def train(args: argparse.Namespace) -> nn.Module:
     tcfg = preset.train
     encoder, encoder_id = open_encoder(preset.latents, preset.model.latent_dim)
     cfg = replace(preset.model, codec=preset.latents.codec, codec_sha256=encoder.spec.sha256)
+    embed = None
+    if preset.latents.clap:
+        from stemlink.lab.train.bridge import ClapSource, open_clap
+
+        clap_audio, _ = open_clap(ClapSource(preset.latents.clap, preset.latents.exports))
+        if clap_audio.sample_rate != encoder.geometry.sample_rate:
+            raise InvalidInput(
+                f"CLAP pair {preset.latents.clap!r} runs at {clap_audio.sample_rate} Hz, the codec at {encoder.geometry.sample_rate}",
+                field="clap",
+            )
+        embed = EmbedSource(clap_audio.embed_audio, clap_audio.spec.sha256[:12], clap_audio.window)
+        cfg = replace(cfg, embed_dim=clap_audio.dim, clap=preset.latents.clap, clap_sha256=clap_audio.spec.sha256)
     out = Path(args.out or Path("runs") / preset.name)
     _check_same_codec(out / "last.pt" if args.resume else None, cfg)
     _check_same_codec(getattr(args, "init", None), cfg)
@@ -171,6 +184,7 @@ def train(args: argparse.Namespace) -> nn.Module:
             sample_rate=geometry.sample_rate,
             samples_per_latent=geometry.samples_per_latent,
             extra_contexts=preset.pairs.extra_contexts,
+            embed=embed,
         )
 
     run.start(build_latent_denoiser(cfg))
