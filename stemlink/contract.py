@@ -50,6 +50,12 @@ INPUTS: dict[str, tuple[str, ...]] = {
     "score": ("a", "b"),
 }
 NEEDS_STEMS = ("extract", "remove")  # tasks that need the stem name(s) in `stems`
+# Inputs a task may also take: a style reference for the part (accompany, generate)
+OPTIONAL_INPUTS: dict[str, tuple[str, ...]] = {"accompany": ("reference",), "generate": ("reference",)}
+CONDITIONS = ("context_stems", "text", "reference")  # what steers a model's accompany/generate (ModelInfo.conditions)
+MAX_TEXT = 200  # characters in a text prompt
+MIN_REFERENCE_SECONDS = 0.5
+MAX_REFERENCE_SECONDS = 30.0
 
 # --- limits -------------------------------------------------------------------------------
 
@@ -187,6 +193,7 @@ class TaskRequest:
     candidates: int = 1  # accompany: generate N, return the best by COCOLA score
     frames: int = 0  # generate: output length at the host rate
     channels: int = 0  # generate: output channel count (0 = stereo)
+    text: str = ""  # accompany/generate: a description of the wanted part ("warm electric piano, chords")
 
 
 @dataclass
@@ -241,8 +248,9 @@ def check_request(
         raise InvalidInput(f"{where}candidates > 1 is only for accompany, not {request.task!r}", field="candidates")
     limits.check_params(request.params, where=where)
     wanted = INPUTS[request.task]
+    optional = OPTIONAL_INPUTS.get(request.task, ())
     names = [name for name, _, _ in shapes]
-    extra = [n for n in names if n not in wanted]
+    extra = [n for n in names if n not in wanted and n not in optional]
     missing = [n for n in wanted if n not in names]
     if extra or missing:
         got = f"got unexpected {sorted(extra)}" if extra else f"it needs {missing[0]!r}"
@@ -256,10 +264,43 @@ def check_request(
         limits.check_channels(channels, field=f"{prefix}.channels" if frames_field else prefix, where=at)
         limits.check_frames(frames, field=f"{prefix}.frames" if frames_field else prefix, where=at, rate=request.sample_rate)
     limits.check_bytes(sum(c * n * SAMPLE_BYTES for _, c, n in shapes), field=names_field or "inputs", what="the inputs", where=where)
+    for name, _, frames in shapes:
+        if name == "reference" and not MIN_REFERENCE_SECONDS <= frames / request.sample_rate <= MAX_REFERENCE_SECONDS:
+            raise InvalidInput(
+                f"{where}the reference is {frames / request.sample_rate:.2f} s; a style reference must be "
+                f"{MIN_REFERENCE_SECONDS}..{MAX_REFERENCE_SECONDS:g} s",
+                field=names_field or "inputs.reference",
+            )
+    check_text(request.text, request.task, where=where)
     if request.task == "generate":
         limits.check_generate(request.frames, request.channels, where=where, rate=request.sample_rate)
     if request.task in NEEDS_STEMS and not request.stems:
         raise InvalidInput(f"{where}task {request.task!r} needs the stem name(s) in `stems`", field="stems")
+
+
+def check_text(text: Any, task: str, *, where: str = "") -> None:
+    """A text prompt: a string of at most MAX_TEXT printable characters, only for accompany/generate."""
+    if not isinstance(text, str):
+        raise InvalidInput(f"{where}text must be a string, got {type(text).__name__}", field="text")
+    if not text:
+        return
+    if task not in OPTIONAL_INPUTS:
+        raise InvalidInput(f"{where}a text prompt is for accompany and generate, not {task!r}", field="text")
+    if len(text) > MAX_TEXT:
+        raise InvalidInput(f"{where}text has {len(text)} characters; at most {MAX_TEXT}", field="text")
+    if not text.strip() or not text.isprintable():
+        raise InvalidInput(f"{where}text must be printable and not blank, got {text!r}", field="text")
+
+
+def check_conditions(request: TaskRequest, name: str, conditions: Sequence[str]) -> None:
+    """Text and reference go to a model that can use them (`ModelInfo.conditions`), one at a time."""
+    given = [c for c, on in (("text", bool(request.text)), ("reference", "reference" in request.inputs)) if on]
+    for c in given:
+        if c not in conditions:
+            steer = ", ".join(c for c in conditions if c != "context_stems") or "neither"
+            raise InvalidInput(f"model {name!r} cannot be steered by a {c}; it takes {steer}", field=c)
+    if len(given) > 1:
+        raise InvalidInput("give a text prompt or a reference, not both", field="text")
 
 
 def check_model(request: TaskRequest, name: str, tasks: Iterable[str], stems: Sequence[str]) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from stemlink.bridge.fields import INT64, NAME_PATTERN, HeaderReader, short_repr
 from stemlink.bridge.wire import ID_MAX_LEN, PROTOCOL_VERSION, AudioSpec
-from stemlink.contract import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, TASKS, Limits, TaskRequest, TaskResult, check_request, check_task
+from stemlink.contract import MAX_SAMPLE_RATE, MAX_TEXT, MIN_SAMPLE_RATE, TASKS, Limits, TaskRequest, TaskResult, check_request, check_task
 from stemlink.errors import ERRORS_BY_CODE, ProtocolError, StemlinkError
 
 
@@ -97,10 +97,13 @@ class ModelInfo:
     window: int
     delay: int
     sha256: str
+    conditions: tuple[str, ...] = ()  # what steers its accompany/generate: "context_stems", "text", "reference"
 
     def to_header(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d.update(tasks=list(self.tasks), formats=list(self.formats), stems=list(self.stems))
+        d.update(tasks=list(self.tasks), formats=list(self.formats), stems=list(self.stems), conditions=list(self.conditions))
+        if not self.conditions:
+            del d["conditions"]  # optional: absent = none
         return d
 
     @classmethod
@@ -116,6 +119,7 @@ class ModelInfo:
             window=r.int("window", 1, INT64[1]),
             delay=r.int("delay", 0, INT64[1]),
             sha256=r.str("sha256", max_len=64),
+            conditions=r.names("conditions", ()),
         )
 
 
@@ -214,6 +218,7 @@ class Submit(Message):
             "frames": int(q.frames),
             "channels": int(q.channels),
             "keepalive": float(self.keepalive),
+            **({"text": q.text} if q.text else {}),  # optional: absent = no prompt (v1 headers stay byte for byte)
         }
 
     def audio(self) -> Mapping[str, np.ndarray]:
@@ -236,6 +241,7 @@ class Submit(Message):
             candidates=r.int("candidates", 0, INT64[1], 1),
             frames=r.int("frames", 0, INT64[1], 0),
             channels=r.int("channels", 0, INT64[1], 0),
+            text=r.str("text", "", max_len=MAX_TEXT),
         )
         return cls(id=msg_id, request=request, keepalive=r.float("keepalive", 0.0, 3600.0, 0.0))
 

@@ -82,6 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rif.add_argument("--formats", default="onnx,torchscript")
     rif.add_argument("--card", default=None, help="model card file name inside the exports folder")
     rif.add_argument("--default-for", default="", help="comma-separated tasks this model becomes the default for")
+    rif.add_argument("--bridge", default=None, help="CLAP bridge entry for text prompts (default: the one made for the DiT's CLAP pair)")
     rif.set_defaults(run=_run_riff)
 
 
@@ -197,6 +198,7 @@ def _run_riff(args: argparse.Namespace) -> int:
         formats=tuple(f for f in args.formats.split(",") if f),
         card=args.card,
         default_for=tuple(t for t in args.default_for.split(",") if t),
+        bridge=args.bridge,
     )
     _print_result(result)
     return 0

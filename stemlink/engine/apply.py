@@ -445,9 +445,12 @@ def accompany_stream(
     seed: int = 0,
     callback: ProgressCallback | None = None,
     config: ApplyConfig = ApplyConfig(),
+    condition: Any = None,
 ) -> Iterator[np.ndarray]:
-    """Accompanist on the mid of a context source -> blocks (len(model.stems), C, n), dual mono."""
+    """Accompanist on the mid of a context source -> blocks (len(model.stems), C, n), dual mono.
+    `condition`: the model's own conditioning (`model.condition(...)`), passed to every window."""
     _check_region(source)
+    extra = {} if condition is None else {"condition": condition}
 
     def fn(batch, b, generator, step, **more):
         return model.accompany(
@@ -457,6 +460,7 @@ def accompany_stream(
             generator=generator,
             callback=step,
             **_previous(more),
+            **extra,
         )
 
     return stream(
@@ -484,11 +488,14 @@ def generate_stream(
     seed: int = 0,
     callback: ProgressCallback | None = None,
     config: ApplyConfig = ApplyConfig(),
+    condition: Any = None,
 ) -> Iterator[np.ndarray]:
-    """Generator -> `frames` host-rate samples as blocks (len(model.stems), channels, n), dual mono."""
+    """Generator -> `frames` host-rate samples as blocks (len(model.stems), channels, n), dual mono
+    (stereo for a stereo-pair model); `condition` as for `accompany_stream`."""
+    extra = {} if condition is None else {"condition": condition}
 
     def fn(batch, b, generator, step, **more):
-        return model.generate(b, params=params, generator=generator, callback=step, **_previous(more))
+        return model.generate(b, params=params, generator=generator, callback=step, **_previous(more), **extra)
 
     return stream(
         fn,

@@ -14,7 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from stemlink.contract import DEFAULT_LIMITS, Limits, TaskRequest, TaskResult, check_model, check_request, check_task, output_stems
+from stemlink.contract import (
+    DEFAULT_LIMITS,
+    Limits,
+    TaskRequest,
+    TaskResult,
+    check_conditions,
+    check_model,
+    check_request,
+    check_task,
+    output_stems,
+)
 
 CAPABILITY = {
     "separate": "Separator",
@@ -36,6 +46,7 @@ def validate_request(model: Any, request: TaskRequest, limits: Limits = DEFAULT_
     """
     check_task(request.task)
     check_model(request, model.name, model.tasks, model.stems)
+    check_conditions(request, model.name, model.conditions)
     check_capability(model, request.task)
     for name, audio in request.inputs.items():
         _check_array(audio, f"inputs.{name}")
@@ -194,6 +205,7 @@ def _accompany(model, request, params, callback, scorer, config, result) -> None
     if not wanted:
         raise InvalidInput(f"nothing to accompany: context_stems {list(request.context_stems)} cover all model stems", field="stems")
     index = [model.stems.index(s) for s in wanted]
+    condition = _condition(model, request, result)
     count = request.candidates if scorer is not None else 1
     source = ArraySource(context, request.sample_rate)
     best, best_score, best_audible = None, -np.inf, False
@@ -201,7 +213,9 @@ def _accompany(model, request, params, callback, scorer, config, result) -> None
     for i in range(count):
         seed = (request.seed + i) % 2**63
         sub = None if callback is None else (lambda d, t, i=i: callback(i * t + d, count * t))
-        blocks = accompany_stream(model, source, context_stems=request.context_stems, params=params, seed=seed, callback=sub, config=config)
+        blocks = accompany_stream(
+            model, source, context_stems=request.context_stems, params=params, seed=seed, callback=sub, config=config, condition=condition
+        )
         out = _fill(
             blocks, len(index), context.shape[0], context.shape[1], pick=lambda block, pos: _rows(block, index)
         )  # only the wanted stems
@@ -226,6 +240,16 @@ def _accompany(model, request, params, callback, scorer, config, result) -> None
     result.stems = best
 
 
+def _condition(model, request, result) -> Any:
+    """The request's text prompt or style reference as the model's conditioning (`model.condition`),
+    made once per request; None when there is neither."""
+    reference = request.inputs.get("reference")
+    if not request.text and reference is None:
+        return None
+    result.info["condition"] = {"text": request.text} if request.text else {"reference_seconds": reference.shape[-1] / request.sample_rate}
+    return model.condition(text=request.text or None, reference=reference, sample_rate=request.sample_rate, seed=request.seed)
+
+
 AUDIBLE_RMS = 10 ** (-50 / 20)  # -50 dBFS: a part with a lower RMS counts as silent (also what the evals count)
 
 
@@ -248,8 +272,17 @@ def _generate(model, request, params, callback, scorer, config, result) -> None:
     channels = request.channels or 2
     names = list(output_stems("generate", model.stems, request.stems))
     index = [model.stems.index(s) for s in names]
+    condition = _condition(model, request, result)
     blocks = generate_stream(
-        model, request.frames, request.sample_rate, channels, params=params, seed=request.seed, callback=callback, config=config
+        model,
+        request.frames,
+        request.sample_rate,
+        channels,
+        params=params,
+        seed=request.seed,
+        callback=callback,
+        config=config,
+        condition=condition,
     )
     out = _fill(blocks, len(names), channels, request.frames, pick=lambda block, pos: _rows(block, index))  # only the wanted stems
     result.stems = dict(zip(names, out, strict=True))

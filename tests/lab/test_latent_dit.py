@@ -196,6 +196,8 @@ def test_riff_export_serves_stereo_parts_of_exact_length(tmp_path, codec_exports
         assert gen.stems["part"].shape == (2, 5000)
     with pytest.raises(InvalidInput, match="params.guidance"):
         registry.get("riff-test").parse_params("accompany", {"guidance": -1})
+    with pytest.raises(InvalidInput, match="cannot be steered by a text; it takes neither"):  # no CLAP pair behind this DiT
+        run_task(registry.get("riff-test"), TaskRequest("accompany", 48000, {"context": context}, text="piano"))
     # continuation: the latent frames that only see `previous` are kept, whatever the seed
     model = registry.get("riff-test", "torchscript")
     g = torch.Generator().manual_seed(3)
@@ -328,8 +330,36 @@ def test_dit_with_clap_conditioning_trains_and_serves(tmp_path, codec_exports):
     assert len(caches) == 2
     with np.load(caches[0]) as f:
         assert f["embeddings"].shape[0] == 3 and f["embeddings"].shape[-1] == 16 and f["segments"].shape == (f["embeddings"].shape[1], 2)
+    from stemlink.lab.export.bridge import export_bridge
+    from stemlink.lab.train.bridge import train as train_bridge
+
+    bridge_preset = tmp_path / "bridge.toml"
+    bridge_text = (presets_dir() / "train" / "bridge-debug.toml").read_text()
+    bridge_preset.write_text(bridge_text.replace('name = "clap-debug"', f'name = "clap-debug"\nexports = "{exports}"'))
+    train_bridge(argparse.Namespace(**{**clap_args, "preset": str(bridge_preset), "out": str(tmp_path / "bridge"), "max_steps": 2}))
+    export_bridge(tmp_path / "bridge" / "last.pt", exports, name="bridge-debug")
     export_riff(tmp_path / "run" / "last.pt", exports, name="riff-clap", frames=16, formats=("torchscript",))
-    model = ModelRegistry(exports, device="cpu", threads=1).get("riff-clap")
-    context = (0.1 * np.random.default_rng(2).standard_normal((2, 6000))).astype(np.float32)
-    out = run_task(model, TaskRequest("accompany", 8000, {"context": context}, params={"steps": 2}))
-    assert out.stems["part"].shape == (2, 6000)
+    registry = ModelRegistry(exports, device="cpu", threads=1)
+    model = registry.get("riff-clap")
+    assert model.conditions == ("text", "reference")  # the bridge was found for the DiT's CLAP pair
+    from stemlink.engine.server.server import model_infos
+
+    assert {i.name: i.conditions for i in model_infos(registry)}["riff-clap"] == ("text", "reference")
+    rng = np.random.default_rng(2)
+    context = (0.1 * rng.standard_normal((2, 6000))).astype(np.float32)
+    reference = (0.1 * rng.standard_normal((1, 12_000))).astype(np.float32)  # 0.25 s at 48 kHz is too short; this is 1.5 s at 8 kHz
+    plain = run_task(model, TaskRequest("accompany", 8000, {"context": context}, params={"steps": 2}, seed=4)).stems["part"]
+    texted = run_task(model, TaskRequest("accompany", 8000, {"context": context}, params={"steps": 2}, seed=4, text="low sine tone"))
+    referenced = run_task(model, TaskRequest("accompany", 8000, {"context": context, "reference": reference}, params={"steps": 2}, seed=4))
+    assert texted.stems["part"].shape == referenced.stems["part"].shape == plain.shape == (2, 6000)
+    assert texted.info["condition"] == {"text": "low sine tone"} and referenced.info["condition"] == {"reference_seconds": 1.5}
+    assert not np.allclose(texted.stems["part"], plain) and not np.allclose(referenced.stems["part"], plain)  # the embedding is read
+    gen = run_task(model, TaskRequest("generate", 8000, {}, params={"steps": 2}, frames=3000, text="noise burst"))
+    assert gen.stems["part"].shape == (2, 3000)
+    with pytest.raises(InvalidInput, match="not both"):
+        run_task(model, TaskRequest("accompany", 8000, {"context": context, "reference": reference}, text="low sine tone"))
+    with pytest.raises(InvalidInput, match="style reference must be"):
+        run_task(model, TaskRequest("accompany", 8000, {"context": context, "reference": reference[:, :2000]}))
+    with pytest.raises(InvalidInput, match="at most 200"):
+        run_task(model, TaskRequest("accompany", 8000, {"context": context}, text="x" * 201))
+

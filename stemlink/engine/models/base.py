@@ -90,6 +90,17 @@ class EngineModel:
     def tasks(self) -> tuple[str, ...]:
         return self.spec.tasks
 
+    @classmethod
+    def conditions_for(cls, spec: ModelSpec) -> tuple[str, ...]:
+        """What steers this entry's accompany/generate (`contract.CONDITIONS`), from its manifest
+        entry alone (the engine advertises it without loading the model): by default named
+        context stems for a model that accompanies."""
+        return ("context_stems",) if "accompany" in spec.tasks else ()
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        return self.conditions_for(self.spec)
+
     def parse_params(self, task: str, params: Mapping[str, Any]) -> Any:
         """Validate wire/preset parameters for `task` into this family's typed params.
 

@@ -21,8 +21,10 @@ overlap, whose latent frames it keeps by inpainting: a long region is one perfor
              with classifier-free guidance (scale `guidance`; the unconditional branch drops the
              context) -> decoder -> (B, 1, 2, W): the one stem "part".
   generate:  the same without a context.
-The audio embedding (CLAP-style conditioning, issue 14 part 3) is not wired yet: every call
-drops it.
+Conditioning (when the entry has the components): a text prompt goes CLAP text tower -> bridge
+(CLAP_beta) -> audio embedding; a reference clip goes CLAP audio tower -> audio embedding; the
+embedding drives the DiT's AdaLN in every window, and the unconditional branch of classifier-free
+guidance drops it with the context. Without either, the embedding is dropped.
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from stemlink.contract import MAX_STEPS
 from stemlink.engine.models.base import Accompanist, EngineModel, Generator, ModelSpec, ProgressCallback
+from stemlink.engine.models.bridge import BridgeModel
+from stemlink.engine.models.clap import ClapEncoderModel
 from stemlink.engine.models.codec import CodecModel
 from stemlink.engine.params import Rule, parse_typed
 from stemlink.engine.sampling import karras_sigmas, sample_consistency, sample_generate, sample_inpaint
@@ -77,6 +81,15 @@ RULES: dict[str, Rule] = {
 }
 
 
+M = TypeVar("M")
+
+
+def _typed(model: EngineModel | None, cls: type[M], role: str) -> M | None:
+    if model is not None and not isinstance(model, cls):
+        raise ValueError(f"component {role!r} is a {model.spec.family} entry, not a {cls.__name__}")
+    return model
+
+
 class RiffModel(EngineModel, Accompanist, Generator):
     samples = True
     channels = 2  # a stereo-pair model for the apply layer
@@ -102,8 +115,44 @@ class RiffModel(EngineModel, Accompanist, Generator):
             raise ValueError(f"the codec must be stereo at the entry's {spec.sample_rate} Hz")
         self.network, self.encoder, self.decoder = network, encoder, decoder
         self.embed_dim = int(spec.config.get("embed_dim", 0))
+        self.clap_audio, self.clap_text = (_typed(components.get(r), ClapEncoderModel, r) for r in ("clap_audio", "clap_text"))
+        self.bridge = _typed(components.get("bridge"), BridgeModel, "bridge")
+        pinned_clap = str(spec.config.get("clap_sha256", ""))
+        if self.clap_audio is not None and pinned_clap and self.clap_audio.spec.sha256 != pinned_clap:
+            raise ValueError(f"the DiT was conditioned on CLAP audio encoder {pinned_clap[:12]}..., not {self.clap_audio.name!r}")
+        for part in (self.clap_audio, self.clap_text, self.bridge):
+            dim = getattr(part, "dim", self.embed_dim)
+            if part is not None and dim != self.embed_dim:
+                raise ValueError(f"{part.name!r} gives {dim}-d embeddings, the DiT takes {self.embed_dim}")
         self.sigma_range = (float(spec.config["sigma_min"]), float(spec.config["sigma_max"]))
         self.consistency = spec.config.get("parameterization", "edm") == "consistency"
+
+    @classmethod
+    def conditions_for(cls, spec: ModelSpec) -> tuple[str, ...]:
+        """ "text" with a CLAP text tower and a bridge, "reference" with a CLAP audio tower, for a
+        DiT that takes embeddings; never named context stems (the context is the whole region)."""
+        parts = spec.config.get("components") or {}
+        if not int(spec.config.get("embed_dim", 0)):
+            return ()
+        return tuple(
+            c for c, roles in (("text", ("clap_text", "bridge")), ("reference", ("clap_audio",))) if all(r in parts for r in roles)
+        )
+
+    @torch.no_grad()
+    def condition(self, *, text: str | None = None, reference=None, sample_rate: int = 0, seed: int = 0) -> torch.Tensor:
+        """A text prompt (CLAP text tower -> bridge, seeded) or a reference clip ((C, N) at
+        `sample_rate`: resampled, CLAP audio tower) -> the (1, E) audio embedding every window uses."""
+        if text is not None:
+            if self.clap_text is None or self.bridge is None:
+                raise InvalidInput(f"model {self.name!r} has no text conditioning", field="text")
+            g = torch.Generator().manual_seed(int(seed) % 2**63)
+            return self.bridge.sample(self.clap_text.embed_text([text]), steps=20, generator=g)
+        if reference is None or self.clap_audio is None:
+            raise InvalidInput(f"model {self.name!r} has no reference conditioning", field="reference")
+        from stemlink.audio.resample import resample_array
+
+        audio = resample_array(reference.astype("float32"), sample_rate, self.clap_audio.sample_rate)
+        return self.clap_audio.embed_audio(torch.from_numpy(audio)[None])
 
     def parse_params(self, task: str, params: Mapping[str, Any]) -> RiffParams:
         if task not in self.tasks:
@@ -142,9 +191,11 @@ class RiffModel(EngineModel, Accompanist, Generator):
         generator: torch.Generator,
         callback,
         previous: torch.Tensor | None = None,
+        condition: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Latents of `batch` parts for `frames` samples -> (B, 1, 2, frames) audio; with `previous`
-        the window's first latent frames are inpainted from it (continuation)."""
+        the window's first latent frames are inpainted from it (continuation); `condition` is the
+        (1, E) embedding from `condition()` (none: the embedding is dropped)."""
         length = self.encoder.geometry.latent_frames(frames)
         if context is None:
             ctx = torch.zeros(batch, self.latent_dim, length)
@@ -152,10 +203,14 @@ class RiffModel(EngineModel, Accompanist, Generator):
         else:
             ctx = self.encoder.encode(context.float())
             has_context = torch.ones(batch)
-        embedding = torch.zeros(batch, self.embed_dim)
         none = torch.zeros(batch)
+        if condition is None:
+            embedding, has_embedding = torch.zeros(batch, self.embed_dim), none
+        else:
+            embedding, has_embedding = condition.float().expand(batch, -1), torch.ones(batch)
+        conditioned = context is not None or condition is not None
         denoiser = guided(
-            self._denoise, (ctx, embedding, has_context, none), (ctx, embedding, none, none), p.guidance if context is not None else 1.0
+            self._denoise, (ctx, embedding, has_context, has_embedding), (ctx, embedding, none, none), p.guidance if conditioned else 1.0
         )
         known, mask = self._known(previous, frames) if previous is not None else (None, None)
         if self.consistency:  # C-DiT: evaluate f at `steps` levels from sigma_max (the final sigma_min one would be the identity)
@@ -175,13 +230,15 @@ class RiffModel(EngineModel, Accompanist, Generator):
                 latents = sample_inpaint(denoiser, x, sigmas, known=known, mask=mask, **common)
         return self.decoder.decode(latents, frames).unsqueeze(1)
 
-    def accompany(self, context, *, context_stems, params, generator, callback, previous=None) -> torch.Tensor:
+    def accompany(self, context, *, context_stems, params, generator, callback, previous=None, condition=None) -> torch.Tensor:
         """(B, 2, W) context at the model rate -> (B, 1, 2, W): the stereo part."""
         if context.dim() != 3 or context.shape[1] != 2:
             raise InvalidInput(f"context must be (B, 2, T) stereo at {self.sample_rate} Hz, got {tuple(context.shape)}", field="context")
         p = self._params("accompany", params)
-        return self._part(context, context.shape[0], context.shape[-1], p, generator, callback, previous)
+        return self._part(context, context.shape[0], context.shape[-1], p, generator, callback, previous, condition)
 
-    def generate(self, batch: int, *, params: Any, generator: torch.Generator, callback: ProgressCallback, previous=None) -> torch.Tensor:
-        """-> (B, 1, 2, window): a stereo part with no context."""
-        return self._part(None, batch, self.window, self._params("generate", params), generator, callback, previous)
+    def generate(
+        self, batch: int, *, params: Any, generator: torch.Generator, callback: ProgressCallback, previous=None, condition=None
+    ) -> torch.Tensor:
+        """-> (B, 1, 2, window): a stereo part with no context (steered by `condition` when given)."""
+        return self._part(None, batch, self.window, self._params("generate", params), generator, callback, previous, condition)

@@ -57,7 +57,7 @@ from stemlink.bridge.protocol import (
     encode,
 )
 from stemlink.bridge.zap import secure_server
-from stemlink.contract import Limits, check_model
+from stemlink.contract import Limits, check_conditions, check_model
 from stemlink.engine.registry import ModelRegistry
 from stemlink.engine.server.jobs import MAX_CLIENT_JOBS, EngineJob, JobQueue, default_memory_budget, job_cost
 from stemlink.engine.server.worker import Worker
@@ -108,9 +108,21 @@ def model_infos(registry: ModelRegistry) -> list[ModelInfo]:
                 window=spec.window,
                 delay=spec.delay,
                 sha256=spec.sha256,
+                conditions=spec_conditions(spec),
             )
         )
     return infos
+
+
+def spec_conditions(spec) -> tuple[str, ...]:
+    """`EngineModel.conditions_for` of the entry's family (imports the family's module, loads no weights)."""
+    from stemlink.engine.registry import family_class
+    from stemlink.errors import ModelLoadError
+
+    try:
+        return tuple(family_class(spec.family).conditions_for(spec))  # type: ignore[attr-defined]
+    except ModelLoadError:
+        return ()
 
 
 class Server:
@@ -358,6 +370,7 @@ class Server:
         name = request.model or self.registry.default_for(request.task)
         spec = self.registry.spec(name)
         check_model(request, name, spec.tasks, spec.stems)
+        check_conditions(request, name, spec_conditions(spec))
         job = EngineJob(
             identity=identity, submit=msg, model=name, cost=job_cost(request, spec.stems), timeout=self.config.job_timeout or 0.0
         )

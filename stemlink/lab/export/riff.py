@@ -72,7 +72,10 @@ def export_riff(
     card: str | None = None,
     default_for: Sequence[str] = (),
     parity_tol: float = 1e-3,
+    bridge: str | None = None,
 ) -> ExportResult:
+    """`bridge`: the CLAP bridge entry for text prompts (default: the one entry in the manifest
+    made for the DiT's CLAP pair, if there is exactly one; none: no text conditioning)."""
     model, config, state = load_dit(checkpoint)
     if not config.codec:
         raise InvalidInput(f"{checkpoint} does not say which codec it was trained on", field="checkpoint")
@@ -84,6 +87,19 @@ def export_riff(
     if config.codec_sha256 and encoder.sha256 != config.codec_sha256:
         raise InvalidInput(f"{encoder_name} in {exports_dir} is not the encoder {checkpoint} was trained on", field="codec")
     samples_per_latent = int(encoder.window)
+    components = {"encoder": encoder_name, "decoder": f"{config.codec}.decoder"}
+    if config.clap:
+        for role, part in (("clap_audio", "audio"), ("clap_text", "text")):
+            if not registry.has(f"{config.clap}.{part}"):
+                raise InvalidInput(f"CLAP pair {config.clap!r} (the DiT's conditioning) is not in {exports_dir}", field="clap")
+            components[role] = f"{config.clap}.{part}"
+        if bridge is None:
+            made_for = [s.name for s in registry.list() if s.family == "bridge" and s.config.get("clap_sha256") == config.clap_sha256]
+            bridge = made_for[0] if len(set(made_for)) == 1 else None
+        if bridge is not None:
+            if not registry.has(bridge) or registry.spec(bridge).config.get("clap_sha256") != config.clap_sha256:
+                raise InvalidInput(f"bridge {bridge!r} is not in {exports_dir} or was made for another CLAP pair", field="bridge")
+            components["bridge"] = bridge
     g = torch.Generator().manual_seed(0)
 
     def example(b: int, n: int) -> tuple[torch.Tensor, ...]:
@@ -111,7 +127,7 @@ def export_riff(
         defaults=dict(DEFAULTS[config.parameterization]),
         config={
             **config.to_dict(),
-            "components": {"encoder": encoder_name, "decoder": f"{config.codec}.decoder"},
+            "components": components,
             "train_step": int(state["step"]),
             "train_wall_seconds": round(float(state["wall_time"]), 1),
             **({"train_init": str(state["init"])} if state.get("init") else {}),
