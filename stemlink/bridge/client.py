@@ -443,7 +443,7 @@ class Client:
         context: Any,
         sample_rate: int,
         *,
-        context_stems: Sequence[str],
+        context_stems: Sequence[str] = (),
         stems: Sequence[str] = (),
         model: str | None = None,
         candidates: int = 1,
@@ -451,12 +451,18 @@ class Client:
         seed: int = 0,
         progress: ProgressFn | None = None,
         timeout: float | None = None,
+        text: str = "",
+        reference: Any = None,
     ) -> TaskResult:
-        """context (C, N) sub-mix of `context_stems` -> result.stems {stem: (C, N)} for `stems`."""
+        """context (C, N) sub-mix of `context_stems` -> result.stems {stem: (C, N)} for `stems`.
+        `text` (a description of the part) or `reference` ((C, M) style clip at `sample_rate`,
+        0.5-30 s) steer models whose `conditions` include them; `context_stems` may be () for
+        models that read the whole region."""
         return self._task(
             "accompany",
             sample_rate,
-            {"context": context},
+            {"context": context, **({} if reference is None else {"reference": reference})},
+            text=text,
             context_stems=tuple(context_stems),
             stems=tuple(stems),
             model=model,
@@ -479,12 +485,15 @@ class Client:
         seed: int = 0,
         progress: ProgressFn | None = None,
         timeout: float | None = None,
+        text: str = "",
+        reference: Any = None,
     ) -> TaskResult:
-        """-> result.stems {stem: (channels, frames)}."""
+        """-> result.stems {stem: (channels, frames)}; `text` / `reference` as for `accompany`."""
         return self._task(
             "generate",
             sample_rate,
-            {},
+            {} if reference is None else {"reference": reference},
+            text=text,
             frames=int(frames),
             channels=int(channels),
             stems=tuple(stems),

@@ -13,8 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stems", help="stems to generate, comma-separated (default: all)")
     parser.add_argument("--timeline", type=float, default=0.0, help="timeline position of the result, seconds (default 0)")
     parser.add_argument("--track", default="generated", help="track name for output files")
-    from stemlink.plugin_host.cli import add_job_args
+    from stemlink.plugin_host.cli import add_condition_args, add_job_args
 
+    add_condition_args(parser)
     add_job_args(parser)
     parser.set_defaults(run=run)
 
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     DEFAULT_LIMITS.check_rate(args.sr, field="--sr")  # the engine's limits, before any engine is started
     DEFAULT_LIMITS.check_channels(args.channels_out, field="--channels-out")
     DEFAULT_LIMITS.check_generate(frames, args.channels_out, where=f"--seconds {args.seconds:g}: ", rate=args.sr)
-    preset = preset_from_args(args, "generate", stems=split_names(args.stems))
+    preset = preset_from_args(args, "generate", stems=split_names(args.stems), text=args.text, reference=args.reference)
     job = Job(
         preset=preset,
         out_dir=Path(args.out),

@@ -80,6 +80,16 @@ def add_dawproject_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_condition_args(parser: argparse.ArgumentParser) -> None:
+    """--text / --reference: what steers accompany and generate, for models that take them."""
+    from stemlink.contract import MAX_REFERENCE_SECONDS, MAX_TEXT, MIN_REFERENCE_SECONDS
+
+    parser.add_argument("--text", help=f'a description of the part, e.g. "warm electric piano, chords" (at most {MAX_TEXT} characters)')
+    parser.add_argument(
+        "--reference", help=f"a style reference audio file ({MIN_REFERENCE_SECONDS:g}-{MAX_REFERENCE_SECONDS:g} s, any rate and format)"
+    )
+
+
 def add_region_args(parser: argparse.ArgumentParser) -> None:
     """FILE plus the region in seconds or samples, and its timeline position."""
     parser.add_argument("file", help="input audio file (WAV, FLAC, AIFF, MP3, any rate and channel count)")

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from stemlink.contract import INPUTS, TaskRequest, check_model, output_stems
+from stemlink.contract import INPUTS, MAX_REFERENCE_SECONDS, MIN_REFERENCE_SECONDS, TaskRequest, check_model, output_stems
 from stemlink.errors import InvalidInput, TooLarge, UnknownModel, UnknownTask
 from stemlink.plugin_host.bwf import BwfWriter
 from stemlink.plugin_host.fx import apply_chain, build_chain
@@ -46,7 +46,7 @@ from stemlink.plugin_host.outputs import (
     write_json,
 )
 from stemlink.plugin_host.presets import Preset
-from stemlink.plugin_host.region import Region, read_region
+from stemlink.plugin_host.region import Region, check_input_file, file_info, read_region
 from stemlink.plugin_host.verify import check_result
 
 WRITE_BLOCK = 1 << 16  # frames per write call
@@ -123,9 +123,18 @@ def resolve_model(capabilities: Any, task: str, name: str | None) -> Any:
 
 
 def check_context(preset: Preset, model: Any) -> None:
-    """Accompany needs a consistent context: which stems the region holds, none of them asked for."""
+    """Accompany needs a consistent context: which stems the region holds, none of them asked for
+    (for models steered by named context stems; a model that reads the whole region, such as the
+    riff family, needs none). Text and reference go only to models that take them."""
     known = tuple(model.stems)
-    if preset.task != "accompany":
+    conditions = tuple(getattr(model, "conditions", ("context_stems",)))
+    for key in ("text", "reference"):
+        if getattr(preset, key) and key not in conditions:
+            steer = ", ".join(c for c in conditions if c != "context_stems") or "neither"
+            raise InvalidInput(f"model {model.name!r} cannot be steered by a {key} (--{key}); it takes {steer}", field=key)
+    if preset.text and preset.reference:
+        raise InvalidInput("give --text or --reference, not both", field="text")
+    if preset.task != "accompany" or "context_stems" not in conditions:
         return
     if not preset.context_stems:
         raise InvalidInput(
@@ -148,6 +157,17 @@ def check_context(preset: Preset, model: Any) -> None:
         )
 
 
+def check_reference_file(path: str) -> None:
+    """A style reference file that exists, decodes and lasts MIN..MAX_REFERENCE_SECONDS."""
+    info = file_info(check_input_file(path, "reference file", field="reference"))
+    seconds = info.frames / info.sample_rate
+    if not MIN_REFERENCE_SECONDS <= seconds <= MAX_REFERENCE_SECONDS:
+        raise InvalidInput(
+            f"reference {path} is {seconds:.2f} s; a style reference must be {MIN_REFERENCE_SECONDS}..{MAX_REFERENCE_SECONDS:g} s",
+            field="reference",
+        )
+
+
 def plan_job(capabilities: Any, job: Job, *, taken: set[Path] | None = None, check_space: bool = True) -> JobPlan:
     """Check a job before any audio is read or computed (see module docstring)."""
     preset = job.preset
@@ -163,9 +183,12 @@ def plan_job(capabilities: Any, job: Job, *, taken: set[Path] | None = None, che
         stems=preset.stems,
         context_stems=preset.context_stems,
         candidates=preset.candidates,
+        text=preset.text,
     )
     check_model(request, info.name, info.tasks, info.stems)
     check_context(preset, info)
+    if preset.reference:
+        check_reference_file(preset.reference)
     if job.region is not None:
         region = job.region.check()  # probes the file unless the region was checked before (Region.from_times)
         source = region.info
@@ -233,6 +256,9 @@ def run_job(
         frames = region.frames
         (name,) = INPUTS[preset.task]
         request = replace(request, sample_rate=rate, inputs={name: audio})
+    if preset.reference:  # the style reference, at the request's rate
+        reference, _, _ = read_region(Region(Path(preset.reference)).check(), rate=request.sample_rate)
+        request = replace(request, inputs={**request.inputs, "reference": reference})
     result = client.submit(request, progress=progress)
     check_result(
         result,

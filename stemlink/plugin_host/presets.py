@@ -9,6 +9,8 @@ Schema (every key optional except `task`)::
     stems = ["piano"]            # stems wanted (accompany/generate/extract/remove)
     context_stems = ["bass", "drums"]   # accompany: what the input region contains
     candidates = 4               # accompany: make N, keep the best by COCOLA score (1..16: contract.MAX_CANDIDATES)
+    text = "warm electric piano"  # accompany/generate: a description of the part (models whose conditions include text)
+    reference = "ref.wav"        # accompany/generate: a style reference file, 0.5-30 s (models that take a reference)
     output = "{track}_{stem}_{region}.wav"   # placeholders: track stem region task model seed timeline
     format = "float32"           # float32 | pcm24
     on_exists = "error"          # error | number  (number: "name-2.wav", ...)
@@ -30,8 +32,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from stemlink.contract import MAX_CANDIDATES, MAX_SEED, TASKS, is_int
-from stemlink.errors import PresetError
+from stemlink.contract import MAX_CANDIDATES, MAX_SEED, TASKS, check_text, is_int
+from stemlink.errors import InvalidInput, PresetError
 from stemlink.plugin_host.fx import FxSpec, parse_fx
 from stemlink.plugin_host.outputs import ON_EXISTS, check_pattern
 
@@ -49,6 +51,8 @@ class Preset:
     stems: tuple[str, ...] = ()
     context_stems: tuple[str, ...] = ()
     candidates: int = 1
+    text: str = ""  # accompany/generate: a description of the wanted part, for models that take text
+    reference: str = ""  # accompany/generate: a style reference audio file (0.5-30 s), for models that take one
     output: str = DEFAULT_OUTPUT
     format: str = "float32"
     on_exists: str = "error"
@@ -100,6 +104,14 @@ def parse_preset(data: Mapping[str, Any], *, name: str = "", path: Path | None =
     candidates = get("candidates", 1)
     need("candidates", is_int(candidates) and 1 <= candidates <= MAX_CANDIDATES, f"an integer in 1..{MAX_CANDIDATES}")
     need("candidates", candidates == 1 or data["task"] == "accompany", "1 unless task = 'accompany'")
+    for key in ("text", "reference"):
+        need(key, isinstance(get(key, ""), str), "a string")
+        need(key, not get(key, "") or data["task"] in ("accompany", "generate"), "empty unless task is 'accompany' or 'generate'")
+    if get("text"):
+        try:
+            check_text(get("text"), data["task"])
+        except InvalidInput as exc:
+            raise PresetError(f"{where}: {exc.message}", field="text") from exc
     need("output", isinstance(get("output", DEFAULT_OUTPUT), str), "a string pattern")
     check_pattern(get("output", DEFAULT_OUTPUT))
     need("format", get("format", "float32") in SAMPLE_FORMATS, f"one of {', '.join(SAMPLE_FORMATS)}")
@@ -120,6 +132,8 @@ def parse_preset(data: Mapping[str, Any], *, name: str = "", path: Path | None =
         stems=tuple(get("stems", ())),
         context_stems=tuple(get("context_stems", ())),
         candidates=candidates,
+        text=get("text", ""),
+        reference=get("reference", ""),
         output=get("output", DEFAULT_OUTPUT),
         format=get("format", "float32"),
         on_exists=get("on_exists", "error"),

@@ -302,17 +302,19 @@ def test_conditioning_embedding_comes_from_another_segment_of_the_target_stem():
     assert tuple(_embedding(track, 1, slice(0, 12), rng)) == tuple(emb[1, 1].astype(np.float32))  # the only audible one, overlapping
 
 
-def test_dit_with_clap_conditioning_trains_and_serves(tmp_path, codec_exports):
+@pytest.fixture(scope="module")
+def riff_exports(tmp_path_factory, codec_exports) -> Path:
+    """codec-debug + clap-debug + bridge-debug + riff-clap (a DiT conditioned on clap-debug embeddings)."""
     import shutil
 
-    from stemlink.contract import TaskRequest
-    from stemlink.engine.registry import ModelRegistry
-    from stemlink.engine.tasks import run_task
+    from stemlink.lab.export.bridge import export_bridge
     from stemlink.lab.export.clap import export_clap
     from stemlink.lab.export.riff import export_riff
+    from stemlink.lab.train.bridge import train as train_bridge
     from stemlink.lab.train.clap import train as train_clap
     from stemlink.lab.train.dit import train as train_dit
 
+    tmp_path = tmp_path_factory.mktemp("riff")
     exports = tmp_path / "exports"
     shutil.copytree(codec_exports, exports)
     clap_args = dict(preset="clap-debug", data=None, resume=False, init=None, max_minutes=None, device="cpu", seed=0, threads=1)
@@ -330,16 +332,22 @@ def test_dit_with_clap_conditioning_trains_and_serves(tmp_path, codec_exports):
     assert len(caches) == 2
     with np.load(caches[0]) as f:
         assert f["embeddings"].shape[0] == 3 and f["embeddings"].shape[-1] == 16 and f["segments"].shape == (f["embeddings"].shape[1], 2)
-    from stemlink.lab.export.bridge import export_bridge
-    from stemlink.lab.train.bridge import train as train_bridge
-
     bridge_preset = tmp_path / "bridge.toml"
     bridge_text = (presets_dir() / "train" / "bridge-debug.toml").read_text()
     bridge_preset.write_text(bridge_text.replace('name = "clap-debug"', f'name = "clap-debug"\nexports = "{exports}"'))
     train_bridge(argparse.Namespace(**{**clap_args, "preset": str(bridge_preset), "out": str(tmp_path / "bridge"), "max_steps": 2}))
     export_bridge(tmp_path / "bridge" / "last.pt", exports, name="bridge-debug")
     export_riff(tmp_path / "run" / "last.pt", exports, name="riff-clap", frames=16, formats=("torchscript",))
-    registry = ModelRegistry(exports, device="cpu", threads=1)
+    return exports
+
+
+def test_dit_with_clap_conditioning_serves_text_and_reference(riff_exports):
+    from stemlink.contract import TaskRequest
+    from stemlink.engine.registry import ModelRegistry
+    from stemlink.engine.server.server import model_infos
+    from stemlink.engine.tasks import run_task
+
+    registry = ModelRegistry(riff_exports, device="cpu", threads=1)
     model = registry.get("riff-clap")
     assert model.conditions == ("text", "reference")  # the bridge was found for the DiT's CLAP pair
     from stemlink.engine.server.server import model_infos
@@ -363,3 +371,40 @@ def test_dit_with_clap_conditioning_trains_and_serves(tmp_path, codec_exports):
     with pytest.raises(InvalidInput, match="at most 200"):
         run_task(model, TaskRequest("accompany", 8000, {"context": context}, text="x" * 201))
 
+
+def test_cli_accompany_and_generate_with_text_and_reference(riff_exports, tmp_path, monkeypatch):
+    from pedalboard.io import AudioFile
+
+    from stemlink.cli import main
+
+    monkeypatch.setenv("STEMLINK_EXPORTS", str(riff_exports))
+    monkeypatch.setenv("STEMLINK_ENGINE", "embedded")
+    rng = np.random.default_rng(5)
+    region, ref = tmp_path / "band.wav", tmp_path / "ref.wav"
+    for path, seconds, rate in ((region, 1.25, 48000), (ref, 2.0, 22050)):
+        with AudioFile(str(path), "w", rate, 2) as f:
+            f.write((0.1 * rng.standard_normal((2, int(seconds * rate)))).astype(np.float32))
+    out = tmp_path / "out"
+    assert (
+        main(["accompany", str(region), "--model", "riff-clap", "--text", "low sine tone", "--param", "steps=2", "--out", str(out / "a")])
+        == 0
+    )
+    assert (
+        main(["accompany", str(region), "--model", "riff-clap", "--reference", str(ref), "--param", "steps=2", "--out", str(out / "b")])
+        == 0
+    )
+    assert (
+        main(
+            ["generate", "--seconds", "0.5", "--model", "riff-clap", "--text", "noise burst", "--param", "steps=2", "--out", str(out / "c")]
+        )
+        == 0
+    )
+    for folder, frames, rate in (("a", 60000, 48000), ("b", 60000, 48000), ("c", 22050, 44100)):
+        (wav,) = sorted((out / folder).glob("*.wav"))
+        with AudioFile(str(wav)) as f:
+            assert (f.frames, f.samplerate, f.num_channels) == (frames, rate, 2)
+    short = tmp_path / "short.wav"
+    with AudioFile(str(short), "w", 8000, 1) as f:
+        f.write(np.zeros((1, 800), np.float32))
+    assert main(["accompany", str(region), "--model", "riff-clap", "--reference", str(short), "--out", str(out / "d")]) != 0
+    assert not (out / "d").exists() or not list((out / "d").glob("*.wav"))

@@ -42,6 +42,10 @@ def test_shipped_presets_are_valid(monkeypatch):
         ({"task": "separate", "fx": [{"type": "Compressor", "treshold_db": -3}]}, "fx[0].treshold_db", "threshold_db"),
         ({"task": "separate", "fx": [{"type": "vst3", "path": "x.dll"}]}, "fx[0].path", ".vst3"),
         ({"task": "separate", "fx": {"type": "Gain"}}, "fx", "list"),
+        ({"task": "separate", "text": "piano"}, "text", "accompany"),
+        ({"task": "accompany", "text": 3}, "text", "string"),
+        ({"task": "accompany", "text": "x" * 201}, "text", "at most 200"),
+        ({"task": "score", "reference": "r.wav"}, "reference", "accompany"),
     ],
 )
 def test_invalid_preset_names_field_and_allowed_values(data, field, allowed):
@@ -91,3 +95,13 @@ def test_shipped_msdm_presets_pass_the_model_validation(name, monkeypatch):
     monkeypatch.setenv("STEMLINK_PRESETS", str(PROJECT_ROOT / "presets"))
     preset = load_preset(name)
     msdm.parse_msdm_params(dict(preset.params), model=preset.model)
+
+
+def test_shipped_riff_preset_passes_the_model_validation(monkeypatch):
+    from stemlink.engine.models.riff import RULES, RiffParams
+    from stemlink.engine.params import parse_typed
+
+    monkeypatch.setenv("STEMLINK_PRESETS", str(PROJECT_ROOT / "presets"))
+    preset = load_preset("riff-piano")
+    assert (preset.task, preset.model, preset.text) == ("accompany", "riff-small", "piano, keys")
+    assert parse_typed(RiffParams, RULES, dict(preset.params), model="riff-small").steps == 30
