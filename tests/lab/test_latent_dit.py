@@ -350,7 +350,6 @@ def test_dit_with_clap_conditioning_serves_text_and_reference(riff_exports):
     registry = ModelRegistry(riff_exports, device="cpu", threads=1)
     model = registry.get("riff-clap")
     assert model.conditions == ("text", "reference")  # the bridge was found for the DiT's CLAP pair
-    from stemlink.engine.server.server import model_infos
 
     assert {i.name: i.conditions for i in model_infos(registry)}["riff-clap"] == ("text", "reference")
     rng = np.random.default_rng(2)
