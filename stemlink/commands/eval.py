@@ -116,6 +116,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     clp.add_argument("--out", default=None)
     clp.set_defaults(run=_clap)
 
+    rif = kinds.add_parser(
+        "riff", help="accompaniment quality of riff models (paper Table 1 with our encoders) per condition and step count"
+    )
+    rif.add_argument("--model", action="append", required=True, help="riff model name; repeatable")
+    rif.add_argument("--steps", default="", help="comma-separated step counts (default: each model's default)")
+    rif.add_argument("--conditions", default="ctx,text+ctx,reference+ctx,text,reference,none", help="comma-separated conditions")
+    rif.add_argument("--clap", default="clap-small", help="the CLAP pair that embeds (its NAME.audio / NAME.text)")
+    rif.add_argument("--scorer", default="cocola-small", help="the coherence score model")
+    rif.add_argument("--exports", default=None)
+    rif.add_argument("--data", required=True)
+    rif.add_argument("--split", default="test")
+    rif.add_argument("--items", type=int, default=40, help="at most this many items (one per track)")
+    rif.add_argument("--seconds", type=float, default=10.0)
+    rif.add_argument("--threads", type=int, default=2)
+    rif.add_argument("--out", default=None)
+    rif.set_defaults(run=_riff)
+
 
 def _registry(args: argparse.Namespace):
     import torch
@@ -383,6 +400,41 @@ def _clap(args: argparse.Namespace) -> int:
         items = clap_items(args.data, args.split, window=window, sample_rate=rate, limit=args.tracks)
         scores = score_clap(audio_fn, text_fn, items)
         _emit(args, {"kind": "clap", "system": system, "data": args.data, "split": args.split, **scores})
+    return 0
+
+
+def _riff(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from stemlink.lab.eval.riff import generate_parts, riff_items, score_parts
+
+    torch.set_num_threads(args.threads)
+    registry = _registry(args)
+    clap_audio, clap_text = registry.get(f"{args.clap}.audio"), registry.get(f"{args.clap}.text")
+    scorer = registry.get(args.scorer)
+    rate = clap_audio.sample_rate
+    items = riff_items(args.data, args.split, seconds=args.seconds, sample_rate=rate, limit=args.items)
+    for name in args.model:
+        model = registry.get(name)
+        steps = [int(s) for s in args.steps.split(",") if s] or [model.parse_params("accompany", {}).steps]
+        for n in steps:
+            for condition in [c for c in args.conditions.split(",") if c]:
+                if any(c in condition for c in ("text", "reference")) and not set(condition.replace("+ctx", "").split("+")) <= set(
+                    model.conditions
+                ):
+                    continue  # the model cannot take this condition
+                t0 = time.perf_counter()
+                parts = generate_parts(model, items, condition=condition, params={"steps": n}, sample_rate=rate)
+                seconds = time.perf_counter() - t0
+                scores = score_parts(
+                    parts, items, sample_rate=rate, clap_audio=clap_audio, clap_text=clap_text, scorer=scorer, condition=condition
+                )
+                record = {"kind": "riff", "model": name, "steps": n, "data": args.data, "split": args.split, **scores}
+                record["seconds_per_item"] = round(seconds / max(len(items), 1), 3)
+                record["rtf"] = round(seconds / max(len(items) * args.seconds, 1e-9), 3)
+                _emit(args, record)
     return 0
 
 

@@ -407,3 +407,34 @@ def test_cli_accompany_and_generate_with_text_and_reference(riff_exports, tmp_pa
         f.write(np.zeros((1, 800), np.float32))
     assert main(["accompany", str(region), "--model", "riff-clap", "--reference", str(short), "--out", str(out / "d")]) != 0
     assert not (out / "d").exists() or not list((out / "d").glob("*.wav"))
+
+
+def test_riff_evaluation_runs_every_condition_and_its_metrics_behave(riff_exports, echo_exports, tmp_path):
+    from stemlink.engine.registry import ModelRegistry
+    from stemlink.lab.eval.riff import CONDITIONS, density_coverage, frechet, generate_parts, kernel_distance, riff_items, score_parts
+    from tests.lab.data.corpus_builders import make_stemlink, tone
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((60, 4)), rng.standard_normal((60, 4)) + 3
+    assert frechet(a, a) == pytest.approx(0, abs=1e-6) and frechet(a, b) > 30  # mean shift of 3 in 4 dims: ~36
+    assert abs(kernel_distance(a, rng.standard_normal((60, 4)))) < 0.5 < kernel_distance(a, b)
+    assert density_coverage(a, a)[1] == 1.0 and density_coverage(b, a) == (0.0, 0.0)
+    plan = {f"t{n}": {"bass": tone(3.0, 60.0 + 10 * n), "piano": tone(3.0, 400.0 + 50 * n), "drums": tone(3.0, 2000.0)} for n in range(4)}
+    root = make_stemlink(tmp_path / "corpus", plan, {t: "test" for t in plan})
+    items = riff_items(str(root), "test", seconds=1.0, sample_rate=8000, ref_seconds=1.0)
+    assert len(items) == 4 and {i.cls for i in items} == {"bass", "drums", "piano"}  # round robin over the target class
+    assert all(i.context.shape == i.part.shape == (2, 8000) and i.reference.shape == (2, 8000) for i in items)
+    registry = ModelRegistry(riff_exports, device="cpu", threads=1)
+    model, clap_audio, clap_text = registry.get("riff-clap"), registry.get("clap-debug.audio"), registry.get("clap-debug.text")
+    scorer = ModelRegistry(echo_exports, device="cpu", threads=1).get("echo")
+    for condition in CONDITIONS:
+        parts = generate_parts(model, items, condition=condition, params={"steps": 2}, sample_rate=8000)
+        assert all(p.shape == (2, 8000) for p in parts)
+        scores = score_parts(parts, items, sample_rate=8000, clap_audio=clap_audio, clap_text=clap_text, scorer=scorer, condition=condition)
+        assert (
+            scores["items"] == 4
+            and 0 <= scores["apa"] <= 1
+            and 0 <= scores["audible"] <= 1
+            and scores["text_chance"] == pytest.approx(1 / 3)
+        )
+        assert ("clap_aa_reference" in scores) == ("reference" in condition)
