@@ -53,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cod.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
     cod.add_argument("--formats", default="torchscript", help="torchscript (default, exports/ size budget), onnx, or both")
     cod.add_argument("--card", default=None, help="model card file name inside the exports folder")
+    cod.add_argument("--parts", default="encoder,decoder", help="decoder: replace only the decoder (a decoder-only continuation)")
     cod.set_defaults(run=_run_codec)
 
     clp = families.add_parser("clap", help="export a CLAP pair checkpoint (NAME.audio and NAME.text, tokenizer in the text entry)")
@@ -151,6 +152,7 @@ def _run_codec(args: argparse.Namespace) -> int:
         version=args.version,
         formats=tuple(f for f in args.formats.split(",") if f),
         card=args.card,
+        parts=tuple(p for p in args.parts.split(",") if p),
     )
     for result in results.values():
         _print_result(result)

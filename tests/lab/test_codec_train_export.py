@@ -92,3 +92,29 @@ def test_identity_is_the_floor_and_mel_griffin_lim_is_worse():
     mel = score_codec("mel", mel_griffin_lim(44100, iterations=8), [x], 44100, 22050)
     assert ident.stft_distance < 0.05 and ident.si_sdr > 60
     assert mel.stft_distance > ident.stft_distance and mel.mel_distance > ident.mel_distance
+
+
+def test_decoder_only_continuation_keeps_the_latent_space(tmp_path):
+    import json
+
+    from stemlink.paths import presets_dir
+
+    run = tmp_path / "run"
+    train_codec(_args(run, max_steps=2))
+    exports = tmp_path / "exports"
+    export_codec(run / "last.pt", exports, name="tiny-codec")
+    before = {m["name"]: m["sha256"] for m in json.loads((exports / "manifest.json").read_text())["models"]}
+    preset = tmp_path / "codec-decoder.toml"
+    preset.write_text((presets_dir() / "train" / "codec-debug.toml").read_text() + "freeze_encoder = true\n")  # [objective] is last
+    with pytest.raises(PresetError, match="freeze_encoder needs --init"):
+        train_codec(_args(tmp_path / "nope", preset=str(preset)))
+    cont = train_codec(_args(tmp_path / "dec", preset=str(preset), init=str(exports / "tiny-codec.encoder.pt"), max_steps=3))
+    original, _, _ = load_codec(run / "last.pt")
+    for a, b in zip(original.encoder.state_dict().values(), cont.encoder.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # the encoder did not move
+    assert any(
+        not torch.equal(a, b) for a, b in zip(original.decoder.state_dict().values(), cont.decoder.state_dict().values(), strict=True)
+    )
+    export_codec(tmp_path / "dec" / "last.pt", exports, name="tiny-codec", parts=("decoder",))
+    after = {m["name"]: m["sha256"] for m in json.loads((exports / "manifest.json").read_text())["models"]}
+    assert after["tiny-codec.encoder"] == before["tiny-codec.encoder"] and after["tiny-codec.decoder"] != before["tiny-codec.decoder"]

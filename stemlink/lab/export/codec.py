@@ -46,7 +46,10 @@ def export_codec_network(
     card: str | None = None,
     extra_config: dict[str, Any] | None = None,
     parity_tol: float = 1e-3,
+    parts: Sequence[str] = ("encoder", "decoder"),
 ) -> dict[str, ExportResult]:
+    """`parts=("decoder",)`: register a new decoder and leave the encoder entry (and the latent
+    space DiTs were trained on) as it is."""
     config = codec.config
     g = torch.Generator().manual_seed(0)
     audio = [
@@ -58,6 +61,8 @@ def export_codec_network(
         latents = [(codec.encoder(f[0]),) for f in features]
     results = {}
     for part, module, examples in (("encoder", codec.encoder, features), ("decoder", codec.decoder, latents)):
+        if part not in parts:
+            continue
         spec = ModelSpec(
             name=f"{name}.{part}",
             version=version,

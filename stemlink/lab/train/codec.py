@@ -11,7 +11,9 @@ Loss (no discriminator: a CPU budget buys more from more steps than from a GAN):
             divided by the reference's RMS: ties the decoder's phase to the input's
   wave    x waveform L1 / RMS
 During training, Gaussian noise of std `latent_noise` is added to the latent before decoding, so the
-decoder tolerates the small errors a latent diffusion model makes.
+decoder tolerates the small errors a latent diffusion model makes. `freeze_encoder = true` trains the
+decoder alone from `--init` (an export pair): the latent space, and every DiT trained on it, stays
+valid while the decoder improves (`stemlink export codec --parts decoder` replaces only the decoder).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class CodecObjective:
     complex: float = 1.0
     wave: float = 0.0
     latent_noise: float = 0.02
+    freeze_encoder: bool = False  # train the decoder only: the latent space (and every DiT trained on it) stays valid
 
     def __post_init__(self) -> None:
         if self.window < 1024:
@@ -85,7 +88,11 @@ def load_codec_preset(name_or_path: str) -> CodecPreset:
 
 def reconstruction_loss(codec: STFTCodec, audio: torch.Tensor, objective: CodecObjective) -> torch.Tensor:
     """(B, C, T) audio -> scalar loss of `codec` reconstructing it."""
-    latent = codec.encode(audio)
+    if objective.freeze_encoder:
+        with torch.no_grad():
+            latent = codec.encode(audio)
+    else:
+        latent = codec.encode(audio)
     if codec.training and objective.latent_noise > 0:
         latent = latent + objective.latent_noise * torch.randn_like(latent)
     est = codec.decode(latent, audio.shape[-1])
@@ -118,7 +125,12 @@ def train(args: argparse.Namespace) -> nn.Module:
     preset = load_codec_preset(args.preset)
     cfg, tcfg, objective = preset.model, preset.train, preset.objective
     run = Run(FAMILY, Path(args.out or Path("runs") / preset.name), preset=preset.to_dict(), config=cfg.to_dict(), train=tcfg, args=args)
-    run.start(STFTCodec(cfg), init=warm_start_codec)
+    codec = STFTCodec(cfg)
+    if objective.freeze_encoder:
+        if not (getattr(args, "init", None) or args.resume):
+            raise PresetError("[objective] freeze_encoder needs --init (the codec whose encoder is kept) or --resume", field="objective")
+        codec.encoder.requires_grad_(False)
+    run.start(codec, init=warm_start_codec)
     common = dict(stems=STEMS, length=objective.window, sample_rate=cfg.sample_rate, batch=tcfg.batch_size, root=args.data)
     train_iter = codec_batches(preset.data, preset.augment, seed=run.data_seed, **common)
     valid: list[torch.Tensor] = []
