@@ -37,7 +37,7 @@ def load_clap(checkpoint: str | Path, *, ema: bool = True) -> tuple[ClapPair, Cl
     state = load_checkpoint(checkpoint, family=FAMILY)
     config = ClapPairConfig.from_dict(state["config"])
     pair = ClapPair(config)
-    pair.load_state_dict(state["ema" if ema and "ema" in state else "model"])
+    pair.load_weights(state["ema" if ema and "ema" in state else "model"])
     return pair.eval(), config, state
 
 

@@ -102,18 +102,19 @@ def clap_config(c: ClapPairConfig):
 
 
 class ClapAudioEncoder(nn.Module):
-    """(B, window) mono audio -> (B, projection_dim) unit-norm embedding (front end included)."""
+    """(B, window) mono audio -> (B, projection_dim) unit-norm embedding (front end included).
+    Holds the audio tower and its projection only, so its export carries no text weights."""
 
     def __init__(self, config: ClapPairConfig, clap: Any):  # transformers.ClapModel
         super().__init__()
         c = config
         self.front = MelFrontEnd(c.sample_rate, c.n_fft, c.hop, n_mels=c.n_mels, f_min=20.0)
-        self.clap = clap
+        self.tower, self.projection = clap.audio_model, clap.audio_projection
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         mel = (self.front(audio) + LOG_MEL_SHIFT) / LOG_MEL_SCALE  # (B, n_mels, frames)
-        out = self.clap.get_audio_features(input_features=mel.transpose(1, 2).unsqueeze(1))
-        return F.normalize(out.pooler_output, dim=-1)
+        pooled = self.tower(input_features=mel.transpose(1, 2).unsqueeze(1)).pooler_output
+        return F.normalize(self.projection(pooled), dim=-1)
 
 
 class ClapTextEncoder(nn.Module):
@@ -121,11 +122,11 @@ class ClapTextEncoder(nn.Module):
 
     def __init__(self, clap: Any):  # transformers.ClapModel
         super().__init__()
-        self.clap = clap
+        self.tower, self.projection = clap.text_model, clap.text_projection
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        out = self.clap.get_text_features(input_ids=ids, attention_mask=mask)
-        return F.normalize(out.pooler_output, dim=-1)
+        pooled = self.tower(input_ids=ids, attention_mask=mask).pooler_output
+        return F.normalize(self.projection(pooled), dim=-1)
 
 
 class ClapPair(nn.Module):
@@ -137,6 +138,11 @@ class ClapPair(nn.Module):
         self.clap = ClapModel(clap_config(config))
         self.audio = ClapAudioEncoder(config, self.clap)
         self.text = ClapTextEncoder(self.clap)
+
+    def load_weights(self, state: dict[str, torch.Tensor]) -> None:
+        """Load a state dict through its canonical `clap.*` keys (the towers are shared by the
+        encoders, so their own keys are aliases of these; the front end has no weights)."""
+        self.clap.load_state_dict({k.removeprefix("clap."): v for k, v in state.items() if k.startswith("clap.")})
 
     def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
         if audio.dim() != 2 or audio.shape[-1] != self.config.window:
