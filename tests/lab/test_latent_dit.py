@@ -438,3 +438,40 @@ def test_riff_evaluation_runs_every_condition_and_its_metrics_behave(riff_export
             and scores["text_chance"] == pytest.approx(1 / 3)
         )
         assert ("clap_aa_reference" in scores) == ("reference" in condition)
+
+
+def test_bench_riff_section_tabulates_every_condition_the_models_take(riff_exports, tmp_path):
+    import shutil
+
+    from stemlink.apps.bench.report import _md_riff
+    from stemlink.apps.bench.suite import BenchConfig, bench_riff_section
+    from stemlink.engine.registry import ModelRegistry
+    from stemlink.lab.export.echo import build_echo_export
+    from tests.lab.data.corpus_builders import make_stemlink, tone
+
+    exports = tmp_path / "exports"
+    shutil.copytree(riff_exports, exports)
+    build_echo_export(exports, sample_rate=8000, window=2048)
+    plan = {f"t{n}": {"bass": tone(16.0, 60.0 + 10 * n), "piano": tone(16.0, 400.0 + 50 * n)} for n in range(2)}
+    root = make_stemlink(tmp_path / "corpus", plan, {t: "test" for t in plan})
+    config = BenchConfig(
+        data=root,
+        ood=root,
+        ood_split="test",
+        riff_items=2,
+        riff_edm_steps=(2,),
+        riff_clap="clap-debug",
+        riff_scorer="echo",
+        riff_conditions=("ctx", "text+ctx", "reference"),
+    )
+    registry = ModelRegistry(exports, device="cpu", threads=1)
+    section = bench_riff_section(registry, config, log=lambda *a: None)
+    riffs = sorted(n for n in registry.names() if registry.spec(n).family == "riff")
+    assert {(r["model"], r["condition"]) for r in section["runs"] if r["data"] == "test"} == {
+        ("riff-clap", c) for c in ("ctx", "text+ctx", "reference")
+    }
+    assert riffs == ["riff-clap"] and all(r["items"] == 2 for r in section["runs"])
+    table = "\n".join(_md_riff(section, {}))
+    assert table.count("| riff-clap |") == 2 * len(section["runs"])  # both tables, one row per run
+    empty = bench_riff_section(ModelRegistry(tmp_path / "none", device="cpu"), config, log=lambda *a: None)
+    assert empty["runs"] == [] and "no riff model" in empty["skipped"]

@@ -415,9 +415,43 @@ def _md_daw(sec: dict[str, Any], results: dict[str, Any]) -> list[str]:
 
 
 # results section -> its Markdown renderer, in the order they appear in BENCHMARKS.md
+def _md_riff(sec: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    lines = ["## Accompaniment: the riff family (issue 14)", ""]
+    if sec.get("skipped"):
+        return lines + [f"Skipped: {sec['skipped']}.", ""]
+    lines += [
+        f"{sec['items']} items of 10 s per corpus; our encoders stand in for CLAP (`clap-small`) and for the coherence "
+        "score (`cocola-small`), so the figures compare rows of this table, not the paper's numbers. COCOLA ratio = "
+        "generated / true part; text R@1: the part's own prompt is the nearest of the run's prompts (chance in brackets).",
+        "",
+    ]
+    cols = ["data", "model", "steps", "condition", "FAD", "KD", "density", "coverage", "APA", "COCOLA", "ratio", "CLAP AA", "CLAP TA"]
+    rows = [
+        [r["data"], r["model"], str(r["steps"]), r["condition"]]
+        + [_fmt(r[k], f) for k, f in (("fad", ".3f"), ("kd", ".4f"), ("density", ".2f"), ("coverage", ".2f"), ("apa", ".2f"))]
+        + [_fmt(r["cocola"], ".2f"), _fmt(r["cocola_ratio"], ".0%"), _fmt(r["clap_aa"], ".2f"), _fmt(r["clap_ta"], ".2f")]
+        for r in sec["runs"]
+    ]
+    lines += _table(cols, rows)
+    more = [
+        [
+            r["data"],
+            r["model"],
+            str(r["steps"]),
+            r["condition"],
+            _fmt(r["audible"], ".0%"),
+            f"{_fmt(r['text_retrieval'], '.2f')} ({_fmt(r['text_chance'], '.2f')})",
+            _fmt(r["seconds_per_10s_item"], ".2f"),
+        ]
+        for r in sec["runs"]
+    ]
+    return lines + _table(["data", "model", "steps", "condition", "audible", "text R@1 (chance)", "s per 10 s item"], more)
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {
     "separation": _md_separation,
     "coherence": _md_coherence,
+    "riff": _md_riff,
     "speed": _md_speed,
     "bridge": _md_bridge,
     "scale": _md_scale,

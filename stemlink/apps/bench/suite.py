@@ -116,7 +116,7 @@ class BenchConfig:
     seed: int = 0
     # scale runs first, on a machine not yet warmed by the model sections (its children read
     # their own peak, VmHWM, so the order does not change the memory numbers).
-    sections: tuple[str, ...] = ("scale", "separation", "coherence", "speed", "bridge", "daw")
+    sections: tuple[str, ...] = ("scale", "separation", "coherence", "riff", "speed", "bridge", "daw")
     separation_windows: int = 48
     separation_steps: int | None = None  # None: the sampler's own (preset, or model defaults with --quick)
     separation_batch: int = 8
@@ -125,6 +125,12 @@ class BenchConfig:
     accompaniment_steps: int | None = None
     speed_seconds: float = 10.0
     speed_steps: int | None = None
+    riff_items: int = 24  # per corpus (test split, unseen arrangements), 10 s each
+    riff_conditions: tuple[str, ...] = ("ctx", "text+ctx", "reference+ctx", "text", "reference", "none")
+    riff_edm_steps: tuple[int, ...] = (20, 40)
+    riff_consistency_steps: tuple[int, ...] = (1, 2, 5)
+    riff_clap: str = "clap-small"  # the pair that embeds for the metrics
+    riff_scorer: str = "cocola-small"
     bridge_runs: int = 50
     scale_seconds: tuple[float, ...] = (10, 60, 600)
     eager: tuple[tuple[str, str], ...] = ()  # (model name, training checkpoint): also time torch eager
@@ -145,6 +151,10 @@ class BenchConfig:
                 speed_seconds=4.0,
                 speed_steps=None,
                 bridge_runs=10,
+                riff_items=4,
+                riff_conditions=("ctx", "text+ctx"),
+                riff_edm_steps=(20,),
+                riff_consistency_steps=(2,),
                 scale_seconds=(10, 60),
             )
         return replace(base, **{k: v for k, v in kwargs.items() if v is not None})
@@ -170,6 +180,12 @@ class BenchConfig:
             "coherence": self.cocola_pairs * 0.001 + self.accompaniment_windows * 3 * (self.accompaniment_steps or 40) * 0.015 / 60,
             "speed": (self.speed_seconds / 10) * ((self.speed_steps or calls) / 50) * 1.0 + 0.2,
             "bridge": self.bridge_runs * 0.01 + 0.1,
+            # per riff entry: items x conditions x step counts x (~1 s per 10 s item and 20 steps) x 2 corpora
+            "riff": 2
+            * self.riff_items
+            * len(self.riff_conditions)
+            * (sum(self.riff_edm_steps) / 20 + len(self.riff_consistency_steps))
+            / 60,
             "scale": sum(self.scale_seconds) * 0.03 / 60 + 0.05 * len(self.scale_seconds),
             "daw": 1.5,  # three Ardour round trips (CLI at 44.1 and 48 kHz, the Lua script in the GUI)
         }
@@ -335,7 +351,7 @@ def resolve_data(config: BenchConfig, log: Log) -> BenchConfig:
             config = replace(config, data=root / "data" / "corpus44")
         else:
             config = replace(config, data=ensure_bench_corpus(config.bench_corpus, bench_cache(), log))
-    if "separation" not in config.sections:
+    if not {"separation", "riff"} & set(config.sections):
         return config
     if config.ood is not None:
         if not Path(config.ood).is_dir():
@@ -569,7 +585,7 @@ def run_bench(config: BenchConfig, *, log: Log = print) -> dict[str, Any]:
     unknown = set(config.sections) - set(BenchConfig.sections)
     if unknown:
         raise InvalidInput(f"unknown bench section(s) {sorted(unknown)}; allowed: {', '.join(BenchConfig.sections)}", field="sections")
-    if {"separation", "coherence"} & set(config.sections):
+    if {"separation", "coherence", "riff"} & set(config.sections):
         config = resolve_data(config, log)
         _check_data(config)
     torch.set_num_threads(config.threads)
@@ -619,6 +635,7 @@ def run_bench(config: BenchConfig, *, log: Log = print) -> dict[str, Any]:
         "coherence": bench_coherence,
         "speed": bench_speed,
         "bridge": bench_bridge_section,
+        "riff": bench_riff_section,
         "scale": bench_scale_section,
         "daw": bench_daw_section,
     }
@@ -648,6 +665,47 @@ def bench_bridge_section(registry: Any, config: BenchConfig, log: Log) -> dict[s
     result = bench_bridge(config.bridge_runs)
     log(format_report(result))
     return result
+
+
+def bench_riff_section(registry: Any, config: BenchConfig, log: Log) -> dict[str, Any]:
+    """Issue 14's table: every riff entry (EDM at `riff_edm_steps`, consistency at
+    `riff_consistency_steps`) under every condition it takes, on the test split and on unseen
+    arrangements, scored by clap-small and cocola-small (`stemlink.lab.eval.riff`)."""
+    from stemlink.lab.eval.riff import generate_parts, riff_items, score_parts
+
+    riffs = [n for n in registry.names() if registry.spec(n).family == "riff"]
+    needed = [f"{config.riff_clap}.audio", f"{config.riff_clap}.text", config.riff_scorer]
+    if not riffs or not all(registry.has(n) for n in needed):
+        why = "no riff model in the exports" if not riffs else f"needs {', '.join(n for n in needed if not registry.has(n))}"
+        log(f"  skipped: {why}")
+        return {"skipped": why, "runs": []}
+    clap_audio, clap_text, scorer = (registry.get(n) for n in needed)
+    rate = clap_audio.sample_rate
+    runs = []
+    for label, root, split in (("test", config.data, config.split), ("unseen arrangements", config.ood, config.ood_split)):
+        if root is None:
+            continue
+        items = riff_items(str(root), split, seconds=10.0, sample_rate=rate, limit=config.riff_items)
+        for name in riffs:
+            model = registry.get(name)
+            steps = config.riff_consistency_steps if getattr(model, "consistency", False) else config.riff_edm_steps
+            for n in steps:
+                for condition in config.riff_conditions:
+                    wants = {c for c in ("text", "reference") if c in condition}
+                    if not wants <= set(model.conditions):
+                        continue
+                    t0 = time.perf_counter()
+                    parts = generate_parts(model, items, condition=condition, params={"steps": n}, sample_rate=rate, seed=config.seed)
+                    seconds = (time.perf_counter() - t0) / max(len(items), 1)
+                    scores = score_parts(
+                        parts, items, sample_rate=rate, clap_audio=clap_audio, clap_text=clap_text, scorer=scorer, condition=condition
+                    )
+                    runs.append({"data": label, "model": name, "steps": n, "seconds_per_10s_item": round(seconds, 3), **scores})
+                    log(
+                        f"  {label:20s} {name} {n:2d} steps {condition:14s} cocola {scores['cocola']:.2f} / true {scores['cocola_true']:.2f} "
+                        f"audible {scores['audible']:.0%} text R@1 {scores['text_retrieval']:.2f} ({seconds:.1f} s per 10 s)"
+                    )
+    return {"runs": runs, "items": config.riff_items, "encoders": needed}
 
 
 def bench_daw_section(registry: Any, config: BenchConfig, log: Log) -> dict[str, Any]:

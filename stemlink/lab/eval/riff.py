@@ -64,7 +64,7 @@ def riff_items(
     from stemlink.lab.data.descriptions import stem_facts
 
     corpus = open_corpus(root)
-    tracks = corpus.tracks(split)
+    tracks = [t for name in split.split(",") for t in corpus.tracks(name)]  # "train,valid,test": every split (unseen corpora)
     n, r = int(seconds * sample_rate), int(ref_seconds * sample_rate)
     items: list[RiffItem] = []
     for t, (track, cached) in enumerate(zip(tracks, ensure_cached(corpus, tracks, sample_rate, mono=False, verbose=False), strict=True)):
