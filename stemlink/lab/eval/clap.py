@@ -41,7 +41,7 @@ def clap_items(root: str, split: str, *, window: int, sample_rate: int, limit: i
     from stemlink.lab.data.cache import ensure_cached
 
     corpus = open_corpus(root)
-    tracks = corpus.tracks(split)[:limit]
+    tracks = [t for name in split.split(",") for t in corpus.tracks(name)][:limit]  # "train,valid,test": every split
     rng = np.random.default_rng(0)
     items = []
     for track, cached in zip(tracks, ensure_cached(corpus, tracks, sample_rate, mono=True, verbose=False), strict=True):
