@@ -112,6 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     clp.add_argument("--data", required=True)
     clp.add_argument("--split", default="test")
     clp.add_argument("--tracks", type=int, default=None, help="at most this many tracks of the split")
+    clp.add_argument("--bridge", default=None, help="also measure this CLAP bridge entry (class prompts -> audio embeddings)")
     clp.add_argument("--threads", type=int, default=1)
     clp.add_argument("--out", default=None)
     clp.set_defaults(run=_clap)
@@ -373,7 +374,7 @@ def _clap(args: argparse.Namespace) -> int:
 
     from stemlink.engine.models.clap import ClapEncoderModel
     from stemlink.errors import InvalidInput
-    from stemlink.lab.eval.clap import clap_items, score_clap
+    from stemlink.lab.eval.clap import clap_items, score_bridge, score_clap
     from stemlink.lab.export.clap import load_clap
     from stemlink.lab.nn.text_tokenizer import encode, load_tokenizer_json
 
@@ -400,6 +401,10 @@ def _clap(args: argparse.Namespace) -> int:
         items = clap_items(args.data, args.split, window=window, sample_rate=rate, limit=args.tracks)
         scores = score_clap(audio_fn, text_fn, items)
         _emit(args, {"kind": "clap", "system": system, "data": args.data, "split": args.split, **scores})
+        if args.bridge:
+            bridge = _registry(args).get(args.bridge)
+            gap = score_bridge(audio_fn, text_fn, bridge, items)
+            _emit(args, {"kind": "clap-bridge", "system": system, "bridge": args.bridge, "data": args.data, "split": args.split, **gap})
     return 0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -98,4 +99,37 @@ def score_clap(embed_audio: EmbedAudio, embed_text: EmbedText, items: Sequence[C
         "class_chance": 1.0 / len({i.cls for i in items}),
         "instrument_accuracy": float(np.mean([p == i.instrument for p, i in zip(instruments, items, strict=True)])),
         "instrument_chance": 1.0 / len({i.instrument for i in items}),
+    }
+
+
+@torch.no_grad()
+def score_bridge(
+    embed_audio: EmbedAudio, embed_text: EmbedText, bridge: Any, items: Sequence[ClapItem], *, samples: int = 8, seed: int = 0
+) -> dict[str, float]:
+    """The modality gap, measured: for each class name as a prompt, is the nearest real stem (by
+    embedding) of that class, when the prompt's text embedding is used directly, and when the
+    bridge turns it into `samples` audio embeddings? Also the mean cosine to the class's real
+    audio embeddings (how far each lands from where audio of that class lives)."""
+    audio = torch.cat([embed_audio(torch.from_numpy(np.stack([i.audio for i in items[s : s + 16]]))) for s in range(0, len(items), 16)])
+    labels = np.array([i.cls for i in items])
+    classes = sorted(set(labels))
+    text = embed_text([c.replace("_", " ") for c in classes])
+    g = torch.Generator().manual_seed(seed)
+    bridged = torch.cat([bridge.sample(text[k : k + 1].expand(samples, -1).contiguous(), generator=g) for k in range(len(classes))])
+    want = np.repeat(np.arange(len(classes)), samples)
+
+    def nearest_class(queries: torch.Tensor) -> np.ndarray:
+        return np.array([classes.index(c) for c in labels[(queries @ audio.t()).argmax(dim=1).numpy()]])
+
+    def cosine_to_class(queries: torch.Tensor, owner: np.ndarray) -> float:
+        return float(np.mean([float((queries[i] @ audio[labels == classes[owner[i]]].t()).mean()) for i in range(len(queries))]))
+
+    direct_owner = np.arange(len(classes))
+    return {
+        "classes": len(classes),
+        "text_nn_accuracy": float(np.mean(nearest_class(text) == direct_owner)),
+        "bridge_nn_accuracy": float(np.mean(nearest_class(bridged) == want)),
+        "text_cosine_to_class": cosine_to_class(text, direct_owner),
+        "bridge_cosine_to_class": cosine_to_class(bridged, want),
+        "chance": 1.0 / len(classes),
     }
