@@ -115,6 +115,9 @@ def test_bridge_trains_on_pairs_of_an_exported_clap_and_samples_unit_embeddings(
 
     audio_enc = registry.get("clap-debug.audio")
     t = np.arange(8000) / 8000
-    items = [ClapItem("t", cls, cls, (0.1 * np.sin(2 * np.pi * f * t)).astype(np.float32), cls) for cls, f in (("low", 80), ("high", 1200), ("low", 90))]
+    items = [
+        ClapItem("t", cls, cls, (0.1 * np.sin(2 * np.pi * f * t)).astype(np.float32), cls)
+        for cls, f in (("low", 80), ("high", 1200), ("low", 90))
+    ]
     gap = score_bridge(audio_enc.embed_audio, clap_text.embed_text, bridge, items, samples=2)
     assert gap["classes"] == 2 and gap["chance"] == 0.5 and all(0 <= gap[k] <= 1 for k in ("text_nn_accuracy", "bridge_nn_accuracy"))

@@ -427,6 +427,12 @@ def test_riff_evaluation_runs_every_condition_and_its_metrics_behave(riff_export
     registry = ModelRegistry(riff_exports, device="cpu", threads=1)
     model, clap_audio, clap_text = registry.get("riff-clap"), registry.get("clap-debug.audio"), registry.get("clap-debug.text")
     scorer = ModelRegistry(echo_exports, device="cpu", threads=1).get("echo")
+    named = riff_items(str(root), "test", seconds=1.0, sample_rate=8000, ref_seconds=1.0, targets=("bass", "piano"))
+    assert {i.cls for i in named} <= {"bass", "piano"} and all("drums" in i.context_classes for i in named)
+    echo_parts = generate_parts(scorer, named, condition="ctx", params={}, sample_rate=8000)  # a model steered by named context stems
+    assert all(p.shape == (2, 8000) for p in echo_parts)
+    with pytest.raises(ValueError, match="takes only the context"):
+        generate_parts(scorer, named, condition="text+ctx", params={}, sample_rate=8000)
     for condition in CONDITIONS:
         parts = generate_parts(model, items, condition=condition, params={"steps": 2}, sample_rate=8000)
         assert all(p.shape == (2, 8000) for p in parts)

@@ -682,10 +682,22 @@ def bench_riff_section(registry: Any, config: BenchConfig, log: Log) -> dict[str
     clap_audio, clap_text, scorer = (registry.get(n) for n in needed)
     rate = clap_audio.sample_rate
     runs = []
+    msdm = [n for n in registry.names() if registry.spec(n).family == "msdm" and "accompany" in registry.spec(n).tasks]
+    targets = tuple(registry.spec(msdm[0]).stems) if msdm else None  # the same items for every system
     for label, root, split in (("test", config.data, config.split), ("unseen arrangements", config.ood, config.ood_split)):
         if root is None:
             continue
-        items = riff_items(str(root), split, seconds=10.0, sample_rate=rate, limit=config.riff_items)
+        items = riff_items(str(root), split, seconds=10.0, sample_rate=rate, limit=config.riff_items, targets=targets)
+        for name in msdm:  # today's accompanist, on the same items (context only, its preset's sampler)
+            params = _sampler_params(config, "accompany", name, config.accompaniment_steps)
+            t0 = time.perf_counter()
+            parts = generate_parts(registry.get(name), items, condition="ctx", params=params, sample_rate=rate, seed=config.seed)
+            seconds = (time.perf_counter() - t0) / max(len(items), 1)
+            scores = score_parts(parts, items, sample_rate=rate, clap_audio=clap_audio, clap_text=clap_text, scorer=scorer, condition="ctx")
+            runs.append({"data": label, "model": name, "steps": params.get("steps"), "seconds_per_10s_item": round(seconds, 3), **scores})
+            log(
+                f"  {label:20s} {name} ctx cocola {scores['cocola']:.2f} / true {scores['cocola_true']:.2f} audible {scores['audible']:.0%}"
+            )
         for name in riffs:
             model = registry.get(name)
             steps = config.riff_consistency_steps if getattr(model, "consistency", False) else config.riff_edm_steps

@@ -50,6 +50,7 @@ class RiffItem:
     part: np.ndarray  # (2, T)
     text: str
     reference: np.ndarray  # (2, R)
+    context_classes: tuple[str, ...] = ()  # the classes summed into the context
 
 
 def _rms(x: np.ndarray) -> float:
@@ -57,8 +58,16 @@ def _rms(x: np.ndarray) -> float:
 
 
 def riff_items(
-    root: str, split: str, *, seconds: float, sample_rate: int, limit: int | None = None, ref_seconds: float = 5.0
+    root: str,
+    split: str,
+    *,
+    seconds: float,
+    sample_rate: int,
+    limit: int | None = None,
+    ref_seconds: float = 5.0,
+    targets: Sequence[str] | None = None,
 ) -> list[RiffItem]:
+    """`targets`: only these classes as the target part (e.g. msdm-small's four stems)."""
     from stemlink.lab.data import open_corpus
     from stemlink.lab.data.cache import ensure_cached
     from stemlink.lab.data.descriptions import stem_facts
@@ -76,6 +85,8 @@ def riff_items(
             continue
         for shift in range(len(classes)):  # round robin over the target class, the first that works
             k = (t + shift) % len(classes)
+            if targets is not None and classes[k] not in targets:
+                continue
             found = _window(audio, k, n, r)
             if found is None:
                 continue
@@ -85,7 +96,8 @@ def riff_items(
             facts = stem_facts(track, classes[k])
             text = ", ".join(v for v in (facts.get("instrument"), facts["class"]) if v)
             reference = np.asarray(audio[k, :, ref_start : ref_start + r], dtype=np.float32)
-            items.append(RiffItem(track.id, classes[k], context, part, text, reference))
+            context_classes = tuple(c for j, c in enumerate(classes) if j != k)
+            items.append(RiffItem(track.id, classes[k], context, part, text, reference, context_classes))
             break
     return items
 
@@ -115,7 +127,25 @@ def generate_parts(
     if condition not in CONDITIONS:
         raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
     parts = []
+    named = "context_stems" in getattr(model, "conditions", ())  # MSDM: told which of its stems the context holds
     for i, item in enumerate(items):
+        if named:
+            if condition != "ctx":
+                raise ValueError(f"model {model.name!r} takes only the context ('ctx'), not {condition!r}")
+            if item.cls not in model.stems:
+                raise ValueError(f"model {model.name!r} cannot generate {item.cls!r}: use items of its stems {model.stems}")
+            ctx_stems = tuple(c for c in item.context_classes if c in model.stems and c != item.cls)
+            request = TaskRequest(
+                "accompany",
+                sample_rate,
+                {"context": item.context},
+                params=params,
+                seed=seed + i,
+                stems=(item.cls,),
+                context_stems=ctx_stems,
+            )
+            parts.append(run_task(model, request).stems[item.cls])
+            continue
         text = item.text if "text" in condition else ""
         inputs: dict[str, np.ndarray] = {"reference": item.reference} if "reference" in condition else {}
         if condition.endswith("ctx"):
