@@ -52,7 +52,9 @@ INPUTS: dict[str, tuple[str, ...]] = {
 NEEDS_STEMS = ("extract", "remove")  # tasks that need the stem name(s) in `stems`
 # Inputs a task may also take: a style reference for the part (accompany, generate)
 OPTIONAL_INPUTS: dict[str, tuple[str, ...]] = {"accompany": ("reference",), "generate": ("reference",)}
-CONDITIONS = ("context_stems", "text", "reference")  # what steers a model's accompany/generate (ModelInfo.conditions)
+# What steers a model (ModelInfo.conditions): named context stems, a text prompt, a style reference,
+# or "tags": its stems are a tag vocabulary, any subset of which a request may name (GMSDI)
+CONDITIONS = ("context_stems", "text", "reference", "tags")
 MAX_TEXT = 200  # characters in a text prompt
 MIN_REFERENCE_SECONDS = 0.5
 MAX_REFERENCE_SECONDS = 30.0

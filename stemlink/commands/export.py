@@ -1,4 +1,4 @@
-"""`stemlink export msdm|cocola|bandsplit|codec|clap|bridge|riff --checkpoint RUN/last.pt [--name N] [--out exports]`:
+"""`stemlink export msdm|cocola|bandsplit|codec|clap|bridge|gmsdi|riff --checkpoint RUN/last.pt [--name N] [--out exports]`:
 export a trained checkpoint to ONNX and/or TorchScript, check parity against torch, register it in
 the exports manifest. What is exported: MSDM its EMA denoiser; COCOLA encoder + front end + W;
 band-split its EMA mask network; codec its EMA encoder and decoder;
@@ -73,6 +73,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     brg.add_argument("--formats", default="torchscript", help="torchscript (default), onnx, or both")
     brg.add_argument("--card", default=None, help="model card file name inside the exports folder")
     brg.set_defaults(run=_run_bridge)
+
+    gms = families.add_parser("gmsdi", help="export a GMSDI checkpoint (tag-conditioned mixture denoiser)")
+    gms.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. runs/gmsdi-cpu/last.pt)")
+    gms.add_argument("--name", default="gmsdi-small")
+    gms.add_argument("--version", default="1")
+    gms.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
+    gms.add_argument("--formats", default="onnx,torchscript")
+    gms.add_argument("--card", default=None, help="model card file name inside the exports folder")
+    gms.set_defaults(run=_run_gmsdi)
 
     rif = families.add_parser("riff", help="export a latent DiT checkpoint (family riff; its codec must be in the same exports folder)")
     rif.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. runs/dit-cpu/last.pt or a curve snapshot)")
@@ -183,6 +192,17 @@ def _run_bridge(args: argparse.Namespace) -> int:
     formats = tuple(f for f in args.formats.split(",") if f)
     _print_result(
         export_bridge(args.checkpoint, args.out or exports_dir(), name=args.name, version=args.version, formats=formats, card=args.card)
+    )
+    return 0
+
+
+def _run_gmsdi(args: argparse.Namespace) -> int:
+    from stemlink.lab.export.gmsdi import export_gmsdi
+    from stemlink.paths import exports_dir
+
+    formats = tuple(f for f in args.formats.split(",") if f)
+    _print_result(
+        export_gmsdi(args.checkpoint, args.out or exports_dir(), name=args.name, version=args.version, formats=formats, card=args.card)
     )
     return 0
 

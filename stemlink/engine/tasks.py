@@ -124,6 +124,8 @@ def execute_task(
     from stemlink.engine.apply import ApplyConfig
 
     check_capability(model, request.task)
+    if hasattr(model, "bind"):  # a tag-conditioned family: the request's stems become the model's (GMSDI)
+        model = model.bind(request.task, request.stems, request.context_stems)
     config = config or ApplyConfig()
     params = model.parse_params(request.task, request.params) if request.task != "score" else None
     started = time.perf_counter()

@@ -174,6 +174,14 @@ def plan_job(capabilities: Any, job: Job, *, taken: set[Path] | None = None, che
     if preset.task == "score":
         raise UnknownTask("the score task compares two sub-mixes: use Client.score(a, b, rate), not a region job", field="task")
     info = resolve_model(capabilities, preset.task, preset.model)
+    if "tags" in getattr(info, "conditions", ()):  # free-text tags ("brass section") -> the model's vocabulary
+        from stemlink.engine.tags import resolve_tag
+
+        preset = replace(
+            preset,
+            stems=tuple(resolve_tag(s, info.stems) for s in preset.stems),
+            context_stems=tuple(resolve_tag(s, info.stems) for s in preset.context_stems),
+        )
     request = TaskRequest(
         task=preset.task,
         sample_rate=0,

@@ -20,6 +20,7 @@ FAMILIES = {
     "riff": "stemlink.engine.models.riff:RiffModel",
     "clap": "stemlink.engine.models.clap:ClapEncoderModel",
     "bridge": "stemlink.engine.models.bridge:BridgeModel",
+    "gmsdi": "stemlink.engine.models.gmsdi:GMSDIModel",
     # user-supplied separators (`stemlink models add --family ...`, stemlink/engine/user_models.py)
     "demucs": "stemlink.engine.models.demucs:DemucsModel",
     "mdx-onnx": "stemlink.engine.models.mdx_onnx:MdxOnnxModel",

@@ -17,16 +17,10 @@ if TYPE_CHECKING:  # the networks import torch; the config stays importable with
 
 
 @dataclass(frozen=True)
-class MSDMConfig(ConfigDict):
-    """Network and diffusion constants of one MSDM model.
+class WaveformUNetConfig(ConfigDict):
+    """The waveform U-Net and EDM constants MSDM and GMSDI share. `sample_rate`, `window`: the
+    model's rate and training window (samples; a multiple of prod(factors))."""
 
-    `stems`: source names, one U-Net channel each, in order. `sample_rate`, `window`: the
-    model's rate and training window (samples; a multiple of prod(factors)).
-    """
-
-    LABEL: ClassVar[str] = "MSDM"
-
-    stems: tuple[str, ...] = ("bass", "drums", "guitar", "piano")
     sample_rate: int = 8000
     window: int = 16384
     channels: tuple[int, ...] = (32, 48, 64, 96, 128)
@@ -42,15 +36,10 @@ class MSDMConfig(ConfigDict):
     clamp: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("stems", "channels", "factors", "blocks", "attentions"):
+        for name in ("channels", "factors", "blocks", "attentions"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        hop = 1
-        for f in self.factors:
-            hop *= f
-        if self.window % hop:
-            raise InvalidInput(f"window {self.window} must be a multiple of prod(factors)={hop}", field="window")
-        if len(self.stems) < 2:
-            raise InvalidInput(f"MSDM needs at least 2 stems, got {self.stems}", field="stems")
+        if self.window % self.hop:
+            raise InvalidInput(f"window {self.window} must be a multiple of prod(factors)={self.hop}", field="window")
 
     @property
     def hop(self) -> int:
@@ -58,6 +47,22 @@ class MSDMConfig(ConfigDict):
         for f in self.factors:
             out *= f
         return out
+
+
+@dataclass(frozen=True)
+class MSDMConfig(WaveformUNetConfig):
+    """Network and diffusion constants of one MSDM model. `stems`: source names, one U-Net
+    channel each, in order."""
+
+    LABEL: ClassVar[str] = "MSDM"
+
+    stems: tuple[str, ...] = ("bass", "drums", "guitar", "piano")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stems", tuple(self.stems))
+        super().__post_init__()
+        if len(self.stems) < 2:
+            raise InvalidInput(f"MSDM needs at least 2 stems, got {self.stems}", field="stems")
 
 
 def build_denoiser(config: MSDMConfig) -> EDMDenoiser:

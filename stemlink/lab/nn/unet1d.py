@@ -1,8 +1,9 @@
 """A 1D convolutional U-Net over several waveform channels (one channel per stem).
 
-The backbone knows nothing about diffusion except a scalar noise embedding input:
+The backbone knows nothing about diffusion except a scalar noise embedding input (and, with
+`cond_dim`, a conditioning vector joining it):
 
-    x: (B, C_in, T)   c_noise: (B,)   ->   (B, C_out, T)
+    x: (B, C_in, T)   c_noise: (B,)   [cond: (B, cond_dim)]   ->   (B, C_out, T)
 
 T must be a multiple of the product of `factors` (the total downsampling).
 Levels: residual blocks (GroupNorm, SiLU, conv, FiLM from the noise embedding), strided-conv
@@ -111,12 +112,14 @@ class UNet1D(nn.Module):
         heads: int = 4,
         kernel: int = 3,
         io_kernel: int = 7,
+        cond_dim: int = 0,
     ):
         super().__init__()
         if not (len(channels) == len(blocks) == len(attentions) == len(factors) + 1):
             raise ValueError("channels, blocks, attentions need one entry per level; factors one fewer")
         self.factors = tuple(factors)
         self.embed = NoiseEmbedding(emb_dim)
+        self.cond = nn.Linear(cond_dim, emb_dim) if cond_dim else None  # a conditioning vector joins the noise embedding
         self.conv_in = nn.Conv1d(in_channels, channels[0], io_kernel, padding=io_kernel // 2)
         self.down_levels = nn.ModuleList()
         self.downsample = nn.ModuleList()
@@ -142,8 +145,12 @@ class UNet1D(nn.Module):
         """Total downsampling: T must be a multiple of this."""
         return math.prod(self.factors)
 
-    def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, *cond: torch.Tensor) -> torch.Tensor:
+        """`cond`: with `cond_dim`, one (B, cond_dim) vector (e.g. GMSDI's tag set), added to the
+        noise embedding that drives every block's FiLM."""
         emb = self.embed(c_noise)
+        if self.cond is not None:
+            emb = emb + self.cond(cond[0])
         h = self.conv_in(x)
         skips = []
         for i, level in enumerate(self.down_levels):

@@ -1,4 +1,4 @@
-"""Training loops, one module per model family (`msdm`, `cocola`, `bandsplit`, `codec`, `dit`, `clap`, `bridge`), sharing `loop` utilities,
+"""Training loops, one module per model family (`msdm`, `cocola`, `bandsplit`, `codec`, `dit`, `clap`, `bridge`, `gmsdi`), sharing `loop` utilities,
 the training-preset reader (`presets`) and the checkpoint loader (`stemlink.lab.checkpoints`).
 
 Each family module exposes `add_arguments(parser)` and `main(args) -> int`, used by
@@ -13,4 +13,5 @@ FAMILIES = {
     "dit": "stemlink.lab.train.dit",
     "clap": "stemlink.lab.train.clap",
     "bridge": "stemlink.lab.train.bridge",
+    "gmsdi": "stemlink.lab.train.gmsdi",
 }

@@ -1,0 +1,110 @@
+"""GMSDI (issue 15) on the debug config: mixture-only training data, tag vocabulary errors, the
+samplers' couplings, and one export serving separate / extract / accompany / generate with tags."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from stemlink.engine.tags import resolve_tag, tag_vector
+from stemlink.errors import InvalidInput
+from stemlink.lab.train.gmsdi_data import MixtureAugment, mixture_item
+
+VOCAB = ("bass", "drums", "guitar", "piano", "brass", "synth_lead")
+
+
+def test_training_items_are_mixtures_with_the_tags_they_hold():
+    rng = np.random.default_rng(0)
+    stems = np.stack([np.sin(np.arange(4000) * (k + 1) / 10) * 0.1 for k in range(4)] + [np.zeros(4000)])
+    for _ in range(200):
+        mix, tags = mixture_item(stems, rng, MixtureAugment(full_mix=0.3))
+        held = np.flatnonzero(tags)
+        assert len(held) >= 2 and 4 not in held  # sub-mixes of at least two sounding stems, never a silent one's tag
+        ref = stems[held].sum(axis=0)
+        assert abs(np.corrcoef(mix, ref)[0, 1] - 1) < 1e-6  # exactly the tagged stems, levelled
+    solo = np.zeros_like(stems)
+    solo[2] = stems[2]
+    mix, tags = mixture_item(solo, rng, MixtureAugment())
+    assert tags.tolist() == [0, 0, 1, 0, 0]  # a window whose mix is one instrument stays that mix
+    assert mixture_item(np.zeros_like(stems), rng, MixtureAugment()) is None
+
+
+def test_tags_resolve_free_text_and_errors_name_the_vocabulary():
+    assert tag_vector(["bass", "Synth Lead"], VOCAB).tolist() == [1, 0, 0, 0, 0, 1]
+    assert resolve_tag("brass section", VOCAB) == "brass" and resolve_tag("synth-lead", VOCAB) == "synth_lead"
+    with pytest.raises(InvalidInput, match="names no tag; the vocabulary: bass, drums, guitar, piano, brass, synth lead"):
+        resolve_tag("zither", VOCAB)
+    with pytest.raises(InvalidInput, match="names several tags"):
+        resolve_tag("bass and piano", VOCAB)
+    with pytest.raises(InvalidInput, match="not in the vocabulary"):
+        tag_vector(["kazoo"], VOCAB)
+    with pytest.raises(InvalidInput, match="no tags given"):
+        tag_vector([], VOCAB)
+
+
+def test_total_generation_couples_sources_and_mixture_by_gamma():
+    from stemlink.engine.sampling import karras_sigmas
+    from stemlink.engine.sampling.gmsdi import sample_gmsdi_generate
+
+    def den(x, sigma):  # a toy denoiser pulling every channel to its own constant
+        return torch.tensor([0.3, -0.1, 0.5])[None, :, None].expand_as(x)
+
+    sigmas = karras_sigmas(30, 1e-3, 1.0)
+    x = torch.randn(2, 3, 64, generator=torch.Generator().manual_seed(0)) * sigmas[0]
+    free = sample_gmsdi_generate(den, x, sigmas)
+    coupled = sample_gmsdi_generate(den, x, sigmas, gamma_x=0.8, gamma_y=0.8)
+    gap = lambda out: float((out[:, -1] - out[:, :-1].sum(dim=1)).abs().mean())  # noqa: E731
+    assert gap(free) > 0.25 and gap(coupled) < 0.5 * gap(free)  # y = 0.5 alone vs sum x = 0.2: the likelihood pulls them together
+
+
+@pytest.fixture(scope="module")
+def gmsdi_registry(tmp_path_factory):
+    from stemlink.engine.registry import ModelRegistry
+    from stemlink.lab.checkpoints import load_checkpoint
+    from stemlink.lab.export.gmsdi import export_gmsdi
+    from stemlink.lab.train.gmsdi import train
+
+    tmp = tmp_path_factory.mktemp("gmsdi")
+    args = dict(preset="gmsdi-debug", data=None, init=None, max_minutes=None, device="cpu", seed=0, threads=1)
+    train(argparse.Namespace(out=str(tmp / "run"), resume=False, max_steps=3, **args))
+    train(argparse.Namespace(out=str(tmp / "run"), resume=True, max_steps=4, **args))
+    assert load_checkpoint(tmp / "run" / "last.pt", family="gmsdi")["step"] == 4
+    result = export_gmsdi(tmp / "run" / "last.pt", tmp / "exports", name="gmsdi-test")
+    assert max(result.parity.values()) <= 1e-3
+    return ModelRegistry(tmp / "exports", device="cpu", threads=1)
+
+
+def test_gmsdi_export_serves_every_task_with_tags(gmsdi_registry):
+    from stemlink.contract import TaskRequest
+    from stemlink.engine.tasks import run_task
+
+    model = gmsdi_registry.get("gmsdi-test", "onnx")
+    rng = np.random.default_rng(1)
+    mix = (0.1 * rng.standard_normal((2, 12_000))).astype(np.float32)  # stereo, 44.1 kHz host rate
+    fast = {"steps": 3}
+    for method in ("separator", "extractor", "ensemble"):
+        out = run_task(
+            model, TaskRequest("separate", 44100, {"mix": mix}, stems=("bass", "drums", "piano"), params={**fast, "method": method})
+        )
+        assert list(out.stems) == ["bass", "drums", "piano"] and all(s.shape == (2, 12_000) for s in out.stems.values())
+        np.testing.assert_allclose(sum(out.stems.values()), mix, atol=1e-4)  # stems sum to the mix
+    default = run_task(model, TaskRequest("separate", 44100, {"mix": mix}, params=fast))
+    assert list(default.stems) == ["bass", "drums", "guitar", "piano"]
+    ext = run_task(model, TaskRequest("extract", 44100, {"mix": mix}, stems=("piano",), params={**fast, "negative": True}))
+    assert list(ext.stems) == ["piano", "residual"]
+    np.testing.assert_allclose(ext.stems["piano"] + ext.stems["residual"], mix, atol=1e-5)
+    acc = run_task(model, TaskRequest("accompany", 44100, {"context": mix}, context_stems=("bass", "drums"), stems=("piano",), params=fast))
+    assert list(acc.stems) == ["piano"] and acc.stems["piano"].shape == (2, 12_000)
+    gen = run_task(
+        model, TaskRequest("generate", 44100, {}, stems=("bass", "guitar"), frames=5000, channels=1, params={**fast, "gamma_x": 2.0})
+    )
+    assert list(gen.stems) == ["bass", "guitar"] and gen.stems["bass"].shape == (1, 5000)
+    with pytest.raises(InvalidInput, match="not a stem of model"):
+        run_task(model, TaskRequest("extract", 44100, {"mix": mix}, stems=("kazoo",)))
+    with pytest.raises(InvalidInput, match="params.constrained"):
+        run_task(model, TaskRequest("separate", 44100, {"mix": mix}, stems=("bass", "drums"), params={**fast, "constrained": "piano"}))
+    assert math.isclose(model.parse_params("separate", {}).scale, 3.0)
