@@ -60,6 +60,29 @@ def _coupling(gamma: float, sigma: float) -> float:
     return 0.0 if math.isinf(gamma) else 1.0 / (gamma**2 * sigma)
 
 
+def _coupled(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    blend: Callable[[torch.Tensor, float], torch.Tensor],
+    gamma_x: float,
+    gamma_y: float,
+    options: dict,
+) -> torch.Tensor:
+    """The generators' shared ODE: x's last channel is the mixture y; `blend(z, sigma)` is what y
+    should equal (B, 1, T). d_x = (x - D_x) / sigma - (y - blend) / (gamma_x^2 sigma);
+    d_y = (y - D_y) / sigma + (y - blend) / (gamma_y^2 sigma)."""
+
+    def derivative(z: torch.Tensor, sigma: float) -> torch.Tensor:
+        d = _ode_derivative(denoiser, z, sigma)
+        residual = z[:, -1:] - blend(z, sigma)
+        d[:, :-1] = d[:, :-1] - residual * _coupling(gamma_x, sigma)
+        d[:, -1:] = d[:, -1:] + residual * _coupling(gamma_y, sigma)
+        return d
+
+    return _run(x, sigmas, derivative, lambda z, s: z, **options)
+
+
 def sample_gmsdi_generate(
     denoiser: Denoiser,
     x: torch.Tensor,
@@ -73,27 +96,10 @@ def sample_gmsdi_generate(
     corrector_steps: int = 0,
     heun: bool = False,
 ) -> torch.Tensor:
-    """x (B, K + 1, T): K sources and, last, their mixture y (denoised under the union of tags).
-    d_x = (x - D_x) / sigma - (y - sum x) / (gamma_x^2 sigma); d_y = (y - D_y) / sigma - (sum x - y) / (gamma_y^2 sigma)."""
-
-    def derivative(z: torch.Tensor, sigma: float) -> torch.Tensor:
-        d = _ode_derivative(denoiser, z, sigma)
-        residual = z[:, -1:] - z[:, :-1].sum(dim=1, keepdim=True)  # y - sum x
-        d[:, :-1] = d[:, :-1] - residual * _coupling(gamma_x, sigma)
-        d[:, -1:] = d[:, -1:] + residual * _coupling(gamma_y, sigma)
-        return d
-
-    return _run(
-        x,
-        sigmas,
-        derivative,
-        lambda z, s: z,
-        generator=generator,
-        callback=callback,
-        s_churn=s_churn,
-        corrector_steps=corrector_steps,
-        heun=heun,
-    )
+    """x (B, K + 1, T): K sources and, last, their mixture y (denoised under the union of tags),
+    coupled to sum(x) (eq. 6.13; gamma = inf: no coupling)."""
+    options = dict(generator=generator, callback=callback, s_churn=s_churn, corrector_steps=corrector_steps, heun=heun)
+    return _coupled(denoiser, x, sigmas, lambda z, s: z[:, :-1].sum(dim=1, keepdim=True), gamma_x, gamma_y, options)
 
 
 def sample_gmsdi_partial(
@@ -113,26 +119,12 @@ def sample_gmsdi_partial(
     heun: bool = False,
 ) -> torch.Tensor:
     """x (B, J + 1, T): the J parts to generate and, last, the mixture y (under all tags); `context`
-    (B, T) or (B, 1, T): the known sources' sum, noised to each level (eq. 6.15)."""
+    (B, T) or (B, 1, T): the known sources' sum, drawn from its perturbation kernel at each level;
+    y is coupled to alpha * context + beta * sum(parts) (eq. 6.15)."""
     c = context[:, None, :] if context.dim() == 2 else context
 
-    def derivative(z: torch.Tensor, sigma: float) -> torch.Tensor:
-        noisy = c + _noise(c, generator) * sigma  # the perturbation kernel's sample of the known sources
-        d = _ode_derivative(denoiser, z, sigma)
-        blend = alpha * noisy + beta * z[:, :-1].sum(dim=1, keepdim=True)
-        residual = z[:, -1:] - blend  # y - (alpha c + beta sum x_J)
-        d[:, :-1] = d[:, :-1] - residual * _coupling(gamma_x, sigma)
-        d[:, -1:] = d[:, -1:] + residual * _coupling(gamma_y, sigma)
-        return d
+    def blend(z: torch.Tensor, sigma: float) -> torch.Tensor:
+        return alpha * (c + _noise(c, generator) * sigma) + beta * z[:, :-1].sum(dim=1, keepdim=True)
 
-    return _run(
-        x,
-        sigmas,
-        derivative,
-        lambda z, s: z,
-        generator=generator,
-        callback=callback,
-        s_churn=s_churn,
-        corrector_steps=corrector_steps,
-        heun=heun,
-    )
+    options = dict(generator=generator, callback=callback, s_churn=s_churn, corrector_steps=corrector_steps, heun=heun)
+    return _coupled(denoiser, x, sigmas, blend, gamma_x, gamma_y, options)
