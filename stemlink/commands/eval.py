@@ -117,6 +117,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     clp.add_argument("--out", default=None)
     clp.set_defaults(run=_clap)
 
+    gms = kinds.add_parser(
+        "gmsdi", help="GMSDI separators: SI-SDRi over methods and embedding scales (table 6.4), extraction of other classes"
+    )
+    gms.add_argument("--model", default="gmsdi-small")
+    gms.add_argument("--exports", default=None)
+    gms.add_argument("--format", default=None, choices=("onnx", "torchscript"))
+    gms.add_argument("--data", required=True)
+    gms.add_argument("--split", default="valid")
+    gms.add_argument("--windows", type=int, default=24)
+    gms.add_argument("--methods", default="separator,extractor,ensemble")
+    gms.add_argument("--scales", default="1,3,7.5")
+    gms.add_argument("--steps", type=int, default=50)
+    gms.add_argument("--extract", default="", help="also extract these other classes, e.g. organ,strings,brass (at the first scale)")
+    gms.add_argument("--threads", type=int, default=1)
+    gms.add_argument("--out", default=None)
+    gms.set_defaults(run=_gmsdi)
+
     rif = kinds.add_parser(
         "riff", help="accompaniment quality of riff models (paper Table 1 with our encoders) per condition and step count"
     )
@@ -405,6 +422,29 @@ def _clap(args: argparse.Namespace) -> int:
             bridge = _registry(args).get(args.bridge)
             gap = score_bridge(audio_fn, text_fn, bridge, items)
             _emit(args, {"kind": "clap-bridge", "system": system, "bridge": args.bridge, "data": args.data, "split": args.split, **gap})
+    return 0
+
+
+def _gmsdi(args: argparse.Namespace) -> int:
+    import torch
+
+    from stemlink.lab.eval.gmsdi import gmsdi_extraction, gmsdi_grid
+    from stemlink.lab.eval.separation import protocol_windows
+
+    torch.set_num_threads(args.threads)
+    model = _registry(args).get(args.model, args.format)
+    stems = ("bass", "drums", "guitar", "piano")
+    windows = protocol_windows(
+        args.data, args.split, stems, model.sample_rate, limit=args.windows, multiple_of=int(model.spec.config.get("hop", 1))
+    )
+    base = {"kind": "gmsdi", "model": args.model, "data": args.data, "split": args.split}
+    scales = [float(x) for x in args.scales.split(",") if x]
+    for row in gmsdi_grid(model, windows, stems, methods=[m for m in args.methods.split(",") if m], scales=scales, steps=args.steps):
+        _emit(args, {**base, **row})
+    classes = [c for c in args.extract.split(",") if c]
+    if classes:
+        for row in gmsdi_extraction(model, args.data, args.split, classes=classes, scale=scales[0], steps=args.steps, limit=args.windows):
+            _emit(args, {**base, "kind": "gmsdi-extract", **row})
     return 0
 
 

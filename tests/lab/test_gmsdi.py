@@ -108,3 +108,20 @@ def test_gmsdi_export_serves_every_task_with_tags(gmsdi_registry):
     with pytest.raises(InvalidInput, match="params.constrained"):
         run_task(model, TaskRequest("separate", 44100, {"mix": mix}, stems=("bass", "drums"), params={**fast, "constrained": "piano"}))
     assert math.isclose(model.parse_params("separate", {}).scale, 3.0)
+
+
+def test_gmsdi_grid_and_extraction_scores(gmsdi_registry, tmp_path):
+    from stemlink.lab.eval.gmsdi import gmsdi_extraction, gmsdi_grid
+    from stemlink.lab.eval.separation import protocol_windows
+    from tests.lab.data.corpus_builders import make_stemlink, tone
+
+    plan = {f"t{n}": {"bass": tone(8.0, 60.0 + n * 5), "drums": tone(8.0, 1500.0), "piano": tone(8.0, 440.0 + 20 * n)} for n in range(2)}
+    root = make_stemlink(tmp_path / "corpus", plan, {t: "valid" for t in plan})
+    model = gmsdi_registry.get("gmsdi-test", "torchscript")
+    stems = ("bass", "drums", "guitar", "piano")
+    windows = protocol_windows(str(root), "valid", stems, 8000, limit=2, multiple_of=16)
+    rows = gmsdi_grid(model, windows, stems, methods=("separator", "extractor"), scales=(1.0, 3.0), steps=2)
+    assert [(r["method"], r["scale"]) for r in rows] == [("separator", 1.0), ("separator", 3.0), ("extractor", 1.0), ("extractor", 3.0)]
+    assert all(np.isfinite(r["avg_sisdri"]) and r["guitar_n"] == 0 and r["bass_n"] == 2 for r in rows)  # silent guitar: not scored
+    (row,) = gmsdi_extraction(model, str(root), "valid", classes=("piano",), scale=3.0, steps=2, limit=2)
+    assert row["class"] == "piano" and row["windows"] == 2 and np.isfinite(row["sisdri"])
