@@ -146,6 +146,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rif.add_argument("--data", required=True)
     rif.add_argument("--split", default="test")
     rif.add_argument("--items", type=int, default=40, help="at most this many items (one per track)")
+    rif.add_argument(
+        "--targets", default="", help="target classes only, e.g. bass,drums,guitar,piano (to compare with msdm-small on the same items)"
+    )
     rif.add_argument("--seconds", type=float, default=10.0)
     rif.add_argument("--threads", type=int, default=2)
     rif.add_argument("--out", default=None)
@@ -460,12 +463,18 @@ def _riff(args: argparse.Namespace) -> int:
     clap_audio, clap_text = registry.get(f"{args.clap}.audio"), registry.get(f"{args.clap}.text")
     scorer = registry.get(args.scorer)
     rate = clap_audio.sample_rate
-    items = riff_items(args.data, args.split, seconds=args.seconds, sample_rate=rate, limit=args.items)
+    targets = tuple(t for t in args.targets.split(",") if t) or None
+    items = riff_items(args.data, args.split, seconds=args.seconds, sample_rate=rate, limit=args.items, targets=targets)
     for name in args.model:
         model = registry.get(name)
         steps = [int(s) for s in args.steps.split(",") if s] or [model.parse_params("accompany", {}).steps]
+        if "context_stems" in model.conditions:  # MSDM: its own sampler defaults, context only
+            steps = [model.parse_params("accompany", {}).steps]
+        conditions = [c for c in args.conditions.split(",") if c]
+        if "context_stems" in model.conditions:
+            conditions = ["ctx"]
         for n in steps:
-            for condition in [c for c in args.conditions.split(",") if c]:
+            for condition in conditions:
                 if any(c in condition for c in ("text", "reference")) and not set(condition.replace("+ctx", "").split("+")) <= set(
                     model.conditions
                 ):
