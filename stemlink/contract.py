@@ -331,3 +331,28 @@ def output_stems(task: str, model_stems: Sequence[str], stems: Sequence[str] = (
     if task == "accompany" and not chosen:
         return tuple(s for s in model_stems if s not in context_stems)
     return chosen or tuple(model_stems)
+
+
+# --- tags (tag-conditioned models: ModelInfo.conditions has "tags", its stems are the vocabulary) ---
+
+
+def normalise_tag(tag: str) -> str:
+    """ "Synth Lead" / "synth-lead" -> "synth_lead"."""
+    return "_".join(tag.strip().lower().replace("-", " ").split())
+
+
+def resolve_tag(text: str, vocabulary: Sequence[str]) -> str:
+    """Free text -> the vocabulary tag it names: "Synth Lead" -> "synth_lead", "brass section" ->
+    "brass" (the one tag whose words all appear in it); none or several is an `InvalidInput`
+    naming the vocabulary."""
+    name = normalise_tag(text)
+    known = {normalise_tag(t): t for t in vocabulary}
+    if name in known:
+        return known[name]
+    words = set(name.split("_"))
+    hits = [t for n, t in known.items() if set(n.split("_")) <= words]
+    if len(hits) == 1:
+        return hits[0]
+    listing = ", ".join(t.replace("_", " ") for t in vocabulary)
+    what = f"names several tags ({', '.join(hits)})" if hits else "names no tag"
+    raise InvalidInput(f"{text!r} {what}; the vocabulary: {listing}", field="stems")

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from stemlink.contract import INPUTS, MAX_REFERENCE_SECONDS, MIN_REFERENCE_SECONDS, TaskRequest, check_model, output_stems
+from stemlink.contract import INPUTS, MAX_REFERENCE_SECONDS, MIN_REFERENCE_SECONDS, TaskRequest, check_model, output_stems, resolve_tag
 from stemlink.errors import InvalidInput, TooLarge, UnknownModel, UnknownTask
 from stemlink.plugin_host.bwf import BwfWriter
 from stemlink.plugin_host.fx import apply_chain, build_chain
@@ -175,8 +175,6 @@ def plan_job(capabilities: Any, job: Job, *, taken: set[Path] | None = None, che
         raise UnknownTask("the score task compares two sub-mixes: use Client.score(a, b, rate), not a region job", field="task")
     info = resolve_model(capabilities, preset.task, preset.model)
     if "tags" in getattr(info, "conditions", ()):  # free-text tags ("brass section") -> the model's vocabulary
-        from stemlink.engine.tags import resolve_tag
-
         preset = replace(
             preset,
             stems=tuple(resolve_tag(s, info.stems) for s in preset.stems),

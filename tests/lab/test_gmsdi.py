@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from stemlink.engine.tags import resolve_tag, tag_vector
+from stemlink.contract import resolve_tag
+from stemlink.engine.tags import tag_vector
 from stemlink.errors import InvalidInput
 from stemlink.lab.train.gmsdi_data import MixtureAugment, mixture_item
 
