@@ -126,3 +126,26 @@ def test_gmsdi_grid_and_extraction_scores(gmsdi_registry, tmp_path):
     assert all(np.isfinite(r["avg_sisdri"]) and r["guitar_n"] == 0 and r["bass_n"] == 2 for r in rows)  # silent guitar: not scored
     (row,) = gmsdi_extraction(model, str(root), "valid", classes=("piano",), scale=3.0, steps=2, limit=2)
     assert row["class"] == "piano" and row["windows"] == 2 and np.isfinite(row["sisdri"])
+
+
+def test_cli_extract_and_accompany_with_free_text_tags(gmsdi_registry, tmp_path, monkeypatch):
+    from pedalboard.io import AudioFile
+
+    from stemlink.cli import main
+
+    monkeypatch.setenv("STEMLINK_EXPORTS", str(gmsdi_registry.exports_dir))
+    monkeypatch.setenv("STEMLINK_ENGINE", "embedded")
+    region = tmp_path / "mix.wav"
+    with AudioFile(str(region), "w", 22050, 2) as f:
+        f.write((0.1 * np.random.default_rng(3).standard_normal((2, 11025))).astype(np.float32))
+    out = tmp_path / "out"
+    fast = ["--param", "steps=2", "--model", "gmsdi-test"]
+    assert main(["extract", str(region), "--stems", "Piano keys", "--context-stems", "bass,drums", *fast, "--out", str(out / "e")]) == 0
+    names = sorted(p.name for p in (out / "e").glob("*.wav"))
+    assert len(names) == 2 and any("piano" in n for n in names) and any("residual" in n for n in names)
+    assert main(["accompany", str(region), "--context-stems", "bass", "--stems", "acoustic guitar", *fast, "--out", str(out / "a")]) == 0
+    (wav,) = sorted((out / "a").glob("*.wav"))
+    with AudioFile(str(wav)) as f:
+        assert (f.frames, f.num_channels) == (11025, 2) and "guitar" in wav.name
+    assert main(["extract", str(region), "--stems", "zither", *fast, "--out", str(out / "z")]) != 0  # names the vocabulary, writes nothing
+    assert not list((out / "z").glob("*.wav")) if (out / "z").exists() else True
