@@ -481,3 +481,26 @@ def test_bench_riff_section_tabulates_every_condition_the_models_take(riff_expor
     assert table.count("| riff-clap |") == 2 * len(section["runs"])  # both tables, one row per run
     empty = bench_riff_section(ModelRegistry(tmp_path / "none", device="cpu"), config, log=lambda *a: None)
     assert empty["runs"] == [] and "no riff model" in empty["skipped"]
+
+
+def test_text_and_reference_cross_a_real_socket(riff_exports, start_server):
+    from stemlink.bridge.client import Client
+    from stemlink.errors import InvalidInput
+
+    server = start_server("tcp", exports_dir=riff_exports)
+    rng = np.random.default_rng(7)
+    context = (0.1 * rng.standard_normal((2, 9000))).astype(np.float32)
+    reference = (0.1 * rng.standard_normal((2, 8000))).astype(np.float32)
+    with Client(server.address, timeout=60) as client:
+        info = {m.name: m for m in client.hello().models}
+        assert info["riff-clap"].conditions == ("text", "reference") and info["codec-debug.encoder"].conditions == ()
+        texted = client.accompany(context, 8000, model="riff-clap", text="low sine tone", params={"steps": 2}, seed=1)
+        referenced = client.accompany(context, 8000, model="riff-clap", reference=reference, params={"steps": 2}, seed=1)
+        assert texted.stems["part"].shape == referenced.stems["part"].shape == (2, 9000)
+        assert texted.info["condition"] == {"text": "low sine tone"}
+        gen = client.generate(4000, 8000, model="riff-clap", text="noise burst", params={"steps": 2})
+        assert gen.stems["part"].shape == (2, 4000)
+        with pytest.raises(InvalidInput, match="not both"):
+            client.accompany(context, 8000, model="riff-clap", text="x", reference=reference)
+        with pytest.raises(InvalidInput, match="style reference must be"):
+            client.accompany(context, 8000, model="riff-clap", reference=reference[:, :100])
