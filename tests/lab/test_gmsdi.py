@@ -75,7 +75,7 @@ def gmsdi_registry(tmp_path_factory):
     train(argparse.Namespace(out=str(tmp / "run"), resume=True, max_steps=4, **args))
     assert load_checkpoint(tmp / "run" / "last.pt", family="gmsdi")["step"] == 4
     result = export_gmsdi(tmp / "run" / "last.pt", tmp / "exports", name="gmsdi-test")
-    assert max(result.parity.values()) <= 1e-3
+    assert set(result.parity) == {"onnx", "torchscript"} and max(result.parity.values()) <= 1e-3
     return ModelRegistry(tmp / "exports", device="cpu", threads=1)
 
 
@@ -120,12 +120,12 @@ def test_gmsdi_grid_and_extraction_scores(gmsdi_registry, tmp_path):
     root = make_stemlink(tmp_path / "corpus", plan, {t: "valid" for t in plan})
     model = gmsdi_registry.get("gmsdi-test", "torchscript")
     stems = ("bass", "drums", "guitar", "piano")
-    windows = protocol_windows(str(root), "valid", stems, 8000, limit=2, multiple_of=16)
-    rows = gmsdi_grid(model, windows, stems, methods=("separator", "extractor"), scales=(1.0, 3.0), steps=2)
+    windows = [w[..., :4096] for w in protocol_windows(str(root), "valid", stems, 8000, limit=1, multiple_of=16)]  # 0.5 s: fast
+    rows = gmsdi_grid(model, windows, stems, methods=("separator", "extractor"), scales=(1.0, 3.0), steps=1)
     assert [(r["method"], r["scale"]) for r in rows] == [("separator", 1.0), ("separator", 3.0), ("extractor", 1.0), ("extractor", 3.0)]
-    assert all(np.isfinite(r["avg_sisdri"]) and r["guitar_n"] == 0 and r["bass_n"] == 2 for r in rows)  # silent guitar: not scored
-    (row,) = gmsdi_extraction(model, str(root), "valid", classes=("piano",), scale=3.0, steps=2, limit=2)
-    assert row["class"] == "piano" and row["windows"] == 2 and np.isfinite(row["sisdri"])
+    assert all(np.isfinite(r["avg_sisdri"]) and r["guitar_n"] == 0 and r["bass_n"] == 1 for r in rows)  # silent guitar: not scored
+    (row,) = gmsdi_extraction(model, str(root), "valid", classes=("piano",), scale=3.0, steps=1, limit=1)
+    assert row["class"] == "piano" and row["windows"] == 1 and np.isfinite(row["sisdri"])
 
 
 def test_cli_extract_and_accompany_with_free_text_tags(gmsdi_registry, tmp_path, monkeypatch):
