@@ -71,6 +71,19 @@ def _init_weights(path: Path) -> tuple[Mapping[str, Any], str]:
     return state, "checkpoint EMA weights" if checkpoint.get("ema") else "checkpoint weights"
 
 
+def _unwrapped(state: Mapping[str, Any], own: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An export whose graph wraps the network in one module (e.g. `denoiser.` around the
+    denoiser, for named ONNX inputs) -> the network's own keys, when that is what fits."""
+    if set(own) <= set(state):
+        return state
+    heads = {k.split(".", 1)[0] for k in state}
+    if len(heads) == 1 and all("." in k for k in state):
+        stripped = {k.split(".", 1)[1]: v for k, v in state.items()}
+        if set(own) <= set(stripped):
+            return stripped
+    return state
+
+
 def warm_start(module: nn.Module, path: str | os.PathLike) -> str:
     """Load the weights of a previous run into `module` (fine-tuning / continuing a shipped model).
 
@@ -85,6 +98,7 @@ def warm_start(module: nn.Module, path: str | os.PathLike) -> str:
         raise ModelLoadError(f"--init file {str(path)!r} does not exist", field="init")
     state, kind = _init_weights(path)
     own = module.state_dict()
+    state = _unwrapped(state, own)
     buffers = {name for name, _ in module.named_buffers()}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(k for k in set(state) - set(own) if k not in buffers)

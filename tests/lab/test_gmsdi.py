@@ -76,6 +76,7 @@ def gmsdi_registry(tmp_path_factory):
     assert load_checkpoint(tmp / "run" / "last.pt", family="gmsdi")["step"] == 4
     result = export_gmsdi(tmp / "run" / "last.pt", tmp / "exports", name="gmsdi-test")
     assert set(result.parity) == {"onnx", "torchscript"} and max(result.parity.values()) <= 1e-3
+    train(argparse.Namespace(out=str(tmp / "cont"), resume=False, max_steps=1, **{**args, "init": str(tmp / "exports" / "gmsdi-test.pt")}))
     return ModelRegistry(tmp / "exports", device="cpu", threads=1)
 
 

@@ -181,6 +181,8 @@ def test_riff_export_serves_stereo_parts_of_exact_length(tmp_path, codec_exports
     train_dit(argparse.Namespace(out=str(tmp_path / "run"), max_steps=2, **args))
     result = export_riff(tmp_path / "run" / "last.pt", exports, name="riff-test", frames=16)
     assert set(result.parity) == {"onnx", "torchscript"} and max(result.parity.values()) <= 1e-3
+    cont = train_dit(argparse.Namespace(out=str(tmp_path / "cont"), max_steps=1, **{**args, "init": str(exports / "riff-test.pt")}))
+    assert cont is not None  # a shipped export continues training (its wrapper's key prefix is unwrapped)
     registry = ModelRegistry(exports, device="cpu", threads=1)
     rng = np.random.default_rng(0)
     context = (0.1 * rng.standard_normal((2, 62_401))).astype(np.float32)  # 1.3 s at 48 kHz: three 0.5 s windows at 8 kHz
