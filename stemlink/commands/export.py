@@ -36,64 +36,72 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     coc.add_argument("--card", default=None, help="model card file name inside the exports folder")
     coc.set_defaults(run=_run_cocola)
 
-    bsp = families.add_parser("bandsplit", help="export a band-split separator checkpoint")
-    bsp.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. runs/bandsplit-cpu/last.pt or a curve snapshot)")
-    bsp.add_argument("--name", default="bandsplit-small")
-    bsp.add_argument("--version", default="1")
-    bsp.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
-    bsp.add_argument("--formats", default="onnx,torchscript")
-    bsp.add_argument("--card", default=None, help="model card file name inside the exports folder")
-    bsp.add_argument("--default-for", default="", help="comma-separated tasks this model becomes the default for")
+    bsp = _family(
+        families,
+        "bandsplit",
+        "export a band-split separator checkpoint",
+        name="bandsplit-small",
+        runs="bandsplit-cpu/last.pt or a curve snapshot",
+    )
+    bsp.add_argument("--default-for", default="", help=DEFAULT_FOR)
     bsp.set_defaults(run=_run_bandsplit)
 
-    cod = families.add_parser("codec", help="export an STFT codec checkpoint (NAME.encoder and NAME.decoder)")
-    cod.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. runs/codec-cpu/last.pt or a curve snapshot)")
-    cod.add_argument("--name", default="stft-codec")
-    cod.add_argument("--version", default="1")
-    cod.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
-    cod.add_argument("--formats", default="torchscript", help="torchscript (default, exports/ size budget), onnx, or both")
-    cod.add_argument("--card", default=None, help="model card file name inside the exports folder")
+    cod = _family(
+        families, "codec", "export an STFT codec checkpoint (NAME.encoder and NAME.decoder)", name="stft-codec",
+        runs="codec-cpu/last.pt or a curve snapshot", formats="torchscript", formats_help="torchscript (default, exports/ size budget), onnx, or both",
+    )  # fmt: skip
     cod.add_argument("--parts", default="encoder,decoder", help="decoder: replace only the decoder (a decoder-only continuation)")
     cod.set_defaults(run=_run_codec)
 
-    clp = families.add_parser("clap", help="export a CLAP pair checkpoint (NAME.audio and NAME.text, tokenizer in the text entry)")
-    clp.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. runs/clap-cpu/last.pt or a curve snapshot)")
-    clp.add_argument("--name", default="clap-small")
-    clp.add_argument("--version", default="1")
-    clp.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
-    clp.add_argument("--formats", default="torchscript", help="torchscript (default), onnx, or both")
-    clp.add_argument("--card", default=None, help="model card file name inside the exports folder")
+    clp = _family(
+        families, "clap", "export a CLAP pair checkpoint (NAME.audio and NAME.text, tokenizer in the text entry)", name="clap-small",
+        runs="clap-cpu/last.pt or a curve snapshot", formats="torchscript", formats_help="torchscript (default), onnx, or both",
+    )  # fmt: skip
     clp.set_defaults(run=_run_clap)
 
-    brg = families.add_parser("bridge", help="export a CLAP bridge checkpoint (CLAP_beta: text embedding -> audio embedding)")
-    brg.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. runs/bridge-cpu/last.pt)")
-    brg.add_argument("--name", default="clap-bridge")
-    brg.add_argument("--version", default="1")
-    brg.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
-    brg.add_argument("--formats", default="torchscript", help="torchscript (default), onnx, or both")
-    brg.add_argument("--card", default=None, help="model card file name inside the exports folder")
+    brg = _family(
+        families, "bridge", "export a CLAP bridge checkpoint (CLAP_beta: text embedding -> audio embedding)", name="clap-bridge",
+        runs="bridge-cpu/last.pt", formats="torchscript", formats_help="torchscript (default), onnx, or both",
+    )  # fmt: skip
     brg.set_defaults(run=_run_bridge)
 
-    gms = families.add_parser("gmsdi", help="export a GMSDI checkpoint (tag-conditioned mixture denoiser)")
-    gms.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. runs/gmsdi-cpu/last.pt)")
-    gms.add_argument("--name", default="gmsdi-small")
-    gms.add_argument("--version", default="1")
-    gms.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
-    gms.add_argument("--formats", default="onnx,torchscript")
-    gms.add_argument("--card", default=None, help="model card file name inside the exports folder")
+    gms = _family(
+        families, "gmsdi", "export a GMSDI checkpoint (tag-conditioned mixture denoiser)", name="gmsdi-small", runs="gmsdi-cpu/last.pt"
+    )
     gms.set_defaults(run=_run_gmsdi)
 
-    rif = families.add_parser("riff", help="export a latent DiT checkpoint (family riff; its codec must be in the same exports folder)")
-    rif.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. runs/dit-cpu/last.pt or a curve snapshot)")
-    rif.add_argument("--name", default="riff-small")
-    rif.add_argument("--version", default="1")
+    rif = _family(
+        families, "riff", "export a latent DiT checkpoint (family riff; its codec must be in the same exports folder)", name="riff-small",
+        runs="dit-cpu/last.pt or a curve snapshot",
+    )  # fmt: skip
     rif.add_argument("--frames", type=int, default=215, help="latent frames per window (215 = 10 s at 21.5 Hz)")
-    rif.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
-    rif.add_argument("--formats", default="onnx,torchscript")
-    rif.add_argument("--card", default=None, help="model card file name inside the exports folder")
-    rif.add_argument("--default-for", default="", help="comma-separated tasks this model becomes the default for")
+    rif.add_argument("--default-for", default="", help=DEFAULT_FOR)
     rif.add_argument("--bridge", default=None, help="CLAP bridge entry for text prompts (default: the one made for the DiT's CLAP pair)")
     rif.set_defaults(run=_run_riff)
+
+
+DEFAULT_FOR = "comma-separated tasks this model becomes the default for"
+
+
+def _family(
+    families: argparse._SubParsersAction,
+    family: str,
+    help: str,
+    *,
+    name: str,
+    runs: str,
+    formats: str = "onnx,torchscript",
+    formats_help: str | None = None,
+) -> argparse.ArgumentParser:
+    """A family's export parser with the options every family shares: --checkpoint --name --version --out --formats --card."""
+    sub = families.add_parser(family, help=help)
+    sub.add_argument("--checkpoint", required=True, help=f"training checkpoint (e.g. runs/{runs})")
+    sub.add_argument("--name", default=name)
+    sub.add_argument("--version", default="1")
+    sub.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
+    sub.add_argument("--formats", default=formats, **({"help": formats_help} if formats_help else {}))
+    sub.add_argument("--card", default=None, help="model card file name inside the exports folder")
+    return sub
 
 
 def _run(args: argparse.Namespace) -> int:
