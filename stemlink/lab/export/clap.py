@@ -16,9 +16,8 @@ from typing import Any
 
 import torch
 
-from stemlink.engine.models.base import ModelSpec
 from stemlink.lab.checkpoints import load_checkpoint
-from stemlink.lab.export.network import ExportResult, OnnxSignature, export_network
+from stemlink.lab.export.network import ExportResult, OnnxSignature, component_spec, export_network
 from stemlink.lab.nn.clap import ClapPair, ClapPairConfig
 from stemlink.lab.nn.text_tokenizer import encode, load_tokenizer_json
 
@@ -66,19 +65,9 @@ def export_clap(
         ("audio", pair.audio, audio, {}),
         ("text", pair.text, texts, {"tokenizer": config.tokenizer}),
     ):
-        spec = ModelSpec(
-            name=f"{name}.{part}",
-            version=version,
-            family=FAMILY,
-            tasks=(),
-            format=formats[0],
-            file="",
-            sha256="",
-            sample_rate=config.sample_rate,
-            stems=(),
-            window=config.window,
-            card=card,
-            config={**base, "part": part, **train, **extra},
-        )
+        spec = component_spec(
+            name, part, version=version, family=FAMILY, fmt=formats[0], sample_rate=config.sample_rate,
+            window=config.window, card=card, config={**base, **train, **extra},
+        )  # fmt: skip
         results[part] = export_network(module, examples, exports_dir, spec, onnx=SIGNATURES[part], formats=formats, tolerance=parity_tol)
     return results

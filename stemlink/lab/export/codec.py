@@ -16,9 +16,8 @@ from typing import Any
 
 import torch
 
-from stemlink.engine.models.base import ModelSpec
 from stemlink.lab.checkpoints import load_checkpoint
-from stemlink.lab.export.network import ExportResult, OnnxSignature, export_network
+from stemlink.lab.export.network import ExportResult, OnnxSignature, component_spec, export_network
 from stemlink.lab.nn.stft_codec import STFTCodec, STFTCodecConfig
 
 FAMILY = "codec"
@@ -63,20 +62,10 @@ def export_codec_network(
     for part, module, examples in (("encoder", codec.encoder, features), ("decoder", codec.decoder, latents)):
         if part not in parts:
             continue
-        spec = ModelSpec(
-            name=f"{name}.{part}",
-            version=version,
-            family=FAMILY,
-            tasks=(),
-            format=formats[0],
-            file="",
-            sha256="",
-            sample_rate=config.sample_rate,
-            stems=(),
-            window=config.samples_per_latent,
-            card=card,
-            config={**config.to_dict(), "part": part, **(extra_config or {})},
-        )
+        spec = component_spec(
+            name, part, version=version, family=FAMILY, fmt=formats[0], sample_rate=config.sample_rate,
+            window=config.samples_per_latent, card=card, config={**config.to_dict(), **(extra_config or {})},
+        )  # fmt: skip
         results[part] = export_network(module, examples, exports_dir, spec, onnx=SIGNATURES[part], formats=formats, tolerance=parity_tol)
     return results
 

@@ -170,3 +170,24 @@ def export_network(
         result.sizes_mb[fmt] = path.stat().st_size / 2**20
         result.specs.append(register(exports_dir, replace(spec, format=fmt, file=path.name), default_for=default_for))
     return result
+
+
+def component_spec(
+    name: str, part: str, *, version: str, family: str, fmt: str, sample_rate: int, window: int, card: str | None, config: dict
+) -> ModelSpec:
+    """The manifest entry `NAME.PART` of one network of a component family (codec, clap): no wire
+    task, no stems, `config.part` says which network it is."""
+    return ModelSpec(
+        name=f"{name}.{part}",
+        version=version,
+        family=family,
+        tasks=(),
+        format=fmt,
+        file="",
+        sha256="",
+        sample_rate=sample_rate,
+        stems=(),
+        window=window,
+        card=card,
+        config={**config, "part": part},
+    )
