@@ -452,11 +452,10 @@ def _gmsdi(args: argparse.Namespace) -> int:
 
 
 def _riff(args: argparse.Namespace) -> int:
-    import time
 
     import torch
 
-    from stemlink.lab.eval.riff import generate_parts, riff_items, score_parts
+    from stemlink.lab.eval.riff import riff_items, run_condition
 
     torch.set_num_threads(args.threads)
     registry = _registry(args)
@@ -479,15 +478,18 @@ def _riff(args: argparse.Namespace) -> int:
                     model.conditions
                 ):
                     continue  # the model cannot take this condition
-                t0 = time.perf_counter()
-                parts = generate_parts(model, items, condition=condition, params={"steps": n}, sample_rate=rate)
-                seconds = time.perf_counter() - t0
-                scores = score_parts(
-                    parts, items, sample_rate=rate, clap_audio=clap_audio, clap_text=clap_text, scorer=scorer, condition=condition
+                scores = run_condition(
+                    model,
+                    items,
+                    condition=condition,
+                    params={"steps": n},
+                    sample_rate=rate,
+                    clap_audio=clap_audio,
+                    clap_text=clap_text,
+                    scorer=scorer,
                 )
                 record = {"kind": "riff", "model": name, "steps": n, "data": args.data, "split": args.split, **scores}
-                record["seconds_per_item"] = round(seconds / max(len(items), 1), 3)
-                record["rtf"] = round(seconds / max(len(items) * args.seconds, 1e-9), 3)
+                record["rtf"] = round(scores["seconds_per_item"] / args.seconds, 3)
                 _emit(args, record)
     return 0
 

@@ -671,7 +671,7 @@ def bench_riff_section(registry: Any, config: BenchConfig, log: Log) -> dict[str
     """Issue 14's table: every riff entry (EDM at `riff_edm_steps`, consistency at
     `riff_consistency_steps`) under every condition it takes, on the test split and on unseen
     arrangements, scored by clap-small and cocola-small (`stemlink.lab.eval.riff`)."""
-    from stemlink.lab.eval.riff import generate_parts, riff_items, score_parts
+    from stemlink.lab.eval.riff import riff_items, run_condition
 
     riffs = [n for n in registry.names() if registry.spec(n).family == "riff"]
     needed = [f"{config.riff_clap}.audio", f"{config.riff_clap}.text", config.riff_scorer]
@@ -681,6 +681,7 @@ def bench_riff_section(registry: Any, config: BenchConfig, log: Log) -> dict[str
         return {"skipped": why, "runs": []}
     clap_audio, clap_text, scorer = (registry.get(n) for n in needed)
     rate = clap_audio.sample_rate
+    encoders = dict(sample_rate=rate, clap_audio=clap_audio, clap_text=clap_text, scorer=scorer)
     runs = []
     msdm = [n for n in registry.names() if registry.spec(n).family == "msdm" and "accompany" in registry.spec(n).tasks]
     targets = tuple(registry.spec(msdm[0]).stems) if msdm else None  # the same items for every system
@@ -690,11 +691,16 @@ def bench_riff_section(registry: Any, config: BenchConfig, log: Log) -> dict[str
         items = riff_items(str(root), split, seconds=10.0, sample_rate=rate, limit=config.riff_items, targets=targets)
         for name in msdm:  # today's accompanist, on the same items (context only, its preset's sampler)
             params = _sampler_params(config, "accompany", name, config.accompaniment_steps)
-            t0 = time.perf_counter()
-            parts = generate_parts(registry.get(name), items, condition="ctx", params=params, sample_rate=rate, seed=config.seed)
-            seconds = (time.perf_counter() - t0) / max(len(items), 1)
-            scores = score_parts(parts, items, sample_rate=rate, clap_audio=clap_audio, clap_text=clap_text, scorer=scorer, condition="ctx")
-            runs.append({"data": label, "model": name, "steps": params.get("steps"), "seconds_per_10s_item": round(seconds, 3), **scores})
+            scores = run_condition(registry.get(name), items, condition="ctx", params=params, seed=config.seed, **encoders)
+            runs.append(
+                {
+                    "data": label,
+                    "model": name,
+                    "steps": params.get("steps"),
+                    "seconds_per_10s_item": scores.pop("seconds_per_item"),
+                    **scores,
+                }
+            )
             log(
                 f"  {label:20s} {name} ctx cocola {scores['cocola']:.2f} / true {scores['cocola_true']:.2f} audible {scores['audible']:.0%}"
             )
@@ -706,13 +712,9 @@ def bench_riff_section(registry: Any, config: BenchConfig, log: Log) -> dict[str
                     wants = {c for c in ("text", "reference") if c in condition}
                     if not wants <= set(model.conditions):
                         continue
-                    t0 = time.perf_counter()
-                    parts = generate_parts(model, items, condition=condition, params={"steps": n}, sample_rate=rate, seed=config.seed)
-                    seconds = (time.perf_counter() - t0) / max(len(items), 1)
-                    scores = score_parts(
-                        parts, items, sample_rate=rate, clap_audio=clap_audio, clap_text=clap_text, scorer=scorer, condition=condition
-                    )
-                    runs.append({"data": label, "model": name, "steps": n, "seconds_per_10s_item": round(seconds, 3), **scores})
+                    scores = run_condition(model, items, condition=condition, params={"steps": n}, seed=config.seed, **encoders)
+                    seconds = scores.pop("seconds_per_item")
+                    runs.append({"data": label, "model": name, "steps": n, "seconds_per_10s_item": seconds, **scores})
                     log(
                         f"  {label:20s} {name} {n:2d} steps {condition:14s} cocola {scores['cocola']:.2f} / true {scores['cocola_true']:.2f} "
                         f"audible {scores['audible']:.0%} text R@1 {scores['text_retrieval']:.2f} ({seconds:.1f} s per 10 s)"

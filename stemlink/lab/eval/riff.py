@@ -255,3 +255,28 @@ def score_parts(
     if "reference" in condition:
         out["clap_aa_reference"] = float(np.mean(np.sum(gen * embed([i.reference for i in items]), axis=1)))
     return out
+
+
+def run_condition(
+    model: Any,
+    items: Sequence[RiffItem],
+    *,
+    condition: str,
+    params: dict[str, Any],
+    sample_rate: int,
+    clap_audio: Any,
+    clap_text: Any,
+    scorer: Any,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Generate one part per item for `condition`, then score them: `score_parts`' figures plus
+    `seconds_per_item`, the generation wall time per item (scoring excluded)."""
+    import time
+
+    t0 = time.perf_counter()
+    parts = generate_parts(model, items, condition=condition, params=params, sample_rate=sample_rate, seed=seed)
+    seconds = (time.perf_counter() - t0) / max(len(items), 1)
+    scores = score_parts(
+        parts, items, sample_rate=sample_rate, clap_audio=clap_audio, clap_text=clap_text, scorer=scorer, condition=condition
+    )
+    return {**scores, "seconds_per_item": round(seconds, 3)}
