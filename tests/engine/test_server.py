@@ -190,15 +190,57 @@ def test_jobs_of_a_silent_client_are_cancelled(server, dealer):
 
 def test_a_client_that_keeps_pinging_keeps_its_job(server, dealer):
     dealer.send_multipart(submit("alive", params={"steps": 8, "sleep": 0.1}, keepalive=0.2), copy=False)
-    deadline = time.monotonic() + 30
+    assert ping_until_final(dealer, "alive").TYPE == "result"
+
+
+def ping_until_final(dealer, job_id, timeout_s=30.0):
+    """Ping every 0.1 s, as a keepalive client does, until `job_id`'s result or error."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         dealer.send_multipart(encode(Ping(id="keepalive")))
         if dealer.poll(100):
             msg = decode(dealer.recv_multipart(copy=False), "reply")
-            if msg.id == "alive" and msg.TYPE in ("result", "error"):
-                assert msg.TYPE == "result"
-                return
-    raise AssertionError("job did not finish")
+            if msg.id == job_id and msg.TYPE in ("result", "error"):
+                return msg
+    raise AssertionError(f"job {job_id!r} did not finish")
+
+
+class _StallableClock:
+    """`time` for the server module whose monotonic clock can jump, as it does for a process
+    that was stopped (SIGSTOP) or starved: the jump lands wherever the I/O thread is."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def test_a_stall_inside_an_io_turn_is_forgiven_before_the_verdict(server, dealer, monkeypatch):
+    """The engine stalls for 3 s while forwarding a progress reply (after the turn read the
+    clock, before the heartbeat verdict), and the client's pings from that time have not
+    surfaced yet: its job must survive (keepalive 0.2 s: 3 missed intervals are 0.6 s)."""
+    import stemlink.engine.server.server as server_module
+
+    clock = _StallableClock()
+    monkeypatch.setattr(server_module, "time", clock)
+    forward = server._forward
+    stalls = []
+
+    def stalling_forward(router, pull):
+        forward(router, pull)
+        if not stalls and server.queue.active():
+            stalls.append(clock.offset)
+            clock.offset += 3.0
+
+    monkeypatch.setattr(server, "_forward", stalling_forward)
+    dealer.send_multipart(submit("stalled", params={"steps": 8, "sleep": 0.1}, keepalive=0.2), copy=False)
+    msg = ping_until_final(dealer, "stalled")
+    assert stalls, "the stall was never injected"
+    assert msg.TYPE == "result", msg
 
 
 def test_other_clients_cannot_cancel_my_job(server, dealer):

@@ -15,6 +15,7 @@ from stemlink.lab.checkpoints import load_checkpoint
 from stemlink.lab.eval.curve import curve_records, plot_curves
 from stemlink.lab.export.bandsplit import export_bandsplit
 from stemlink.lab.train.bandsplit import load_bandsplit_preset, preset_from_dict, train
+from stemlink.lab.train.loop import scheduled_lr
 from stemlink.lab.train.msdm_data import synthetic_stems
 from stemlink.lab.train.separator_data import SeparatorAugment, apply_timbre
 
@@ -71,6 +72,22 @@ def test_bakeoff_presets_differ_only_in_the_core():
     assert all(p.model.sample_rate == 44100 for p in presets.values())
     gpu = load_bandsplit_preset("bandsplit-gpu")  # the same code at GPU size
     assert gpu.model.core == "conv" and gpu.model.dim > presets["conv"].model.dim and gpu.augment == presets["conv"].augment
+
+
+def test_anneal_preset_is_the_conv_preset_with_a_decaying_learning_rate():
+    conv, anneal = load_bandsplit_preset("bandsplit-conv-cpu"), load_bandsplit_preset("bandsplit-conv-anneal-cpu")
+    assert (anneal.model, anneal.data, anneal.augment) == (conv.model, conv.data, conv.augment)
+    assert conv.train.decay_steps == 0 and anneal.train.decay_steps > 0 and 0 < anneal.train.min_lr < anneal.train.lr
+
+
+def test_learning_rate_schedule_warms_up_then_holds_or_decays_by_a_cosine():
+    assert [scheduled_lr(s, 1.0, 4) for s in (0, 1, 3, 4, 10_000)] == [0.25, 0.5, 1.0, 1.0, 1.0]
+    assert scheduled_lr(0, 1.0, 0) == 1.0  # no warm-up
+    decayed = [scheduled_lr(s, 1.0, 10, 100, 0.1) for s in range(0, 200)]
+    assert decayed[9] == 1.0 and decayed[10] == 1.0  # warm-up ends at lr, the cosine starts there
+    assert decayed[60] == pytest.approx(0.55)  # half way: the mean of lr and min_lr
+    assert decayed[110] == pytest.approx(0.1) and decayed[199] == pytest.approx(0.1)  # then min_lr
+    assert all(a >= b for a, b in zip(decayed[10:], decayed[11:], strict=False))  # never rises again
 
 
 def test_bad_preset_values_name_the_table():

@@ -146,6 +146,7 @@ class Server:
         self._thread: threading.Thread | None = None
         self._started = time.monotonic()
         self._last_seen: dict[bytes, float] = {}  # client identity -> when it last sent anything (I/O thread only)
+        self._previous_turn = 0.0  # when the I/O loop last read the clock (I/O thread only)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -245,14 +246,10 @@ class Server:
         poller.register(router, zmq.POLLIN)
         poller.register(pull, zmq.POLLIN)
         interval = self.config.heartbeat_interval
-        next_beat = previous = time.monotonic()
+        next_beat = self._previous_turn = time.monotonic()
         while not self._stop.is_set():
             events = dict(poller.poll(timeout=min(100, int(interval * 1000))))
-            now = time.monotonic()
-            if now - previous > STALL_GAP:  # this process was not running: forgive its clients that silence
-                for identity in self._last_seen:
-                    self._last_seen[identity] += now - previous
-            previous = now
+            self._clock()
             if pull in events:
                 self._forward(router, pull)
             if router in events:
@@ -264,8 +261,22 @@ class Server:
                     self._handle(router, frames)
             if time.monotonic() >= next_beat:
                 # keepalive verdicts only once every pending client message has been read
-                self._heartbeats(router, judge=not int(router.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
+                pending = int(router.getsockopt(zmq.EVENTS)) & zmq.POLLIN
+                self._heartbeats(router, self._clock(), judge=not pending)
                 next_beat = time.monotonic() + interval
+
+    def _clock(self) -> float:
+        """Now, after forgiving every client the time this process did not run.
+
+        Called at the top of each I/O loop turn and again right before keepalive verdicts, so a
+        stall (SIGSTOP, a loaded machine) that lands anywhere inside a turn is forgiven before
+        it is judged; the verdicts then use the `now` returned here, never a later reading."""
+        now = time.monotonic()
+        if now - self._previous_turn > STALL_GAP:  # this process was not running: not its clients' silence
+            for identity in self._last_seen:
+                self._last_seen[identity] += now - self._previous_turn
+        self._previous_turn = now
+        return now
 
     def _forward(self, router: zmq.Socket, pull: zmq.Socket) -> None:
         while True:
@@ -302,8 +313,7 @@ class Server:
                 continue  # finished meanwhile
             log.info("job %s: client disconnected, cancelled", job.id)
 
-    def _heartbeats(self, router: zmq.Socket, judge: bool = True) -> None:
-        now = time.monotonic()
+    def _heartbeats(self, router: zmq.Socket, now: float, judge: bool = True) -> None:
         active = self.queue.active()
         for job in active:
             keepalive = job.submit.keepalive

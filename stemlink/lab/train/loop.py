@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -64,9 +65,15 @@ def agreed_stop(stop: bool, world_size: int) -> bool:
     return bool(flag.item())
 
 
-def warmup_lr(step: int, lr: float, warmup_steps: int) -> float:
-    """Linear warm-up to `lr` over `warmup_steps`, then constant."""
-    return lr * min(1.0, (step + 1) / max(warmup_steps, 1))
+def scheduled_lr(step: int, lr: float, warmup_steps: int, decay_steps: int = 0, min_lr: float = 0.0) -> float:
+    """Linear warm-up to `lr` over `warmup_steps`; then constant (`decay_steps` 0), or a cosine
+    from `lr` down to `min_lr` over the next `decay_steps` steps, and `min_lr` after that."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if decay_steps <= 0:
+        return lr
+    progress = min(1.0, (step - warmup_steps) / decay_steps)
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
 def cleanup_distributed() -> None:

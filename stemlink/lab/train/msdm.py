@@ -27,7 +27,7 @@ from stemlink.errors import PresetError
 from stemlink.lab.checkpoints import load_checkpoint, save_checkpoint, warm_start
 from stemlink.lab.nn.config import MSDMConfig, build_denoiser
 from stemlink.lab.nn.edm import EDMDenoiser
-from stemlink.lab.train.loop import EMA, Budget, JsonlLog, agreed_stop, cleanup_distributed, init_distributed, warmup_lr
+from stemlink.lab.train.loop import EMA, Budget, JsonlLog, agreed_stop, cleanup_distributed, init_distributed, scheduled_lr
 from stemlink.lab.train.msdm_data import AugmentConfig, DataConfig, augment, batches
 from stemlink.lab.train.presets import preset_to_dict, read_train_preset, typed_table
 
@@ -201,7 +201,7 @@ def train(args: argparse.Namespace) -> nn.Module:
         sigma = model.sample_sigmas(x0.shape[0], generator=g).to(dist.device)
         noise = torch.randn(x0.shape, generator=g).to(dist.device)
         for group in opt.param_groups:
-            group["lr"] = warmup_lr(step, tcfg.lr, tcfg.warmup_steps)
+            group["lr"] = scheduled_lr(step, tcfg.lr, tcfg.warmup_steps)
         loss = stepper(x0, sigma, noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -219,7 +219,7 @@ def train(args: argparse.Namespace) -> nn.Module:
                 wall=wall_before + budget.elapsed,
                 loss=metrics["train_loss"],
                 grad_norm=grad_norm,
-                lr=warmup_lr(step, tcfg.lr, tcfg.warmup_steps),
+                lr=scheduled_lr(step, tcfg.lr, tcfg.warmup_steps),
                 sec_per_step=rate,
             )
             print(

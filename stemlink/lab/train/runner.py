@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from stemlink.lab.checkpoints import load_checkpoint, save_checkpoint, warm_start
-from stemlink.lab.train.loop import EMA, Budget, JsonlLog, agreed_stop, cleanup_distributed, init_distributed, warmup_lr
+from stemlink.lab.train.loop import EMA, Budget, JsonlLog, agreed_stop, cleanup_distributed, init_distributed, scheduled_lr
 
 Batch = Any  # a tensor, or a tuple of tensors (moved to the device as a whole)
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
@@ -43,6 +43,8 @@ class TrainConfig:
     lr: float = 5e-4
     weight_decay: float = 0.0
     warmup_steps: int = 100
+    decay_steps: int = 0  # > 0: cosine decay from lr to min_lr over this many steps after the warm-up
+    min_lr: float = 0.0
     grad_clip: float = 5.0
     ema_decay: float = 0.995
     log_every: int = 10
@@ -155,7 +157,7 @@ class Run:
         losses: list[float] = []
         while not agreed_stop(budget.done(self.step), dist.world_size):
             x = to_device(next(train_iter), dist.device)
-            lr = warmup_lr(self.step, tcfg.lr, tcfg.warmup_steps)
+            lr = scheduled_lr(self.step, tcfg.lr, tcfg.warmup_steps, tcfg.decay_steps, tcfg.min_lr)
             for group in opt.param_groups:
                 group["lr"] = lr
             loss = stepper(x)
