@@ -128,6 +128,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gms.add_argument("--windows", type=int, default=24)
     gms.add_argument("--methods", default="separator,extractor,ensemble")
     gms.add_argument("--scales", default="1,3,7.5")
+    gms.add_argument("--likelihoods", default="dirac_sym", help="the Dirac constraints to compare: dirac_sym, dirac or both")
     gms.add_argument("--steps", type=int, default=50)
     gms.add_argument("--extract", default="", help="also extract these other classes, e.g. organ,strings,brass (at the first scale)")
     gms.add_argument("--threads", type=int, default=1)
@@ -442,7 +443,8 @@ def _gmsdi(args: argparse.Namespace) -> int:
     )
     base = {"kind": "gmsdi", "model": args.model, "data": args.data, "split": args.split}
     scales = [float(x) for x in args.scales.split(",") if x]
-    for row in gmsdi_grid(model, windows, stems, methods=[m for m in args.methods.split(",") if m], scales=scales, steps=args.steps):
+    methods, likelihoods = [m for m in args.methods.split(",") if m], [x for x in args.likelihoods.split(",") if x]
+    for row in gmsdi_grid(model, windows, stems, methods=methods, scales=scales, steps=args.steps, likelihoods=likelihoods):
         _emit(args, {**base, **row})
     classes = [c for c in args.extract.split(",") if c]
     if classes:

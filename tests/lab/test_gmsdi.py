@@ -110,6 +110,12 @@ def test_gmsdi_export_serves_every_task_with_tags(gmsdi_registry):
     with pytest.raises(InvalidInput, match="params.constrained"):
         run_task(model, TaskRequest("separate", 44100, {"mix": mix}, stems=("bass", "drums"), params={**fast, "constrained": "piano"}))
     assert math.isclose(model.parse_params("separate", {}).scale, 3.0)
+    assert model.parse_params("separate", {}).likelihood == "dirac_sym"
+    with pytest.raises(InvalidInput, match="params.likelihood"):
+        model.parse_params("separate", {"likelihood": "gaussian"})
+    for likelihood in ("dirac", "dirac_sym"):  # both constraints: stems sum to the mix
+        out = run_task(model, TaskRequest("separate", 44100, {"mix": mix}, params={**fast, "likelihood": likelihood}))
+        np.testing.assert_allclose(sum(out.stems.values()), mix, atol=1e-4)
 
 
 def test_gmsdi_grid_and_extraction_scores(gmsdi_registry, tmp_path):
@@ -124,6 +130,8 @@ def test_gmsdi_grid_and_extraction_scores(gmsdi_registry, tmp_path):
     windows = [w[..., :4096] for w in protocol_windows(str(root), "valid", stems, 8000, limit=1, multiple_of=16)]  # 0.5 s: fast
     rows = gmsdi_grid(model, windows, stems, methods=("separator", "extractor"), scales=(1.0, 3.0), steps=1)
     assert [(r["method"], r["scale"]) for r in rows] == [("separator", 1.0), ("separator", 3.0), ("extractor", 1.0), ("extractor", 3.0)]
+    both = gmsdi_grid(model, windows, stems, methods=("separator",), scales=(1.0,), steps=1, likelihoods=("dirac_sym", "dirac"))
+    assert [r["likelihood"] for r in both] == ["dirac_sym", "dirac"] and both[0]["avg_sisdri"] == rows[0]["avg_sisdri"]
     assert all(np.isfinite(r["avg_sisdri"]) and r["guitar_n"] == 0 and r["bass_n"] == 1 for r in rows)  # silent guitar: not scored
     (row,) = gmsdi_extraction(model, str(root), "valid", classes=("piano",), scale=3.0, steps=1, limit=1)
     assert row["class"] == "piano" and row["windows"] == 1 and np.isfinite(row["sisdri"])

@@ -1,6 +1,7 @@
 """SI-SDRi of GMSDI's separators (issue 15, thesis table 6.4), MSDM protocol windows at the model rate.
 
-    rows = gmsdi_grid(model, windows, stems, methods=("separator", "extractor"), scales=(1, 3, 7.5), steps=50)
+    rows = gmsdi_grid(model, windows, stems, methods=("separator", "extractor"), scales=(1, 3, 7.5), steps=50,
+                      likelihoods=("dirac_sym", "dirac"))
     rows = gmsdi_extraction(model, root, split, classes=("organ", "strings", "brass"), ...)
 
 `model` is the exported family model (`GMSDIModel`); each call binds the request's tags, as the
@@ -31,18 +32,21 @@ def gmsdi_grid(
     methods: Sequence[str],
     scales: Sequence[float],
     steps: int,
+    likelihoods: Sequence[str] = ("dirac_sym",),
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     bound = model.bind("separate", tuple(stems))
     rows = []
-    for method in methods:
-        for w in scales:
-            params = bound.parse_params("separate", {"steps": steps, "method": method, "scale": float(w)})
-            g = torch.Generator().manual_seed(seed)
-            scores: SeparationScores = evaluate(
-                partial(bound.separate, params=params, generator=g, callback=_noop), windows, stems, sample_rate=model.sample_rate
-            )
-            rows.append({"method": method, "scale": w, "steps": steps, "windows": len(windows), **scores.summary()})
+    for likelihood in likelihoods:
+        for method in methods:
+            for w in scales:
+                params = bound.parse_params("separate", {"steps": steps, "method": method, "scale": float(w), "likelihood": likelihood})
+                g = torch.Generator().manual_seed(seed)
+                scores: SeparationScores = evaluate(
+                    partial(bound.separate, params=params, generator=g, callback=_noop), windows, stems, sample_rate=model.sample_rate
+                )
+                row = {"method": method, "likelihood": likelihood, "scale": w, "steps": steps, "windows": len(windows)}
+                rows.append({**row, **scores.summary()})
     return rows
 
 
