@@ -128,9 +128,9 @@ def test_gmsdi_grid_and_extraction_scores(gmsdi_registry, tmp_path):
     model = gmsdi_registry.get("gmsdi-test", "torchscript")
     stems = ("bass", "drums", "guitar", "piano")
     windows = [w[..., :4096] for w in protocol_windows(str(root), "valid", stems, 8000, limit=1, multiple_of=16)]  # 0.5 s: fast
-    rows = gmsdi_grid(model, windows, stems, methods=("separator", "extractor"), scales=(1.0, 3.0), steps=1)
+    rows = list(gmsdi_grid(model, windows, stems, methods=("separator", "extractor"), scales=(1.0, 3.0), steps=1))
     assert [(r["method"], r["scale"]) for r in rows] == [("separator", 1.0), ("separator", 3.0), ("extractor", 1.0), ("extractor", 3.0)]
-    both = gmsdi_grid(model, windows, stems, methods=("separator",), scales=(1.0,), steps=1, likelihoods=("dirac_sym", "dirac"))
+    both = list(gmsdi_grid(model, windows, stems, methods=("separator",), scales=(1.0,), steps=1, likelihoods=("dirac_sym", "dirac")))
     assert [r["likelihood"] for r in both] == ["dirac_sym", "dirac"] and both[0]["avg_sisdri"] == rows[0]["avg_sisdri"]
     assert all(np.isfinite(r["avg_sisdri"]) and r["guitar_n"] == 0 and r["bass_n"] == 1 for r in rows)  # silent guitar: not scored
     (row,) = gmsdi_extraction(model, str(root), "valid", classes=("piano",), scale=3.0, steps=1, limit=1)

@@ -444,6 +444,7 @@ def test_riff_evaluation_runs_every_condition_and_its_metrics_behave(riff_export
             and 0 <= scores["apa"] <= 1
             and 0 <= scores["audible"] <= 1
             and scores["text_chance"] == pytest.approx(1 / 3)
+            and 0 <= scores["text_retrieval_true"] <= 1
         )
         assert ("clap_aa_reference" in scores) == ("reference" in condition)
 

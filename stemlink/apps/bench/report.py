@@ -441,11 +441,13 @@ def _md_riff(sec: dict[str, Any], results: dict[str, Any]) -> list[str]:
             r["condition"],
             _fmt(r["audible"], ".0%"),
             f"{_fmt(r['text_retrieval'], '.2f')} ({_fmt(r['text_chance'], '.2f')})",
+            _fmt(r.get("text_retrieval_true", float("nan")), ".2f"),
             _fmt(r["seconds_per_10s_item"], ".2f"),
         ]
         for r in sec["runs"]
     ]
-    return lines + _table(["data", "model", "steps", "condition", "audible", "text R@1 (chance)", "s per 10 s item"], more)
+    cols = ["data", "model", "steps", "condition", "audible", "text R@1 (chance)", "true parts' R@1", "s per 10 s item"]
+    return lines + _table(cols, more)
 
 
 SECTIONS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {

@@ -1,7 +1,7 @@
 """SI-SDRi of GMSDI's separators (issue 15, thesis table 6.4), MSDM protocol windows at the model rate.
 
-    rows = gmsdi_grid(model, windows, stems, methods=("separator", "extractor"), scales=(1, 3, 7.5), steps=50,
-                      likelihoods=("dirac_sym", "dirac"))
+    for row in gmsdi_grid(model, windows, stems, methods=("separator",), scales=(1, 3), steps=10, likelihoods=("dirac_sym", "dirac")):
+        print(row["avg_sisdri"])          # each row as soon as it is scored
     rows = gmsdi_extraction(model, root, split, classes=("organ", "strings", "brass"), ...)
 
 `model` is the exported family model (`GMSDIModel`); each call binds the request's tags, as the
@@ -11,7 +11,7 @@ the sum of its stems, the windows' other classes included for extraction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -34,9 +34,9 @@ def gmsdi_grid(
     steps: int,
     likelihoods: Sequence[str] = ("dirac_sym",),
     seed: int = 0,
-) -> list[dict[str, Any]]:
+) -> Iterator[dict[str, Any]]:
+    """One row per (likelihood, method, scale), yielded as soon as it is scored."""
     bound = model.bind("separate", tuple(stems))
-    rows = []
     for likelihood in likelihoods:
         for method in methods:
             for w in scales:
@@ -46,8 +46,7 @@ def gmsdi_grid(
                     partial(bound.separate, params=params, generator=g, callback=_noop), windows, stems, sample_rate=model.sample_rate
                 )
                 row = {"method": method, "likelihood": likelihood, "scale": w, "steps": steps, "windows": len(windows)}
-                rows.append({**row, **scores.summary()})
-    return rows
+                yield {**row, **scores.summary()}
 
 
 def gmsdi_extraction(

@@ -24,7 +24,8 @@ Figures, every one against the same real parts (our encoders: say so when quotin
 - clap_aa: cosine of generated and true part embeddings (reference conditions: and the reference);
   clap_ta: cosine of generated part and prompt text embeddings;
 - text_retrieval: share of generated parts whose nearest prompt, among the distinct prompts of
-  the run, is their own (chance 1 / prompts);
+  the run, is their own (chance 1 / prompts); text_retrieval_true: the same for the true parts
+  (what the audio and text encoders can tell apart at all);
 - audible: share of generated parts at or above -50 dBFS RMS.
 """
 
@@ -249,6 +250,7 @@ def score_parts(
         "clap_aa": float(np.mean(np.sum(gen * true, axis=1))),
         "clap_ta": float(np.mean(np.sum(gen * text_emb[own], axis=1))),
         "text_retrieval": float(np.mean(nearest == own)),
+        "text_retrieval_true": float(np.mean((true @ text_emb.T).argmax(axis=1) == own)),  # the encoders' own bound
         "text_chance": 1.0 / len(prompts),
         "audible": float(np.mean([_rms(p) >= AUDIBLE_RMS for p in parts])),
     }
