@@ -19,11 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--version", default="1")
     sub.add_argument("--out", default=None, help="exports folder (default: the project's exports/)")
     sub.add_argument("--formats", default="onnx,torchscript")
-    sub.add_argument(
-        "--defaults",
-        default="{}",
-        help='JSON object of default sampler params for the manifest (optionally per task: {"steps": 25, "accompany": {"s_churn": 0.0}})',
-    )
+    _add_defaults(sub)
     sub.add_argument("--card", default=None, help="model card file name inside the exports folder")
     sub.add_argument("--default-for", default="", help="comma-separated tasks this model becomes the default for")
     sub.set_defaults(run=_run)
@@ -68,6 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gms = _family(
         families, "gmsdi", "export a GMSDI checkpoint (tag-conditioned mixture denoiser)", name="gmsdi-small", runs="gmsdi-cpu/last.pt"
     )
+    _add_defaults(gms)
+    gms.add_argument("--default-for", default="", help=DEFAULT_FOR)
     gms.set_defaults(run=_run_gmsdi)
 
     rif = _family(
@@ -81,6 +79,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 DEFAULT_FOR = "comma-separated tasks this model becomes the default for"
+
+
+def _add_defaults(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--defaults",
+        default="{}",
+        help='JSON object of default sampler params for the manifest (optionally per task: {"steps": 25, "accompany": {"s_churn": 0.0}})',
+    )
 
 
 def _family(
@@ -105,13 +111,14 @@ def _family(
 
 
 def _run(args: argparse.Namespace) -> int:
-    from stemlink.engine.models.msdm import MSDM_TASKS, parse_msdm_params, task_defaults
+    from stemlink.engine.models.msdm import MSDM_TASKS, parse_msdm_params
+    from stemlink.engine.params import task_defaults
     from stemlink.lab.export.msdm import export_msdm
     from stemlink.paths import exports_dir
 
     defaults = json.loads(args.defaults)
     for task in MSDM_TASKS:  # refuse invalid defaults before exporting
-        parse_msdm_params(task_defaults(defaults, task), model=args.name)
+        parse_msdm_params(task_defaults(defaults, task, MSDM_TASKS), model=args.name)
     result = export_msdm(
         args.checkpoint,
         args.out or exports_dir(),
@@ -209,9 +216,12 @@ def _run_gmsdi(args: argparse.Namespace) -> int:
     from stemlink.paths import exports_dir
 
     formats = tuple(f for f in args.formats.split(",") if f)
-    _print_result(
-        export_gmsdi(args.checkpoint, args.out or exports_dir(), name=args.name, version=args.version, formats=formats, card=args.card)
-    )
+    defaults = json.loads(args.defaults)
+    result = export_gmsdi(
+        args.checkpoint, args.out or exports_dir(), name=args.name, version=args.version, formats=formats, card=args.card,
+        defaults=defaults, default_for=tuple(t for t in args.default_for.split(",") if t),
+    )  # fmt: skip
+    _print_result(result)
     return 0
 
 

@@ -76,6 +76,10 @@ def gmsdi_registry(tmp_path_factory):
     assert load_checkpoint(tmp / "run" / "last.pt", family="gmsdi")["step"] == 4
     result = export_gmsdi(tmp / "run" / "last.pt", tmp / "exports", name="gmsdi-test")
     assert set(result.parity) == {"onnx", "torchscript"} and max(result.parity.values()) <= 1e-3
+    with pytest.raises(InvalidInput, match="params.method"):  # refused before anything is written
+        export_gmsdi(tmp / "run" / "last.pt", tmp / "exports", name="gmsdi-bad", defaults={"separate": {"method": "median"}})
+    tuned = {"steps": 7, "separate": {"method": "extractor", "scale": 5.0}, "extract": {"scale": 5.0}}
+    export_gmsdi(tmp / "run" / "last.pt", tmp / "exports", name="gmsdi-tuned", formats=("torchscript",), defaults=tuned)
     train(argparse.Namespace(out=str(tmp / "cont"), resume=False, max_steps=1, **{**args, "init": str(tmp / "exports" / "gmsdi-test.pt")}))
     return ModelRegistry(tmp / "exports", device="cpu", threads=1)
 
@@ -116,6 +120,16 @@ def test_gmsdi_export_serves_every_task_with_tags(gmsdi_registry):
     for likelihood in ("dirac", "dirac_sym"):  # both constraints: stems sum to the mix
         out = run_task(model, TaskRequest("separate", 44100, {"mix": mix}, params={**fast, "likelihood": likelihood}))
         np.testing.assert_allclose(sum(out.stems.values()), mix, atol=1e-4)
+
+
+def test_manifest_defaults_per_task(gmsdi_registry):
+    assert "gmsdi-bad" not in {s.name for s in gmsdi_registry.list()}
+    model = gmsdi_registry.get("gmsdi-tuned")
+    sep, ext, acc = (model.parse_params(t, {}) for t in ("separate", "extract", "accompany"))
+    assert (sep.method, sep.scale, sep.steps) == ("extractor", 5.0, 7)
+    assert (ext.method, ext.scale, ext.steps) == ("separator", 5.0, 7)  # extract's own table; method is separate's choice
+    assert (acc.method, acc.scale, acc.steps) == ("separator", 3.0, 7)  # shared keys only
+    assert model.parse_params("separate", {"method": "separator"}).method == "separator"  # a request still overrides
 
 
 def test_gmsdi_grid_and_extraction_scores(gmsdi_registry, tmp_path):

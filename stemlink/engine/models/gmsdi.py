@@ -33,7 +33,7 @@ import torch
 
 from stemlink.contract import MAX_STEPS
 from stemlink.engine.models.base import Accompanist, EngineModel, Generator, ModelSpec, ProgressCallback, Separator
-from stemlink.engine.params import Rule, parse_typed
+from stemlink.engine.params import Rule, parse_typed, task_defaults
 from stemlink.engine.sampling import karras_sigmas, sample_dirac
 from stemlink.engine.sampling.gmsdi import sample_gmsdi_generate, sample_gmsdi_partial, tagged_denoiser
 from stemlink.engine.tags import tag_vector
@@ -89,6 +89,14 @@ RULES: dict[str, Rule] = {
 }
 
 
+def parse_gmsdi_params(values: Mapping[str, Any], *, model: str = "gmsdi") -> GMSDIParams:
+    """Request params (or a manifest's defaults for one task) -> GMSDIParams, or InvalidInput."""
+    p = parse_typed(GMSDIParams, RULES, values, model=model)
+    if p.sigma_min >= p.sigma_max:
+        raise InvalidInput(f"model {model!r}: params.sigma_min must be below sigma_max", field="params.sigma_min")
+    return p
+
+
 class GMSDIModel(EngineModel, Separator, Accompanist, Generator):
     samples = True
 
@@ -120,10 +128,7 @@ class GMSDIModel(EngineModel, Separator, Accompanist, Generator):
     def parse_params(self, task: str, params: Mapping[str, Any]) -> GMSDIParams:
         if task not in self.tasks:
             raise InvalidInput(f"model {self.name!r} does not serve task {task!r}; tasks: {', '.join(self.tasks)}", field="task")
-        p = parse_typed(GMSDIParams, RULES, {**dict(self.spec.defaults), **dict(params or {})}, model=self.name)
-        if p.sigma_min >= p.sigma_max:
-            raise InvalidInput(f"model {self.name!r}: params.sigma_min must be below sigma_max", field="params.sigma_min")
-        return p
+        return parse_gmsdi_params({**task_defaults(self.spec.defaults, task, GMSDI_TASKS), **dict(params or {})}, model=self.name)
 
     def _params(self, task: str, params: Any) -> GMSDIParams:
         return params if isinstance(params, GMSDIParams) else self.parse_params(task, params or {})

@@ -28,7 +28,7 @@ import torch
 
 from stemlink.contract import MAX_STEPS
 from stemlink.engine.models.base import Accompanist, EngineModel, Generator, ModelSpec, ProgressCallback, Separator
-from stemlink.engine.params import Rule, parse_typed
+from stemlink.engine.params import Rule, parse_typed, task_defaults
 from stemlink.engine.sampling import karras_sigmas, sample_dirac, sample_gaussian, sample_generate, sample_inpaint
 from stemlink.errors import InvalidInput
 
@@ -82,19 +82,8 @@ def parse_msdm_params(values: Mapping[str, Any], *, model: str = "msdm") -> MSDM
 
 
 MSDM_TASKS = ("separate", "accompany", "generate")  # the tasks an exported MSDM denoiser serves
-
-
-def task_defaults(defaults: Mapping[str, Any], task: str) -> dict[str, Any]:
-    """A manifest's sampler defaults for one task: the shared keys, then the task's own table.
-
-    `{"steps": 25, "s_churn": 20.0, "accompany": {"s_churn": 0.0}}` gives accompany
-    S_churn 0 and every other task S_churn 20 (stochastic churn makes MSDM's generated
-    parts silent far more often: exports/msdm-small.md)."""
-    shared = {k: v for k, v in defaults.items() if k not in MSDM_TASKS}
-    own = defaults.get(task, {})
-    if not isinstance(own, Mapping):
-        raise InvalidInput(f"defaults.{task} must be a table of sampler parameters, got {own!r}", field=f"defaults.{task}")
-    return {**shared, **own}
+# A manifest's `defaults` may hold a table per task (`task_defaults`): msdm-small's accompany runs
+# without S_churn, which makes its generated parts silent far more often (exports/msdm-small.md).
 
 
 class MSDMModel(EngineModel, Separator, Accompanist, Generator):
@@ -109,7 +98,7 @@ class MSDMModel(EngineModel, Separator, Accompanist, Generator):
     def parse_params(self, task: str, params: Mapping[str, Any]) -> MSDMParams:
         if task not in self.tasks:
             raise InvalidInput(f"model {self.name!r} does not serve task {task!r}; tasks: {', '.join(self.tasks)}", field="task")
-        return parse_msdm_params({**task_defaults(self.spec.defaults, task), **dict(params or {})}, model=self.name)
+        return parse_msdm_params({**task_defaults(self.spec.defaults, task, MSDM_TASKS), **dict(params or {})}, model=self.name)
 
     def _denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return self.network(x.float().contiguous(), sigma.float().contiguous())

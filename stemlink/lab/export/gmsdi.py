@@ -4,13 +4,15 @@ tags (N, V)) -> (N, 1, T), dynamic batch and time, parity-checked and registered
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from stemlink.engine.models.base import ModelSpec
-from stemlink.engine.models.gmsdi import GMSDI_TASKS
+from stemlink.engine.models.gmsdi import GMSDI_TASKS, parse_gmsdi_params
+from stemlink.engine.params import task_defaults
 from stemlink.lab.checkpoints import load_checkpoint
 from stemlink.lab.export.network import ExportResult, OnnxSignature, export_network
 from stemlink.lab.nn.gmsdi import GMSDIConfig, build_gmsdi_denoiser
@@ -40,7 +42,12 @@ def export_gmsdi(
     formats: Sequence[str] = ("onnx", "torchscript"),
     card: str | None = None,
     default_for: Sequence[str] = (),
+    defaults: Mapping[str, Any] | None = None,
 ) -> ExportResult:
+    """`defaults`: the manifest's parameter defaults, optionally a table per task (validated here)."""
+    defaults = dict(defaults or {})
+    for task in GMSDI_TASKS:
+        parse_gmsdi_params(task_defaults(defaults, task, GMSDI_TASKS), model=name)
     state = load_checkpoint(checkpoint, family="gmsdi")
     config = GMSDIConfig.from_dict(state["config"])
     model = build_gmsdi_denoiser(config)
@@ -63,6 +70,7 @@ def export_gmsdi(
         stems=config.tags,
         window=config.window,
         card=card,
+        defaults=defaults,
         config={
             **config.to_dict(),
             "hop": config.hop,
