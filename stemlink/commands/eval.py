@@ -131,6 +131,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gms.add_argument("--likelihoods", default="dirac_sym", help="the Dirac constraints to compare: dirac_sym, dirac or both")
     gms.add_argument("--steps", type=int, default=50)
     gms.add_argument("--extract", default="", help="also extract these other classes, e.g. organ,strings,brass (at the first scale)")
+    gms.add_argument(
+        "--generate", type=int, default=0, help="also generate the four stems together N times, with and without negative prompts"
+    )
+    gms.add_argument("--clap", default="clap-small", help="the CLAP pair (NAME.audio, NAME.text) that classifies generated stems")
     gms.add_argument("--threads", type=int, default=1)
     gms.add_argument("--out", default=None)
     gms.set_defaults(run=_gmsdi)
@@ -430,13 +434,12 @@ def _clap(args: argparse.Namespace) -> int:
 
 
 def _gmsdi(args: argparse.Namespace) -> int:
-    import torch
 
     from stemlink.lab.eval.gmsdi import gmsdi_extraction, gmsdi_grid
     from stemlink.lab.eval.separation import protocol_windows
 
-    torch.set_num_threads(args.threads)
-    model = _registry(args).get(args.model, args.format)
+    registry = _registry(args)
+    model = registry.get(args.model, args.format)
     stems = ("bass", "drums", "guitar", "piano")
     windows = protocol_windows(
         args.data, args.split, stems, model.sample_rate, limit=args.windows, multiple_of=int(model.spec.config.get("hop", 1))
@@ -450,6 +453,15 @@ def _gmsdi(args: argparse.Namespace) -> int:
     if classes:
         for row in gmsdi_extraction(model, args.data, args.split, classes=classes, scale=scales[0], steps=args.steps, limit=args.windows):
             _emit(args, {**base, "kind": "gmsdi-extract", **row})
+    if args.generate > 0:
+        from stemlink.lab.eval.gmsdi import gmsdi_generation
+
+        clap_audio, clap_text = registry.get(f"{args.clap}.audio"), registry.get(f"{args.clap}.text")
+        for negative in (False, True):
+            row = gmsdi_generation(
+                model, clap_audio, clap_text, windows, stems, count=args.generate, steps=args.steps, scale=scales[0], negative=negative
+            )
+            _emit(args, {**base, "kind": "gmsdi-generate", "clap": args.clap, **row})
     return 0
 
 

@@ -81,6 +81,11 @@ def gmsdi_registry(tmp_path_factory):
     tuned = {"steps": 7, "separate": {"method": "extractor", "scale": 5.0}, "extract": {"scale": 5.0}}
     export_gmsdi(tmp / "run" / "last.pt", tmp / "exports", name="gmsdi-tuned", formats=("torchscript",), defaults=tuned)
     train(argparse.Namespace(out=str(tmp / "cont"), resume=False, max_steps=1, **{**args, "init": str(tmp / "exports" / "gmsdi-test.pt")}))
+    from stemlink.lab.export.clap import export_clap
+    from stemlink.lab.train.clap import train as train_clap
+
+    train_clap(argparse.Namespace(out=str(tmp / "clap"), resume=False, max_steps=1, **{**args, "preset": "clap-debug"}))
+    export_clap(tmp / "clap" / "last.pt", tmp / "exports", name="clap-debug")  # the generation figures' classifier
     return ModelRegistry(tmp / "exports", device="cpu", threads=1)
 
 
@@ -172,3 +177,22 @@ def test_cli_extract_and_accompany_with_free_text_tags(gmsdi_registry, tmp_path,
         assert (f.frames, f.num_channels) == (11025, 2) and "guitar" in wav.name
     assert main(["extract", str(region), "--stems", "zither", *fast, "--out", str(out / "z")]) != 0  # names the vocabulary, writes nothing
     assert not list((out / "z").glob("*.wav")) if (out / "z").exists() else True
+
+
+def test_generation_figures_audible_classified_and_frechet(gmsdi_registry, tmp_path):
+    from stemlink.lab.eval.gmsdi import gmsdi_generation
+    from stemlink.lab.eval.separation import is_silent, protocol_windows
+    from tests.lab.data.corpus_builders import make_stemlink, tone
+
+    plan = {f"t{n}": {"bass": tone(8.0, 60.0 + n * 5), "drums": tone(8.0, 1500.0), "piano": tone(8.0, 440.0 + 20 * n)} for n in range(2)}
+    root = make_stemlink(tmp_path / "corpus", plan, {t: "test" for t in plan})
+    stems = ("bass", "drums", "guitar", "piano")
+    windows = [w[..., :4096] for w in protocol_windows(str(root), "test", stems, 8000, limit=2, multiple_of=16)]
+    sounding = sum(int((~is_silent(w[None])[0]).sum()) for w in windows)
+    model, audio, text = (gmsdi_registry.get(n) for n in ("gmsdi-test", "clap-debug.audio", "clap-debug.text"))
+    rows = [gmsdi_generation(model, audio, text, windows, stems, count=2, steps=1, scale=3.0, negative=neg) for neg in (False, True)]
+    for row, neg in zip(rows, (False, True), strict=True):
+        assert row["negative"] is neg and row["generated"] == 2 * 4 and row["real_stems"] == sounding == 6
+        assert 0 <= row["audible"] <= 1 and 0 <= row["real_classified"] <= 1 and row["chance"] == 0.25
+        if row["audible"] > 0:
+            assert 0 <= row["classified_of_all"] <= row["audible"] and 0 <= row["classified"] <= 1
