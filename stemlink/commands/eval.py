@@ -155,6 +155,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--targets", default="", help="target classes only, e.g. bass,drums,guitar,piano (to compare with msdm-small on the same items)"
     )
     rif.add_argument("--seconds", type=float, default=10.0)
+    rif.add_argument("--params", default="{}", help='JSON object of further sampler params for riff models, e.g. {"embedding_guidance": 3}')
     rif.add_argument("--threads", type=int, default=2)
     rif.add_argument("--out", default=None)
     rif.set_defaults(run=_riff)
@@ -167,6 +168,18 @@ def _registry(args: argparse.Namespace):
 
     torch.set_num_threads(args.threads)
     return ModelRegistry(args.exports, device="cpu", threads=args.threads)
+
+
+def _json_object(text: str, option: str) -> dict:
+    from stemlink.errors import InvalidInput
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{option} is not JSON: {exc}", field=option.lstrip("-")) from exc
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{option} must be a JSON object, got {text!r}", field=option.lstrip("-"))
+    return value
 
 
 def _emit(args: argparse.Namespace, record: dict) -> None:
@@ -481,8 +494,9 @@ def _riff(args: argparse.Namespace) -> int:
     for name in args.model:
         model = registry.get(name)
         steps = [int(s) for s in args.steps.split(",") if s] or [model.parse_params("accompany", {}).steps]
+        extra = _json_object(args.params, "--params")
         if "context_stems" in model.conditions:  # MSDM: its own sampler defaults, context only
-            steps = [model.parse_params("accompany", {}).steps]
+            steps, extra = [model.parse_params("accompany", {}).steps], {}
         conditions = [c for c in args.conditions.split(",") if c]
         if "context_stems" in model.conditions:
             conditions = ["ctx"]
@@ -496,13 +510,13 @@ def _riff(args: argparse.Namespace) -> int:
                     model,
                     items,
                     condition=condition,
-                    params={"steps": n},
+                    params={**extra, "steps": n},
                     sample_rate=rate,
                     clap_audio=clap_audio,
                     clap_text=clap_text,
                     scorer=scorer,
                 )
-                record = {"kind": "riff", "model": name, "steps": n, "data": args.data, "split": args.split, **scores}
+                record = {"kind": "riff", "model": name, "steps": n, "params": extra, "data": args.data, "split": args.split, **scores}
                 record["rtf"] = round(scores["seconds_per_item"] / args.seconds, 3)
                 _emit(args, record)
     return 0

@@ -75,6 +75,13 @@ def test_guided_denoiser_is_the_cfg_combination():
     want = d_u + 3.0 * (d_c - d_u)
     assert torch.allclose(guided(den, cond, uncond, 3.0)(x, sigma), want, atol=1e-5)
     assert torch.allclose(guided(den, cond, uncond, 1.0)(x, sigma), d_c)
+    ctx_only = (ctx, emb, off, on)  # multi-condition guidance: a third branch with one condition dropped
+    d_p = den(x, sigma, *ctx_only)
+    assert not torch.allclose(d_p, d_c)
+    want_also = d_u + 3.0 * (d_c - d_u) + 2.5 * (d_c - d_p)
+    assert torch.allclose(guided(den, cond, uncond, 3.0, [(ctx_only, 2.5)])(x, sigma), want_also, atol=1e-5)
+    assert torch.allclose(guided(den, cond, uncond, 1.0, [(ctx_only, 2.5)])(x, sigma), d_c + 2.5 * (d_c - d_p), atol=1e-5)
+    assert torch.allclose(guided(den, cond, uncond, 3.0, [(ctx_only, 0.0)])(x, sigma), want, atol=1e-5)  # weight 0: no branch
     sigmas = karras_sigmas(4, cfg.sigma_min, cfg.sigma_max)
     out = sample_generate(guided(den, cond, uncond, 2.0), torch.randn(2, 4, 12) * sigmas[0], sigmas, generator=torch.Generator())
     assert out.shape == (2, 4, 12) and out.abs().max() <= cfg.clamp
@@ -363,6 +370,13 @@ def test_dit_with_clap_conditioning_serves_text_and_reference(riff_exports):
     assert texted.stems["part"].shape == referenced.stems["part"].shape == plain.shape == (2, 6000)
     assert texted.info["condition"] == {"text": "low sine tone"} and referenced.info["condition"] == {"reference_seconds": 1.5}
     assert not np.allclose(texted.stems["part"], plain) and not np.allclose(referenced.stems["part"], plain)  # the embedding is read
+    pushed = run_task(
+        model,
+        TaskRequest("accompany", 8000, {"context": context}, params={"steps": 2, "embedding_guidance": 3.0}, seed=4, text="low sine tone"),
+    ).stems["part"]
+    assert pushed.shape == (2, 6000) and not np.allclose(pushed, texted.stems["part"])  # a third branch, toward the text
+    same = run_task(model, TaskRequest("accompany", 8000, {"context": context}, params={"steps": 2, "embedding_guidance": 3.0}, seed=4))
+    np.testing.assert_array_equal(same.stems["part"], plain)  # nothing to guide toward without a text or reference
     gen = run_task(model, TaskRequest("generate", 8000, {}, params={"steps": 2}, frames=3000, text="noise burst"))
     assert gen.stems["part"].shape == (2, 3000)
     with pytest.raises(InvalidInput, match="not both"):

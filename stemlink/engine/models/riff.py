@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import torch
@@ -56,6 +56,7 @@ class RiffParams:
 
     steps: int = 30
     guidance: float = 2.0
+    embedding_guidance: float = 0.0  # with a context and a text/reference: + this x (D(ctx, emb) - D(ctx, no emb))
     sigma_min: float = 0.0  # 0 = the model's
     sigma_max: float = 0.0  # 0 = the model's
     rho: float = 7.0
@@ -73,6 +74,7 @@ def _number(lo: float, hi: float) -> Rule:
 RULES: dict[str, Rule] = {
     "steps": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_STEPS, f"an integer in 1..{MAX_STEPS}"),
     "guidance": _number(0, 20),
+    "embedding_guidance": _number(0, 20),
     "sigma_min": _number(0, 10),
     "sigma_max": _number(0, 1000),
     "rho": _number(0.1, 100),
@@ -161,7 +163,7 @@ class RiffModel(EngineModel, Accompanist, Generator):
         lo, hi = p.sigma_min or self.sigma_range[0], p.sigma_max or self.sigma_range[1]
         if lo >= hi:
             raise InvalidInput(f"model {self.name!r}: params.sigma_min ({lo}) must be below sigma_max ({hi})", field="params.sigma_min")
-        return RiffParams(p.steps, p.guidance, lo, hi, p.rho, p.s_churn, p.heun)
+        return replace(p, sigma_min=lo, sigma_max=hi)
 
     def _params(self, task: str, params: Any) -> RiffParams:
         return params if isinstance(params, RiffParams) else self.parse_params(task, params or {})
@@ -209,9 +211,11 @@ class RiffModel(EngineModel, Accompanist, Generator):
         else:
             embedding, has_embedding = condition.float().expand(batch, -1), torch.ones(batch)
         conditioned = context is not None or condition is not None
-        denoiser = guided(
-            self._denoise, (ctx, embedding, has_context, has_embedding), (ctx, embedding, none, none), p.guidance if conditioned else 1.0
-        )
+        also = []
+        if context is not None and condition is not None and p.embedding_guidance > 0:  # toward the text/reference itself
+            also.append(((ctx, embedding, has_context, none), p.embedding_guidance))
+        cond = (ctx, embedding, has_context, has_embedding)
+        denoiser = guided(self._denoise, cond, (ctx, embedding, none, none), p.guidance if conditioned else 1.0, also)
         known, mask = self._known(previous, frames) if previous is not None else (None, None)
         if self.consistency:  # C-DiT: evaluate f at `steps` levels from sigma_max (the final sigma_min one would be the identity)
             levels = karras_sigmas(p.steps + 1, p.sigma_min, p.sigma_max, p.rho)[: p.steps]

@@ -19,17 +19,33 @@ from stemlink.engine.sampling.samplers import Denoiser
 ConditionalDenoiser = Callable[..., torch.Tensor]  # (x (B, ...), sigma (B,), *cond) -> (B, ...)
 
 
-def guided(net: ConditionalDenoiser, cond: Sequence[torch.Tensor], uncond: Sequence[torch.Tensor], scale: float) -> Denoiser:
-    if len(cond) != len(uncond):
-        raise ValueError(f"cond and uncond need the same inputs, got {len(cond)} and {len(uncond)}")
-    if scale == 1.0:
+def guided(
+    net: ConditionalDenoiser,
+    cond: Sequence[torch.Tensor],
+    uncond: Sequence[torch.Tensor],
+    scale: float,
+    also: Sequence[tuple[Sequence[torch.Tensor], float]] = (),
+) -> Denoiser:
+    """`also`: further (inputs, weight) terms, each adding weight * (D(cond) - D(inputs)): guidance
+    toward one condition alone, e.g. the inputs with the context kept and the embedding dropped
+    (multi-condition guidance). Every evaluation runs in one batched call."""
+    also = [(inputs, w) for inputs, w in also if w != 0.0]
+    for inputs, _ in (*also, (uncond, 0.0)):
+        if len(inputs) != len(cond):
+            raise ValueError(f"cond and the other branches need the same inputs, got {len(cond)} and {len(inputs)}")
+    if scale == 1.0 and not also:
         return lambda x, sigma: net(x, sigma, *cond)
-    if scale == 0.0:
+    if scale == 0.0 and not also:
         return lambda x, sigma: net(x, sigma, *uncond)
-    both = [torch.cat([c, u]) for c, u in zip(cond, uncond, strict=True)]
+    branches = [cond, uncond, *(inputs for inputs, _ in also)]
+    stacked = [torch.cat(parts) for parts in zip(*branches, strict=True)]
+    n = len(branches)
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        d_cond, d_uncond = net(torch.cat([x, x]), torch.cat([sigma, sigma]), *both).chunk(2)
-        return d_uncond + scale * (d_cond - d_uncond)
+        d_cond, d_uncond, *d_also = net(torch.cat([x] * n), torch.cat([sigma] * n), *stacked).chunk(n)
+        out = d_uncond + scale * (d_cond - d_uncond)
+        for d, (_, w) in zip(d_also, also, strict=True):
+            out = out + w * (d_cond - d)
+        return out
 
     return denoise
