@@ -111,3 +111,27 @@ def warm_start(module: nn.Module, path: str | os.PathLike) -> str:
         )
     module.load_state_dict({k: state[k] for k in own})
     return f"{kind} of {path}"
+
+
+def average_checkpoints(paths: list[str | os.PathLike], *, key: str = "ema") -> dict[str, Any]:
+    """Checkpoints of one run (same family and config) -> one whose `key` weights are the mean of
+    theirs (uniform weight averaging of late snapshots, as in SWA / model soups). Its `step`,
+    `wall_time` and `cpu_time` are the newest one's; `averaged` lists the steps averaged."""
+    if not paths:
+        raise ModelLoadError("no checkpoints to average", field="checkpoint")
+    states = [load_checkpoint(p) for p in paths]
+    first = states[0]
+    for p, s in zip(paths, states, strict=True):
+        if s.get("family") != first.get("family") or s.get("config") != first.get("config"):
+            raise ModelLoadError(f"checkpoint {str(p)!r} is not of the same family and config as {str(paths[0])!r}", field="checkpoint")
+        if key not in s:
+            raise ModelLoadError(f"checkpoint {str(p)!r} has no {key!r} weights", field="checkpoint")
+    mean = {}
+    for name, value in first[key].items():
+        if torch.is_floating_point(value):
+            mean[name] = torch.stack([s[key][name].float() for s in states]).mean(dim=0).to(value.dtype)
+        else:
+            mean[name] = value  # integer buffers (counters): the first one's
+    newest = max(states, key=lambda s: int(s.get("step", 0)))
+    kept = {k: v for k, v in newest.items() if k not in ("model", "ema", "optimizer", "checkpoint_version")}
+    return {**kept, key: mean, "averaged": [int(s.get("step", 0)) for s in states]}

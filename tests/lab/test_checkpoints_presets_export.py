@@ -7,7 +7,7 @@ import torch
 
 from stemlink.engine.registry import read_manifest
 from stemlink.errors import InvalidInput, ModelLoadError, PresetError
-from stemlink.lab.checkpoints import load_checkpoint, save_checkpoint
+from stemlink.lab.checkpoints import average_checkpoints, load_checkpoint, save_checkpoint
 from stemlink.lab.export.echo import SIGNATURE, build_echo_export
 from stemlink.lab.export.network import export_network
 from stemlink.lab.nn.echo import EchoNet
@@ -24,6 +24,22 @@ def test_checkpoint_round_trip_and_family_check(tmp_path):
     torch.save({"checkpoint_version": 99}, tmp_path / "old.pt")
     with pytest.raises(ModelLoadError, match="version 99"):
         load_checkpoint(tmp_path / "old.pt")
+
+
+def test_average_of_snapshots_is_the_mean_of_their_weights(tmp_path):
+    config = {"dim": 4}
+    paths = []
+    for step, value in ((10, 1.0), (20, 2.0), (30, 6.0)):
+        ema = {"w": torch.full((2, 2), value), "count": torch.tensor(step)}
+        paths.append(save_checkpoint(tmp_path / f"s{step}.pt", family="x", config=config, ema=ema, step=step, cpu_time=step * 1.5))
+    avg = average_checkpoints(paths)
+    assert torch.equal(avg["ema"]["w"], torch.full((2, 2), 3.0)) and avg["ema"]["count"] == 10  # integers: not averaged
+    assert avg["step"] == 30 and avg["cpu_time"] == 45.0 and avg["averaged"] == [10, 20, 30] and avg["family"] == "x"
+    other = save_checkpoint(tmp_path / "o.pt", family="x", config={"dim": 8}, ema={"w": torch.zeros(2, 2)}, step=40)
+    with pytest.raises(ModelLoadError, match="same family and config"):
+        average_checkpoints([paths[0], other])
+    with pytest.raises(ModelLoadError, match="no checkpoints"):
+        average_checkpoints([])
 
 
 def test_training_preset_reader_names_what_is_wrong(tmp_path):

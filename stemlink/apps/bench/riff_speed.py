@@ -33,7 +33,15 @@ def main(argv: list[str]) -> int:
                 t0 = time.perf_counter()
                 run_task(model, TaskRequest("accompany", 44100, {"context": context}, params={"steps": n}, text=text))
                 wall = time.perf_counter() - t0
-                record = {"kind": "riff-speed", "model": name, "threads": threads, "steps": n, "text": bool(text), "region_seconds": 10.0}
+                record: dict[str, object] = {
+                    "kind": "riff-speed",
+                    "model": name,
+                    "threads": threads,
+                    "steps": n,
+                    "text": bool(text),
+                    "region_seconds": 10.0,
+                }
+                record |= {"params": {k: v for k, v in vars(model.parse_params("accompany", {"steps": n})).items() if "guidance" in k}}
                 record |= {"wall_seconds": round(wall, 3), "rtf": round(wall / 10.0, 3)}
                 print(json.dumps(record))
                 with open(out, "a") as fh:

@@ -24,7 +24,10 @@ overlap, whose latent frames it keeps by inpainting: a long region is one perfor
 Conditioning (when the entry has the components): a text prompt goes CLAP text tower -> bridge
 (CLAP_beta) -> audio embedding; a reference clip goes CLAP audio tower -> audio embedding; the
 embedding drives the DiT's AdaLN in every window, and the unconditional branch of classifier-free
-guidance drops it with the context. Without either, the embedding is dropped.
+guidance drops it with the context. With a context as well, a third branch (context kept,
+embedding dropped) guides toward the embedding itself, scaled by `embedding_guidance`: a DiT that
+has learned the context far better than the embedding otherwise follows the context and ignores
+the prompt. Without either, the embedding is dropped.
 """
 
 from __future__ import annotations
@@ -56,7 +59,10 @@ class RiffParams:
 
     steps: int = 30
     guidance: float = 2.0
-    embedding_guidance: float = 0.0  # with a context and a text/reference: + this x (D(ctx, emb) - D(ctx, no emb))
+    # With a context and a text/reference: + this x (D(ctx, emb) - D(ctx, no emb)), a third guidance
+    # branch toward the embedding. 20 measured best (exports/riff-small.md: text R@1 0.04 -> 0.33 on
+    # unseen arrangements, 0.17 -> 0.38 on the corpus test split); 0 = two-branch guidance only.
+    embedding_guidance: float = 20.0
     sigma_min: float = 0.0  # 0 = the model's
     sigma_max: float = 0.0  # 0 = the model's
     rho: float = 7.0
@@ -74,7 +80,7 @@ def _number(lo: float, hi: float) -> Rule:
 RULES: dict[str, Rule] = {
     "steps": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_STEPS, f"an integer in 1..{MAX_STEPS}"),
     "guidance": _number(0, 20),
-    "embedding_guidance": _number(0, 20),
+    "embedding_guidance": _number(0, 50),
     "sigma_min": _number(0, 10),
     "sigma_max": _number(0, 1000),
     "rho": _number(0.1, 100),
