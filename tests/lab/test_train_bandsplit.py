@@ -80,6 +80,12 @@ def test_anneal_preset_is_the_conv_preset_with_a_decaying_learning_rate():
     assert conv.train.decay_steps == 0 and anneal.train.decay_steps > 0 and 0 < anneal.train.min_lr < anneal.train.lr
 
 
+def test_wide_preset_is_the_conv_preset_with_more_features():
+    conv, wide = load_bandsplit_preset("bandsplit-conv-cpu"), load_bandsplit_preset("bandsplit-conv-wide-cpu")
+    assert (wide.train, wide.data, wide.augment) == (conv.train, conv.data, conv.augment)
+    assert wide.model.dim > conv.model.dim and wide.model.core == conv.model.core == "conv"
+
+
 def test_learning_rate_schedule_warms_up_then_holds_or_decays_by_a_cosine():
     assert [scheduled_lr(s, 1.0, 4) for s in (0, 1, 3, 4, 10_000)] == [0.25, 0.5, 1.0, 1.0, 1.0]
     assert scheduled_lr(0, 1.0, 0) == 1.0  # no warm-up
