@@ -170,18 +170,6 @@ def _registry(args: argparse.Namespace):
     return ModelRegistry(args.exports, device="cpu", threads=args.threads)
 
 
-def _json_object(text: str, option: str) -> dict:
-    from stemlink.errors import InvalidInput
-
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{option} is not JSON: {exc}", field=option.lstrip("-")) from exc
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{option} must be a JSON object, got {text!r}", field=option.lstrip("-"))
-    return value
-
-
 def _emit(args: argparse.Namespace, record: dict) -> None:
     print(json.dumps(record), flush=True)
     if args.out:
@@ -447,7 +435,6 @@ def _clap(args: argparse.Namespace) -> int:
 
 
 def _gmsdi(args: argparse.Namespace) -> int:
-
     from stemlink.lab.eval.gmsdi import gmsdi_extraction, gmsdi_grid
     from stemlink.lab.eval.separation import protocol_windows
 
@@ -483,7 +470,9 @@ def _riff(args: argparse.Namespace) -> int:
     import torch
 
     from stemlink.lab.eval.riff import riff_items, run_condition
+    from stemlink.plugin_host.cli import json_object
 
+    params = json_object(args.params, "--params")  # refused before any model loads
     torch.set_num_threads(args.threads)
     registry = _registry(args)
     clap_audio, clap_text = registry.get(f"{args.clap}.audio"), registry.get(f"{args.clap}.text")
@@ -494,7 +483,7 @@ def _riff(args: argparse.Namespace) -> int:
     for name in args.model:
         model = registry.get(name)
         steps = [int(s) for s in args.steps.split(",") if s] or [model.parse_params("accompany", {}).steps]
-        extra = _json_object(args.params, "--params")
+        extra = params
         if "context_stems" in model.conditions:  # MSDM: its own sampler defaults, context only
             steps, extra = [model.parse_params("accompany", {}).steps], {}
         conditions = [c for c in args.conditions.split(",") if c]

@@ -7,7 +7,6 @@ clap its audio and text encoders; bridge its EMA denoiser; riff its EMA latent D
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -115,8 +114,9 @@ def _run(args: argparse.Namespace) -> int:
     from stemlink.engine.params import task_defaults
     from stemlink.lab.export.msdm import export_msdm
     from stemlink.paths import exports_dir
+    from stemlink.plugin_host.cli import json_object
 
-    defaults = json.loads(args.defaults)
+    defaults = json_object(args.defaults, "--defaults")
     for task in MSDM_TASKS:  # refuse invalid defaults before exporting
         parse_msdm_params(task_defaults(defaults, task, MSDM_TASKS), model=args.name)
     result = export_msdm(
@@ -214,9 +214,10 @@ def _run_bridge(args: argparse.Namespace) -> int:
 def _run_gmsdi(args: argparse.Namespace) -> int:
     from stemlink.lab.export.gmsdi import export_gmsdi
     from stemlink.paths import exports_dir
+    from stemlink.plugin_host.cli import json_object
 
     formats = tuple(f for f in args.formats.split(",") if f)
-    defaults = json.loads(args.defaults)
+    defaults = json_object(args.defaults, "--defaults")
     result = export_gmsdi(
         args.checkpoint, args.out or exports_dir(), name=args.name, version=args.version, formats=formats, card=args.card,
         defaults=defaults, default_for=tuple(t for t in args.default_for.split(",") if t),

@@ -1,6 +1,6 @@
 """Shared pieces of the host's CLI commands (separate, accompany, generate, run, play).
 
-Options common to region commands, `--param KEY=VALUE` parsing, a stderr progress bar, and
+Options common to region commands, `--param KEY=VALUE` and JSON-object option parsing, a stderr progress bar, and
 `run_jobs`: connect one `Client` (`stemlink.launcher.connect`: `--engine ADDR`, else discovery,
 else an embedded engine), run the jobs, print the written files and any engine warning (one
 line each), optionally audition them.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import time
 import tomllib
@@ -118,6 +119,18 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
             value = raw.strip()  # a bare word: a string
         params[key.strip()] = value
     return params
+
+
+def json_object(text: str, option: str) -> dict[str, Any]:
+    """The value of a JSON-object option (e.g. `--defaults`, `--params`), or an InvalidInput naming it."""
+    field = option.lstrip("-")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{option} is not JSON: {exc}", field=field) from exc
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{option} must be a JSON object, got {text!r}", field=field)
+    return value
 
 
 def region_from_args(args: argparse.Namespace):

@@ -99,6 +99,21 @@ def test_cli_errors_are_one_line(env, capsys, argv, message):
     assert not (env / "out").exists() or not any((env / "out").iterdir())
 
 
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["export", "gmsdi", "--checkpoint", "none.pt", "--defaults", "{bad"], "--defaults is not JSON"),
+        (["export", "msdm", "--checkpoint", "none.pt", "--defaults", "[1]"], "--defaults must be a JSON object"),
+        (["eval", "riff", "--model", "riff-small", "--data", "none", "--params", "3"], "--params must be a JSON object"),
+    ],
+)
+def test_json_options_are_refused_in_one_line_before_any_work(tmp_path, capsys, argv, message):
+    assert main([*argv, "--exports" if argv[0] == "eval" else "--out", str(tmp_path / "exports")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "exports").exists()
+
+
 def test_accompany_and_generate(env):
     wav(env / "ctx.wav", rate=44100, channels=1, seconds=1.0)
     assert main(["accompany", "ctx.wav", "--context-stems", "bass,drums", "--out", "acc"]) == 0

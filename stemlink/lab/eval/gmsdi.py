@@ -123,7 +123,7 @@ def gmsdi_generation(
     text = clap_text.embed_text(names)
     labels = [(k, gen[n, k]) for n in range(count) for k in range(len(stems))]
     audible = [(k, x) for k, x in labels if float(x.pow(2).mean().sqrt()) >= AUDIBLE_RMS]
-    real_clips = [(k, w[k]) for w in real for k in range(len(stems)) if not bool(is_silent(w[None])[0, k])]
+    real_clips = [(k, w[k]) for w in real for k, silent in enumerate(is_silent(w[None])[0].tolist()) if not silent]
     real_emb = _embed(clap_audio, [x for _, x in real_clips], model.sample_rate)
     real_right = (real_emb @ text.t()).argmax(dim=1) == torch.tensor([k for k, _ in real_clips])
     row: dict[str, Any] = {
